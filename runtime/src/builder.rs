@@ -1,0 +1,144 @@
+//! `Builder`: configures and starts a [`Runtime`].
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::handle::Shared;
+use crate::quiesce::Quiesce;
+use crate::runtime::Runtime;
+use crate::scheduler::{Deterministic, Scheduler, Threaded};
+
+/// Runtime ids, unique within the OS process; they also give each runtime its in-process address.
+static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
+
+/// Configures a [`Runtime`]: worker count, name, paused clock, deterministic mode.
+///
+/// ```
+/// use procession::Runtime;
+///
+/// let runtime = Runtime::builder().workers(2).name("agent").build().unwrap();
+/// assert_eq!(runtime.name(), "agent");
+/// let simulated = Runtime::builder().deterministic(7).build().unwrap();
+/// assert!(simulated.clock().is_paused());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    workers: Option<usize>,
+    name: String,
+    paused: bool,
+    seed: Option<u64>,
+    budget: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            workers: None,
+            name: "procession".to_owned(),
+            paused: false,
+            seed: None,
+            budget: 64,
+        }
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per core, real time, threaded.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// The number of worker threads (default: one per core).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// The runtime's name, used for its threads and in logs.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts with the clock paused.
+    pub fn paused(mut self) -> Self {
+        self.paused = true;
+        self
+    }
+
+    /// Runs everything on the thread that drives the runtime (`block_on`, `Clock::settle`), in an
+    /// order drawn from `seed`, with a virtual clock that starts paused. The same seed and inputs
+    /// give the same order ([`Runtime::trace`]).
+    pub fn deterministic(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Events a process handles per visit before other processes get a turn (default 64).
+    pub fn event_budget(mut self, budget: usize) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Starts the runtime.
+    ///
+    /// # Errors
+    ///
+    /// Fails for zero workers or a zero event budget, and if the OS refuses a thread.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        if self.workers == Some(0) {
+            return Err(BuildError::new("a runtime needs at least one worker"));
+        }
+        if self.budget == 0 {
+            return Err(BuildError::new("the event budget must be at least one"));
+        }
+        let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
+        // Port 0 means "any" to a listener, so in-process addresses use 1..=65535.
+        let port = (id % 65_535) as u16 + 1;
+        let local_address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+        let workers = match self.seed {
+            Some(_) => 0,
+            None => self
+                .workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        };
+        let scheduler = match self.seed {
+            Some(seed) => Scheduler::Deterministic(Deterministic::new(seed)),
+            None => Scheduler::Threaded(Threaded::new(id, self.budget)),
+        };
+        let shared = Arc::new(Shared::new(
+            id,
+            self.name.into(),
+            local_address,
+            scheduler,
+            Quiesce::new(id, workers),
+            self.paused || self.seed.is_some(),
+        ));
+        Runtime::start(shared, workers)
+            .map_err(|e| BuildError::new(format!("spawning a runtime thread failed: {e}")))
+    }
+}
+
+/// Why a runtime could not be built.
+#[derive(Clone, Debug)]
+pub struct BuildError {
+    message: String,
+}
+
+impl BuildError {
+    fn new(message: impl Into<String>) -> Self {
+        BuildError {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}

@@ -1,0 +1,115 @@
+//! The thread's current runtime, and the process whose event the thread is running.
+//!
+//! Worker threads enter their runtime for life; any other thread (a test's main thread, a timer
+//! or I/O thread) enters one with [`Runtime::enter`](crate::Runtime::enter). The free functions
+//! (`spawn`, `send`, `after`, `Clock::current`, ...) read it here, and callbacks capture it when
+//! they are registered ([`Captured`]) so they run with the runtime their registrant saw.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use crate::handle::Handle;
+use crate::process::cell::AnyCell;
+
+thread_local! {
+    static RUNTIME: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    static PROCESS: RefCell<Option<Arc<dyn AnyCell>>> = const { RefCell::new(None) };
+    /// `(runtime id, worker index)` on a worker thread.
+    static WORKER: Cell<Option<(u64, usize)>> = const { Cell::new(None) };
+}
+
+/// The current runtime, if any.
+pub(crate) fn current() -> Option<Handle> {
+    RUNTIME.with(|r| r.borrow().clone())
+}
+
+/// The current runtime; panics with a message naming `what` when there is none.
+pub(crate) fn expect_current(what: &str) -> Handle {
+    current().unwrap_or_else(|| {
+        panic!(
+            "{what} needs a current procession runtime: call it from a process, a callback, or \
+             after `runtime.enter()`"
+        )
+    })
+}
+
+/// Makes `handle` the current runtime until the guard drops, restoring the previous one.
+pub(crate) fn enter(handle: Handle) -> EnterGuard {
+    let previous = RUNTIME.with(|r| r.replace(Some(handle)));
+    EnterGuard { previous }
+}
+
+/// Restores the previously current runtime when dropped.
+#[must_use = "the runtime stays current only while the guard lives"]
+pub struct EnterGuard {
+    previous: Option<Handle>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        RUNTIME.with(|r| *r.borrow_mut() = previous);
+    }
+}
+
+impl std::fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+/// A runtime captured when a callback was registered, entered again when it runs.
+pub(crate) struct Captured(Option<Handle>);
+
+impl Captured {
+    pub(crate) fn current() -> Self {
+        Captured(current())
+    }
+
+    /// Runs `f` with the captured runtime current (a no-op swap when it already is).
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(handle) = &self.0 else { return f() };
+        let already = RUNTIME.with(|r| matches!(&*r.borrow(), Some(h) if Arc::ptr_eq(h, handle)));
+        if already {
+            f()
+        } else {
+            let _guard = enter(handle.clone());
+            f()
+        }
+    }
+}
+
+/// The process whose event this thread is running, if any.
+pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
+    PROCESS.with(|p| p.borrow().clone())
+}
+
+/// Marks `cell` as the running process until the guard drops.
+pub(crate) fn enter_process(cell: Arc<dyn AnyCell>) -> ProcessGuard {
+    let previous = PROCESS.with(|p| p.replace(Some(cell)));
+    ProcessGuard { previous }
+}
+
+pub(crate) struct ProcessGuard {
+    previous: Option<Arc<dyn AnyCell>>,
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        PROCESS.with(|p| *p.borrow_mut() = previous);
+    }
+}
+
+/// Marks this thread as worker `index` of runtime `runtime_id`, for life.
+pub(crate) fn set_worker(runtime_id: u64, index: usize) {
+    WORKER.with(|w| w.set(Some((runtime_id, index))));
+}
+
+/// This thread's worker index if it is a worker of runtime `runtime_id`.
+pub(crate) fn worker_of(runtime_id: u64) -> Option<usize> {
+    WORKER.with(|w| match w.get() {
+        Some((id, index)) if id == runtime_id => Some(index),
+        _ => None,
+    })
+}

@@ -1,0 +1,75 @@
+//! The closed set of events a process's mailbox carries, and why a process ended.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::pid::Upid;
+
+/// One event for a process of type `P`. A process handles its events one at a time, in order.
+pub(crate) enum Event<P> {
+    /// Runs `P::initialize`; always the first event.
+    Initialize,
+    /// Runs a closure in the process's context. Dropping it unrun abandons its result.
+    Dispatch(Box<dyn FnOnce(&mut P) + Send>),
+    /// A message for an installed handler.
+    Message(Envelope),
+    /// A linked process ended.
+    Exited(Upid, ExitReason),
+    /// Ends the process after the events queued before it.
+    Terminate,
+}
+
+/// A message on its way to a handler.
+pub(crate) struct Envelope {
+    pub(crate) from: Upid,
+    pub(crate) body: Payload,
+}
+
+/// A message body: the value itself between local processes, bytes from a transport.
+pub(crate) enum Payload {
+    Local {
+        name: &'static str,
+        value: Box<dyn Any + Send>,
+    },
+    Encoded {
+        name: Arc<str>,
+        bytes: Bytes,
+    },
+}
+
+impl Payload {
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Payload::Local { name, .. } => name,
+            Payload::Encoded { name, .. } => name,
+        }
+    }
+}
+
+/// Why a process ended, as reported to the processes linked to it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExitReason {
+    /// It was terminated and ran `finalize`.
+    Normal,
+    /// A handler panicked; `finalize` did not run. Carries the panic message.
+    Panicked(Arc<str>),
+    /// Its node became unreachable (the connection broke or the peer is gone).
+    Lost,
+    /// It was not running when the link was made: it ended earlier or never existed.
+    NotFound,
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::Normal => f.write_str("terminated"),
+            ExitReason::Panicked(message) => write!(f, "panicked: {message}"),
+            ExitReason::Lost => f.write_str("lost: its node is unreachable"),
+            ExitReason::NotFound => f.write_str("not found"),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `std::future::Future` interop: `.await` on a [`Future`].
+//!
+//! The other direction, a std future driven into a `Future<T>`, needs a runtime to poll it, so it
+//! lives with the runtime ([`spawn_async`](crate::spawn_async)).
+
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::Mutex;
+
+use super::Future;
+use crate::error::Error;
+
+impl<T: Clone + Send + Sync + 'static> IntoFuture for Future<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = Wait<T>;
+
+    /// Awaiting gives a clone of the value, or the error. Dropping the awaiting Rust future does
+    /// not discard this one: other handles may still want the result.
+    fn into_future(self) -> Wait<T> {
+        Wait {
+            future: self,
+            waker: None,
+        }
+    }
+}
+
+/// The `std::future::Future` that `.await` on a [`Future`] polls.
+///
+/// It registers one callback on the future, however often it is polled; a later poll only
+/// updates the waker.
+#[must_use = "futures do nothing unless polled"]
+pub struct Wait<T: Send + Sync + 'static> {
+    future: Future<T>,
+    waker: Option<Arc<Mutex<Option<Waker>>>>,
+}
+
+impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(outcome) = self.future.outcome() {
+            return Poll::Ready(outcome.clone());
+        }
+        match &self.waker {
+            Some(slot) => {
+                let mut slot = slot.lock();
+                match &mut *slot {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    None => *slot = Some(cx.waker().clone()),
+                }
+            }
+            None => {
+                let slot = Arc::new(Mutex::new(Some(cx.waker().clone())));
+                let wake = slot.clone();
+                self.waker = Some(slot);
+                self.future.on_any(move |_| {
+                    if let Some(waker) = wake.lock().take() {
+                        waker.wake();
+                    }
+                });
+            }
+        }
+        // The callback may have run between the first check and the registration.
+        match self.future.outcome() {
+            Some(outcome) => Poll::Ready(outcome.clone()),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Unpin for Wait<T> {}

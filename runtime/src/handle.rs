@@ -1,0 +1,239 @@
+//! Engine: [`Handle`], the cloneable reference to one runtime's shared parts. It is what the
+//! thread-local current runtime holds, what every process cell keeps, and the one place where an
+//! event is routed to a local process or to the transport.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::event::{Envelope, ExitReason, Payload};
+use crate::filter::FilterPoint;
+use crate::pid::Upid;
+use crate::process::table::Table;
+use crate::quiesce::Quiesce;
+use crate::scheduler::Scheduler;
+use crate::timer::Timers;
+use crate::transport::Transport;
+
+pub(crate) type Handle = Arc<Shared>;
+
+pub(crate) struct Shared {
+    pub(crate) id: u64,
+    pub(crate) name: Arc<str>,
+    /// The in-process address every runtime has, transport or not.
+    local_address: SocketAddr,
+    /// The address Upids carry: the transport's once it listens.
+    address: RwLock<SocketAddr>,
+    table: Table,
+    scheduler: Scheduler,
+    timers: Timers,
+    quiesce: Quiesce,
+    filter: FilterPoint,
+    transport: RwLock<Option<Arc<dyn Transport>>>,
+    /// Local linkers of remote processes, by remote process, so a lost peer can be reported.
+    remote_links: Mutex<HashMap<Upid, Vec<Upid>>>,
+    io: Mutex<Option<tokio::runtime::Runtime>>,
+    pub(crate) shutting_down: AtomicBool,
+    dropped_messages: AtomicU64,
+    next_task: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        id: u64,
+        name: Arc<str>,
+        local_address: SocketAddr,
+        scheduler: Scheduler,
+        quiesce: Quiesce,
+        paused: bool,
+    ) -> Self {
+        Shared {
+            id,
+            name,
+            local_address,
+            address: RwLock::new(local_address),
+            table: Table::new(),
+            scheduler,
+            timers: Timers::new(paused),
+            quiesce,
+            filter: FilterPoint::default(),
+            transport: RwLock::new(None),
+            remote_links: Mutex::new(HashMap::new()),
+            io: Mutex::new(None),
+            shutting_down: AtomicBool::new(false),
+            dropped_messages: AtomicU64::new(0),
+            next_task: AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn address(&self) -> SocketAddr {
+        *self.address.read()
+    }
+
+    pub(crate) fn set_address(&self, address: SocketAddr) {
+        *self.address.write() = address;
+    }
+
+    pub(crate) fn is_local(&self, address: SocketAddr) -> bool {
+        address == self.local_address || address == self.address()
+    }
+
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
+    pub(crate) fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    pub(crate) fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    pub(crate) fn quiesce(&self) -> &Quiesce {
+        &self.quiesce
+    }
+
+    pub(crate) fn filter(&self) -> &FilterPoint {
+        &self.filter
+    }
+
+    pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {
+        self.transport.read().clone()
+    }
+
+    pub(crate) fn set_transport(&self, transport: Option<Arc<dyn Transport>>) {
+        *self.transport.write() = transport;
+    }
+
+    pub(crate) fn next_task_name(&self) -> Arc<str> {
+        format!("task({})", self.next_task.fetch_add(1, Ordering::Relaxed)).into()
+    }
+
+    /// The tokio runtime that drives sockets, child processes and blocking jobs, built on first
+    /// use with one I/O thread.
+    pub(crate) fn io(&self) -> tokio::runtime::Handle {
+        let mut io = self.io.lock();
+        let runtime = io.get_or_insert_with(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(format!("{}-io", self.name))
+                .enable_all()
+                .build()
+                .expect("building the I/O driver (a tokio runtime) failed")
+        });
+        runtime.handle().clone()
+    }
+
+    /// Stops the I/O driver without waiting for its tasks (shutdown, after every process ended).
+    pub(crate) fn stop_io(&self) {
+        if let Some(io) = self.io.lock().take() {
+            io.shutdown_background();
+        }
+    }
+
+    /// Counts (and logs) a message that could not be delivered.
+    pub(crate) fn drop_message(&self, to: &Upid, name: &str, why: &'static str) {
+        self.dropped_messages.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(runtime = %self.name, %to, message = name, reason = why, "message dropped");
+    }
+
+    pub(crate) fn dropped_messages(&self) -> u64 {
+        self.dropped_messages.load(Ordering::Relaxed)
+    }
+
+    /// Delivers a message to a local process, or hands it to the transport.
+    pub(crate) fn route(
+        &self,
+        to: &Upid,
+        envelope: Envelope,
+        encode: impl FnOnce() -> Option<bytes::Bytes>,
+    ) {
+        if self.is_local(to.address()) {
+            let name_for_log = envelope.body.name().to_owned();
+            match self.table.get(to.id()) {
+                Some(cell) => {
+                    if !cell.deliver_message(envelope) {
+                        self.drop_message(to, &name_for_log, "receiver gone or filtered");
+                    }
+                }
+                None => self.drop_message(to, &name_for_log, "unknown process"),
+            }
+            return;
+        }
+        let name = envelope.body.name().to_owned();
+        match (self.transport(), encode()) {
+            (Some(transport), Some(bytes)) => transport.send(&envelope.from, to, &name, bytes),
+            (None, _) => self.drop_message(to, &name, "remote address and no transport"),
+            (_, None) => self.drop_message(to, &name, "encoding failed"),
+        }
+    }
+
+    /// Delivers an encoded message that arrived from a transport.
+    pub(crate) fn route_encoded(&self, from: Upid, to: &Upid, name: Arc<str>, bytes: bytes::Bytes) {
+        let envelope = Envelope {
+            from,
+            body: Payload::Encoded { name, bytes },
+        };
+        self.route(to, envelope, || None);
+    }
+
+    /// Tells `linker` that `upid` ended.
+    pub(crate) fn notify_exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
+        if self.is_local(linker.address()) {
+            if let Some(cell) = self.table.get(linker.id()) {
+                cell.deliver_exited(upid.clone(), reason.clone());
+            }
+        } else if let Some(transport) = self.transport() {
+            transport.exited(linker, upid, reason);
+        }
+    }
+
+    /// Links local `linker` to remote `to` through the transport.
+    pub(crate) fn link_remote(&self, linker: Upid, to: &Upid) {
+        let Some(transport) = self.transport() else {
+            self.notify_exited(&linker, to, &ExitReason::Lost);
+            return;
+        };
+        {
+            let mut links = self.remote_links.lock();
+            let linkers = links.entry(to.clone()).or_default();
+            if linkers.contains(&linker) {
+                return;
+            }
+            linkers.push(linker.clone());
+        }
+        transport.link(&linker, to);
+    }
+
+    /// A remote process ended (or its node was lost): tells every local linker once.
+    pub(crate) fn remote_exited(&self, upid: &Upid, reason: &ExitReason) {
+        let linkers = self.remote_links.lock().remove(upid).unwrap_or_default();
+        for linker in linkers {
+            self.notify_exited(&linker, upid, reason);
+        }
+    }
+
+    /// Every process at `address` is unreachable: tells their local linkers they were lost.
+    pub(crate) fn peer_lost(&self, address: SocketAddr) {
+        let lost: Vec<(Upid, Vec<Upid>)> = {
+            let mut links = self.remote_links.lock();
+            let gone: Vec<Upid> = links
+                .keys()
+                .filter(|u| u.address() == address)
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|u| links.remove(&u).map(|l| (u, l)))
+                .collect()
+        };
+        for (upid, linkers) in lost {
+            for linker in linkers {
+                self.notify_exited(&linker, &upid, &ExitReason::Lost);
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Typed messages: [`send`] a [`Message`] to any [`Upid`], local or remote; a process receives
+//! it through a handler it installed for that message type.
+//!
+//! Messages are the untyped half of procession's communication: where [`dispatch`](crate::dispatch)
+//! needs a typed [`Pid`](crate::Pid) in the same runtime, a message needs only an address, can
+//! cross the network, and tells the handler who sent it so it can reply.
+//!
+//! ```
+//! use procession::{send, Context, Message, Process, Runtime, Upid};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Ping(u32);
+//! impl Message for Ping { const NAME: &'static str = "doc::Ping"; }
+//!
+//! #[derive(Default)]
+//! struct Ponger { seen: Vec<u32> }
+//! impl Process for Ponger {
+//!     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+//!         ctx.install(|me: &mut Self, _from: &Upid, Ping(n)| me.seen.push(n)).unwrap();
+//!     }
+//! }
+//!
+//! let runtime = Runtime::new();
+//! let ponger = runtime.spawn(Ponger::default());
+//! {
+//!     let _entered = runtime.enter();
+//!     send(&ponger.upid(), Ping(7));
+//! }
+//! let seen = runtime.block_on(procession::dispatch(&ponger, |p: &mut Ponger| p.seen.clone()));
+//! assert_eq!(seen.unwrap(), vec![7]);
+//! ```
+//!
+//! # Contract
+//!
+//! Local delivery moves the value itself; only a remote receiver makes the runtime encode it
+//! (serde with bincode's standard configuration). Messages from one sender to one receiver
+//! arrive in the order sent. A message to an unknown process, to a process without a handler
+//! for its name, or that fails to decode is dropped, counted and logged at debug level; sending
+//! never fails and never panics. A message's [`NAME`](Message::NAME) is its identity on the
+//! wire: keep it stable when moving the type.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context;
+use crate::event::{Envelope, Payload};
+use crate::handle::Handle;
+use crate::pid::Upid;
+use crate::process::cell::ProcessCell;
+use crate::process::Process;
+
+/// A value that can be sent to a process: serializable, with a stable name.
+///
+/// `#[derive(Message)]` (from the macros crate) implements it with the name
+/// `crate_name::TypeName`; by hand:
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Heartbeat { agent: String }
+/// impl procession::Message for Heartbeat { const NAME: &'static str = "cluster::Heartbeat"; }
+/// ```
+pub trait Message: Serialize + DeserializeOwned + Send + 'static {
+    /// The name that identifies this message type, locally and on the wire.
+    const NAME: &'static str;
+}
+
+/// Sends `message` to `to` from the current process (or from an anonymous sender outside any
+/// process).
+///
+/// Returns at once; delivery is asynchronous. A local receiver gets the value itself; a remote
+/// one gets it through the transport.
+///
+/// # Panics
+///
+/// Panics if no runtime is current.
+pub fn send<M: Message>(to: &Upid, message: M) {
+    let handle = context::expect_current("send");
+    let from = match context::current_process() {
+        Some(cell) => cell.upid(),
+        None => anonymous(&handle),
+    };
+    deliver(&handle, from, to, message);
+}
+
+/// Sends `message` to `to` as if `from` had sent it. The receiver's handler sees `from` as the
+/// sender; this is how a test replays or spoofs a message (libprocess's `post`).
+///
+/// # Panics
+///
+/// Panics if no runtime is current.
+pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
+    let handle = context::expect_current("post");
+    deliver(&handle, from.clone(), to, message);
+}
+
+fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
+    if handle.is_local(to.address()) {
+        let envelope = Envelope {
+            from,
+            body: Payload::Local {
+                name: M::NAME,
+                value: Box::new(message),
+            },
+        };
+        handle.route(to, envelope, || None);
+    } else {
+        // Routed to the transport: encode now, while the type is known.
+        let bytes = encode(&message);
+        let envelope = Envelope {
+            from,
+            body: Payload::Encoded {
+                name: M::NAME.into(),
+                bytes: Bytes::new(),
+            },
+        };
+        handle.route(to, envelope, move || bytes);
+    }
+}
+
+/// The sender of messages sent from outside any process.
+fn anonymous(handle: &Handle) -> Upid {
+    Upid::new("anonymous", handle.address())
+}
+
+/// Encodes a message body the way the transport carries it.
+fn encode<M: Message>(message: &M) -> Option<Bytes> {
+    match bincode::serde::encode_to_vec(message, bincode::config::standard()) {
+        Ok(bytes) => Some(Bytes::from(bytes)),
+        Err(error) => {
+            tracing::warn!(message = M::NAME, %error, "message encoding failed; dropping it");
+            None
+        }
+    }
+}
+
+fn decode<M: Message>(bytes: &[u8]) -> Result<M, String> {
+    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+        Ok((message, read)) if read == bytes.len() => Ok(message),
+        Ok((_, read)) => Err(format!(
+            "{} trailing bytes after the message",
+            bytes.len() - read
+        )),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `install` found a handler for this message name already.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallError {
+    name: &'static str,
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a handler for message {:?} is already installed",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for InstallError {}
+
+type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Payload) -> Result<(), String> + Send>;
+
+/// A process's message handlers by name; allocated on the first `install`.
+pub(crate) struct Handlers<P> {
+    // Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
+    #[allow(clippy::box_collection)]
+    map: Option<Box<HashMap<&'static str, Handler<P>>>>,
+}
+
+impl<P> Default for Handlers<P> {
+    fn default() -> Self {
+        Handlers { map: None }
+    }
+}
+
+impl<P: Process> Handlers<P> {
+    pub(crate) fn install<M, F>(&mut self, mut handler: F) -> Result<(), InstallError>
+    where
+        M: Message,
+        F: FnMut(&mut P, &Upid, M) + Send + 'static,
+    {
+        let map = self.map.get_or_insert_with(Default::default);
+        if map.contains_key(M::NAME) {
+            return Err(InstallError { name: M::NAME });
+        }
+        let erased: Handler<P> = Box::new(move |process, from, payload| {
+            let message = match payload {
+                Payload::Local { value, .. } => *value
+                    .downcast::<M>()
+                    .map_err(|_| format!("a local message named {:?} has another type", M::NAME))?,
+                Payload::Encoded { bytes, .. } => decode::<M>(&bytes)?,
+            };
+            handler(process, from, message);
+            Ok(())
+        });
+        map.insert(M::NAME, erased);
+        Ok(())
+    }
+
+    /// Runs the handler for `envelope`, or drops and counts it.
+    pub(crate) fn handle(&mut self, process: &mut P, cell: &ProcessCell<P>, envelope: Envelope) {
+        let name = envelope.body.name();
+        let Some(handler) = self.map.as_mut().and_then(|map| map.get_mut(name)) else {
+            let name = name.to_owned();
+            cell.handle()
+                .drop_message(&cell.upid(), &name, "no handler installed");
+            return;
+        };
+        if let Err(error) = handler(process, &envelope.from, envelope.body) {
+            tracing::debug!(process = %cell.upid(), %error, "message undecodable");
+            cell.handle()
+                .drop_message(&cell.upid(), "(undecodable)", "decoding failed");
+        }
+    }
+}

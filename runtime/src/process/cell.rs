@@ -1,0 +1,407 @@
+//! Engine: one process's slot — its mailbox, state flags, lifecycle and the type-erased face the
+//! rest of the runtime uses to reach it.
+//!
+//! # Protocol
+//!
+//! Two mutexes, never held together except `slot` then `mailbox` (in that order):
+//!
+//! - `mailbox` is touched by every sender and by the runner. It guards the event queue, the flags
+//!   below, and the lazily allocated [`Extras`] (linkers, waiters, exit reason).
+//!   - `scheduled`: set by the push that finds it clear (that pusher hands the cell to the
+//!     scheduler), cleared by the runner when it finds the queue empty at the end of a visit.
+//!     While set, the cell is in exactly one run queue or running on exactly one worker, so the
+//!     process never runs on two threads at once.
+//!   - `inject_terminate`: set by `terminate_now`; the runner sees it before its next batch and
+//!     terminates without running the queued events.
+//!   - `terminated`: set once by the runner when the process ends; excludes every later push
+//!     (the event is dropped at once, so a dispatch ends abandoned) and every later link (the
+//!     linker is told at once).
+//! - `slot` is touched only by the runner (the worker holding `scheduled`): the process value, its
+//!   message handlers and the batch being run.
+//!
+//! # A visit
+//!
+//! 1. Lock `slot`; lock `mailbox`; move up to the budget of events into the batch (a swap of two
+//!    queues when the whole queue fits, so nothing allocates); note `inject_terminate`; unlock
+//!    `mailbox`.
+//! 2. Run the batch, each event under `catch_unwind`, counting each as finished for settle.
+//! 3. Lock `mailbox`: if the queue is empty clear `scheduled`, else hand the cell back to the
+//!    scheduler (to the back, for fairness).
+//!
+//! # Termination (on the runner)
+//!
+//! 1. Run `finalize` (skipped after a panic).
+//! 2. Lock `mailbox`, set `terminated` and the exit reason, take the queue, linkers and waiters.
+//! 3. Drop the process value, then every undelivered event (their dispatches end abandoned).
+//! 4. Remove the id from the process table.
+//! 5. Tell every linker (`exited`), then complete every `wait`.
+
+use std::collections::VecDeque;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::Context;
+use super::Process;
+use crate::context;
+use crate::event::{Envelope, Event, ExitReason};
+use crate::filter::EventView;
+use crate::future::{Future, Promise};
+use crate::handle::Handle;
+use crate::message::Handlers;
+use crate::pid::Upid;
+use crate::scheduler::Runnable;
+
+pub(crate) struct ProcessCell<P: Process> {
+    id: Arc<str>,
+    handle: Handle,
+    mailbox: Mutex<Mailbox<P>>,
+    slot: Mutex<Slot<P>>,
+}
+
+struct Mailbox<P> {
+    queue: VecDeque<Event<P>>,
+    scheduled: bool,
+    inject_terminate: bool,
+    terminated: bool,
+    extras: Option<Box<Extras>>,
+}
+
+/// What most processes never need, allocated on first use.
+#[derive(Default)]
+struct Extras {
+    linkers: Vec<Upid>,
+    waiters: Vec<Promise<()>>,
+    exit: Option<ExitReason>,
+}
+
+struct Slot<P> {
+    process: Option<P>,
+    handlers: Handlers<P>,
+    batch: VecDeque<Event<P>>,
+}
+
+/// The type-erased face of a process cell: what needs no knowledge of `P`.
+pub(crate) trait AnyCell: Runnable {
+    fn id(&self) -> &Arc<str>;
+    fn upid(&self) -> Upid;
+    fn handle(&self) -> &Handle;
+    /// Queues a message; false if the process is gone (the message is dropped).
+    fn deliver_message(self: Arc<Self>, envelope: Envelope) -> bool;
+    /// Queues an `exited` notice about `upid`.
+    fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason);
+    fn terminate(self: Arc<Self>, inject: bool);
+    fn wait(&self) -> Future<()>;
+    /// Records `linker` to be told when this process ends; if it already has, returns why.
+    fn add_linker(&self, linker: Upid) -> Result<(), ExitReason>;
+}
+
+impl<P: Process> ProcessCell<P> {
+    pub(crate) fn new(id: Arc<str>, handle: Handle, process: P) -> Self {
+        ProcessCell {
+            id,
+            handle,
+            mailbox: Mutex::new(Mailbox {
+                queue: VecDeque::new(),
+                scheduled: false,
+                inject_terminate: false,
+                terminated: false,
+                extras: None,
+            }),
+            slot: Mutex::new(Slot {
+                process: Some(process),
+                handlers: Handlers::default(),
+                batch: VecDeque::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    pub(crate) fn upid(&self) -> Upid {
+        Upid::new(self.id.clone(), self.handle.address())
+    }
+
+    /// Whether the filter point lets an event through; `view` builds what it shows, and is only
+    /// called when a filter is installed.
+    fn filter_allows(&self, view: impl FnOnce(&Upid) -> bool) -> bool {
+        !self.handle.filter().is_installed() || view(&self.upid())
+    }
+
+    fn push_unfiltered(self: &Arc<Self>, event: Event<P>) -> bool {
+        let quiesce = self.handle.quiesce();
+        quiesce.started();
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.terminated {
+            drop(mailbox);
+            drop(event);
+            quiesce.finished();
+            return false;
+        }
+        mailbox.queue.push_back(event);
+        let schedule = !mem::replace(&mut mailbox.scheduled, true);
+        drop(mailbox);
+        if schedule {
+            self.handle.scheduler().schedule(self.clone());
+        }
+        true
+    }
+
+    /// Queues a dispatch of `f`; false if the process is gone or the filter dropped it.
+    pub(crate) fn dispatch(
+        self: &Arc<Self>,
+        method: Option<&'static str>,
+        f: Box<dyn FnOnce(&mut P) + Send>,
+    ) -> bool {
+        let filter = self.handle.filter();
+        if !self.filter_allows(|to| filter.allows(&EventView::Dispatch { to, method })) {
+            return false;
+        }
+        self.push_unfiltered(Event::Dispatch(f))
+    }
+
+    /// Queues `Initialize`; the first event, pushed before the cell is published.
+    pub(crate) fn start(self: &Arc<Self>) {
+        self.push_unfiltered(Event::Initialize);
+    }
+
+    fn visit(self: &Arc<Self>) {
+        let budget = self.handle.scheduler().budget();
+        let quiesce = self.handle.quiesce();
+        let mut slot = self.slot.lock();
+        let slot = &mut *slot;
+        let inject = {
+            let mut mailbox = self.mailbox.lock();
+            if mailbox.queue.len() <= budget {
+                mem::swap(&mut mailbox.queue, &mut slot.batch);
+            } else {
+                slot.batch.extend(mailbox.queue.drain(..budget));
+            }
+            mem::take(&mut mailbox.inject_terminate)
+        };
+        if slot.process.is_none() {
+            // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
+            self.drop_batch(slot);
+        } else {
+            let _running = context::enter_process(self.clone());
+            match self.run_batch(slot, inject) {
+                Some(panicked) => self.terminate_on_runner(slot, panicked),
+                None if inject => self.terminate_on_runner(slot, None),
+                None => {}
+            }
+        }
+        if inject {
+            quiesce.finished();
+        }
+        self.end_visit();
+    }
+
+    /// Runs the batch until it is empty or the process ends. Returns `Some` when the process must
+    /// end now: `Some(None)` for a terminate event, `Some(Some(reason))` after a panic. With
+    /// `inject`, only a leading `Initialize` runs (it always runs first).
+    fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>, inject: bool) -> Option<Option<ExitReason>> {
+        let quiesce = self.handle.quiesce();
+        loop {
+            if inject && !matches!(slot.batch.front(), Some(Event::Initialize)) {
+                return None;
+            }
+            let event = slot.batch.pop_front()?;
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
+            quiesce.finished();
+            match result {
+                Ok(true) => return Some(None),
+                Ok(false) => {}
+                Err(payload) => {
+                    let message = crate::future::panic_message(&*payload).to_owned();
+                    tracing::error!(process = %self.upid(), panic = %message, "process panicked; terminating it");
+                    return Some(Some(ExitReason::Panicked(message.into())));
+                }
+            }
+        }
+    }
+
+    /// Runs one event; true when it was `Terminate`.
+    fn handle_event(self: &Arc<Self>, slot: &mut Slot<P>, event: Event<P>) -> bool {
+        let process = slot.process.as_mut().expect("a live process has its value");
+        match event {
+            Event::Initialize => process.initialize(&mut Context::new(self, &mut slot.handlers)),
+            Event::Dispatch(f) => f(process),
+            Event::Message(envelope) => slot.handlers.handle(process, self, envelope),
+            Event::Exited(upid, reason) => {
+                process.exited(&mut Context::new(self, &mut slot.handlers), &upid, &reason)
+            }
+            Event::Terminate => return true,
+        }
+        false
+    }
+
+    fn end_visit(self: &Arc<Self>) {
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.queue.is_empty() && !mailbox.inject_terminate || mailbox.terminated {
+            mailbox.scheduled = false;
+            return;
+        }
+        drop(mailbox);
+        self.handle.scheduler().reschedule(self.clone());
+    }
+
+    fn drop_batch(&self, slot: &mut Slot<P>) {
+        let quiesce = self.handle.quiesce();
+        for event in slot.batch.drain(..) {
+            drop(event);
+            quiesce.finished();
+        }
+    }
+
+    /// Ends the process on its runner; `panicked` is set when a handler panicked.
+    fn terminate_on_runner(self: &Arc<Self>, slot: &mut Slot<P>, panicked: Option<ExitReason>) {
+        let reason = match panicked {
+            Some(reason) => reason,
+            None => {
+                let process = slot.process.as_mut().expect("a live process has its value");
+                let mut ctx = Context::new(self, &mut slot.handlers);
+                match panic::catch_unwind(AssertUnwindSafe(|| process.finalize(&mut ctx))) {
+                    Ok(()) => ExitReason::Normal,
+                    Err(payload) => {
+                        let message = crate::future::panic_message(&*payload).to_owned();
+                        tracing::error!(process = %self.upid(), panic = %message, "finalize panicked");
+                        ExitReason::Panicked(message.into())
+                    }
+                }
+            }
+        };
+        let (queue, linkers, waiters) = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.exit = Some(reason.clone());
+            let linkers = mem::take(&mut extras.linkers);
+            let waiters = mem::take(&mut extras.waiters);
+            (mem::take(&mut mailbox.queue), linkers, waiters)
+        };
+        let process = slot.process.take();
+        let _handlers = mem::take(&mut slot.handlers);
+        drop(process);
+        self.drop_batch(slot);
+        let quiesce = self.handle.quiesce();
+        for event in queue {
+            drop(event);
+            quiesce.finished();
+        }
+        self.handle.table().remove(&self.id);
+        tracing::debug!(process = %self.upid(), %reason, "process ended");
+
+        let me = self.upid();
+        for linker in linkers {
+            self.handle.notify_exited(&linker, &me, &reason);
+        }
+        for waiter in waiters {
+            waiter.set(());
+        }
+    }
+}
+
+impl<P: Process> Runnable for ProcessCell<P> {
+    fn run(self: Arc<Self>) {
+        self.visit();
+    }
+
+    fn name(&self) -> &str {
+        &self.id
+    }
+}
+
+impl<P: Process> AnyCell for ProcessCell<P> {
+    fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    fn upid(&self) -> Upid {
+        ProcessCell::upid(self)
+    }
+
+    fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    fn deliver_message(self: Arc<Self>, envelope: Envelope) -> bool {
+        let filter = self.handle.filter();
+        let allowed = self.filter_allows(|to| {
+            filter.allows(&EventView::Message {
+                from: &envelope.from,
+                to,
+                name: envelope.body.name(),
+                body: (&envelope.body).into(),
+            })
+        });
+        allowed && self.push_unfiltered(Event::Message(envelope))
+    }
+
+    fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason) {
+        let filter = self.handle.filter();
+        let allowed = self.filter_allows(|to| {
+            filter.allows(&EventView::Exited {
+                to,
+                upid: &upid,
+                reason: &reason,
+            })
+        });
+        if allowed {
+            self.push_unfiltered(Event::Exited(upid, reason));
+        }
+    }
+
+    fn terminate(self: Arc<Self>, inject: bool) {
+        if !inject {
+            self.push_unfiltered(Event::Terminate);
+            return;
+        }
+        // The request is one unit of work for settle, finished by the visit that consumes it.
+        let quiesce = self.handle.quiesce();
+        quiesce.started();
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.terminated || mailbox.inject_terminate {
+            drop(mailbox);
+            quiesce.finished();
+            return;
+        }
+        mailbox.inject_terminate = true;
+        let schedule = !mem::replace(&mut mailbox.scheduled, true);
+        drop(mailbox);
+        if schedule {
+            self.handle.scheduler().schedule(self.clone());
+        }
+    }
+
+    fn wait(&self) -> Future<()> {
+        let mut mailbox = self.mailbox.lock();
+        let extras = mailbox.extras.get_or_insert_with(Default::default);
+        if extras.exit.is_some() {
+            return Future::ready(());
+        }
+        let promise = Promise::new();
+        let future = promise.future();
+        extras.waiters.push(promise);
+        future
+    }
+
+    fn add_linker(&self, linker: Upid) -> Result<(), ExitReason> {
+        let mut mailbox = self.mailbox.lock();
+        let extras = mailbox.extras.get_or_insert_with(Default::default);
+        if let Some(reason) = &extras.exit {
+            return Err(reason.clone());
+        }
+        if !extras.linkers.contains(&linker) {
+            extras.linkers.push(linker);
+        }
+        Ok(())
+    }
+}

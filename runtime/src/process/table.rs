@@ -1,0 +1,71 @@
+//! Engine: the map from process ids to live processes, and id generation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::cell::AnyCell;
+
+const SHARDS: usize = 16;
+
+type Shard = HashMap<Arc<str>, Arc<dyn AnyCell>>;
+
+/// Live processes by id, sharded so that spawns and exits on different workers rarely meet.
+pub(crate) struct Table {
+    hasher: RandomState,
+    shards: [RwLock<Shard>; SHARDS],
+    next_id: AtomicU64,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Table {
+            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn shard(&self, id: &str) -> &RwLock<Shard> {
+        &self.shards[self.hasher.hash_one(id) as usize % SHARDS]
+    }
+
+    /// A fresh id `base(n)`; `n` is never reused by this table.
+    pub(crate) fn generate_id(&self, base: &str) -> Arc<str> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{base}({n})").into()
+    }
+
+    /// Publishes `cell`; false if its id is taken.
+    pub(crate) fn insert(&self, cell: Arc<dyn AnyCell>) -> bool {
+        let mut shard = self.shard(cell.id()).write();
+        if shard.contains_key(cell.id()) {
+            return false;
+        }
+        shard.insert(cell.id().clone(), cell);
+        true
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<dyn AnyCell>> {
+        self.shard(id).read().get(id).cloned()
+    }
+
+    pub(crate) fn remove(&self, id: &str) {
+        self.shard(id).write().remove(id);
+    }
+
+    /// Every live process (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<dyn AnyCell>> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.read().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+}

@@ -1,0 +1,79 @@
+//! Engine: counts of work started and finished, so [`Clock::settle`](crate::Clock::settle) can
+//! tell exactly when the runtime has nothing left to do.
+//!
+//! # Protocol
+//!
+//! A *unit of work* is an event pushed to a mailbox, a woken async task, or a blocking job.
+//! Whoever creates one calls [`Quiesce::started`] **before** making it visible (pushing it,
+//! scheduling it); whoever finishes or drops it calls [`Quiesce::finished`] **after** its effects
+//! (including any work it started) are done. Every `finished` therefore follows its `started`,
+//! and work started by a unit is counted before that unit is counted finished.
+//!
+//! Each worker thread owns one slot and bumps it with a plain load and store (one writer, no
+//! read-modify-write, no shared cache line); every other thread uses the shared `external` slot
+//! with `fetch_add`. No atomic is shared by all events.
+//!
+//! [`Quiesce::is_idle`] sums every slot's `finished` count, then (after a `SeqCst` fence) every
+//! slot's `started` count. The counters only grow, and a unit's `finished` happens after its
+//! `started`, so the first sum is at most the number of units finished at the fence and the
+//! second at least the number started then: if the sums are equal, at that instant every unit
+//! started had finished.
+
+use crate::context;
+use crate::sync::{fence, AtomicU64, Ordering};
+
+/// One writer's counters, on a cache line of their own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+pub(crate) struct Quiesce {
+    runtime_id: u64,
+    workers: Box<[Slot]>,
+    external: Slot,
+}
+
+impl Quiesce {
+    pub(crate) fn new(runtime_id: u64, workers: usize) -> Self {
+        Quiesce {
+            runtime_id,
+            workers: (0..workers).map(|_| Slot::default()).collect(),
+            external: Slot::default(),
+        }
+    }
+
+    /// Counts a unit of work as started; call before the unit becomes visible to its runner.
+    pub(crate) fn started(&self) {
+        self.bump(|slot| &slot.started);
+    }
+
+    /// Counts a unit of work as finished (run or dropped); call after its effects.
+    pub(crate) fn finished(&self) {
+        self.bump(|slot| &slot.finished);
+    }
+
+    fn bump(&self, counter: impl Fn(&Slot) -> &AtomicU64) {
+        match context::worker_of(self.runtime_id).and_then(|i| self.workers.get(i)) {
+            Some(slot) => {
+                // Only this worker thread writes this slot.
+                let counter = counter(slot);
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+            }
+            None => {
+                counter(&self.external).fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Whether every unit of work started so far has finished (see the protocol above).
+    pub(crate) fn is_idle(&self) -> bool {
+        let slots = || self.workers.iter().chain(std::iter::once(&self.external));
+        let finished: u64 = slots().map(|s| s.finished.load(Ordering::Acquire)).sum();
+        fence(Ordering::SeqCst);
+        let started: u64 = slots().map(|s| s.started.load(Ordering::Acquire)).sum();
+        finished == started
+    }
+}

@@ -1,0 +1,374 @@
+//! `Runtime`: a worker pool, a process table, a clock and an I/O driver — one "node".
+//!
+//! Nothing in procession is global: every process, timer and message belongs to one runtime,
+//! and many runtimes can live in one OS process without seeing each other (tests run in
+//! parallel; a multi-node test runs several nodes in one binary).
+//!
+//! ```
+//! use procession::{dispatch, Process, Runtime};
+//!
+//! struct Greeter;
+//! impl Process for Greeter {}
+//!
+//! let runtime = Runtime::builder().workers(2).build().unwrap();
+//! let greeter = runtime.spawn(Greeter);
+//! let hello = dispatch(&greeter, |_: &mut Greeter| "hello");
+//! assert_eq!(runtime.block_on(hello).unwrap(), "hello");
+//! runtime.shutdown(); // runs every finalize, joins every thread
+//! ```
+//!
+//! # Shutdown
+//!
+//! 1. New spawns are refused (the process never starts; its dispatches end abandoned).
+//! 2. Every live process gets a terminate event at the back of its queue, so queued events run
+//!    and `finalize` runs last; shutdown waits until every process has ended.
+//! 3. Timers are disarmed (their actions never run), the workers and the timer driver stop and
+//!    are joined, and the I/O driver stops.
+//!
+//! Dropping a runtime shuts it down the same way.
+//!
+//! # Contract
+//!
+//! Worker threads have the runtime current, so the free functions work in handlers and
+//! callbacks; other threads use [`Runtime::enter`]. `block_on` and `shutdown` must not be called
+//! from the runtime's own workers (they would wait for themselves) and panic if they are.
+
+use std::fmt;
+use std::future::{Future as _, IntoFuture};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+
+use parking_lot::Mutex;
+
+use crate::builder::Builder;
+use crate::clock::Clock;
+use crate::context::{self, EnterGuard};
+use crate::filter::Filter;
+use crate::future::Future;
+use crate::handle::Handle;
+use crate::pid::Pid;
+use crate::process::{spawn_on, Process, SpawnError};
+use crate::scheduler::Trace;
+use crate::transport::Inbound;
+
+/// A procession runtime. See the [module docs](self).
+pub struct Runtime {
+    handle: Handle,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stopped: AtomicBool,
+}
+
+impl Runtime {
+    /// A runtime with the default configuration (one worker per core, real time).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the OS refuses a thread; use [`Runtime::builder`] to handle that.
+    pub fn new() -> Runtime {
+        Builder::new()
+            .build()
+            .expect("starting a procession runtime")
+    }
+
+    /// A builder for a configured runtime.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(handle: Handle, workers: usize) -> std::io::Result<Runtime> {
+        let runtime = Runtime {
+            handle: handle.clone(),
+            threads: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
+        };
+        if handle.scheduler().as_threaded().is_none() {
+            return Ok(runtime);
+        }
+        for index in 0..workers {
+            let shared = handle.clone();
+            let thread = thread::Builder::new()
+                .name(format!("{}-worker-{index}", handle.name))
+                .spawn(move || {
+                    let _entered = context::enter(shared.clone());
+                    if let Some(scheduler) = shared.scheduler().as_threaded() {
+                        scheduler.work(index);
+                    }
+                })?;
+            runtime.threads.lock().push(thread);
+        }
+        let shared = handle.clone();
+        let driver = thread::Builder::new()
+            .name(format!("{}-timer", handle.name))
+            .spawn(move || {
+                let _entered = context::enter(shared.clone());
+                shared.timers().drive();
+            })?;
+        runtime.threads.lock().push(driver);
+        Ok(runtime)
+    }
+
+    /// The runtime's name.
+    pub fn name(&self) -> &str {
+        &self.handle.name
+    }
+
+    /// The address this runtime's Upids carry (in-process until a transport listens).
+    pub fn address(&self) -> SocketAddr {
+        self.handle.address()
+    }
+
+    /// The runtime's clock.
+    pub fn clock(&self) -> Clock {
+        Clock::new(self.handle.clone())
+    }
+
+    /// Makes this runtime current on this thread until the guard drops, so the free functions
+    /// (`spawn`, `send`, `after`, `Clock::current`, ...) work here.
+    pub fn enter(&self) -> EnterGuard {
+        context::enter(self.handle.clone())
+    }
+
+    /// Spawns `process` with a generated id; see [`spawn`](crate::spawn).
+    pub fn spawn<P: Process>(&self, process: P) -> Pid<P> {
+        spawn_on(&self.handle, None, process).expect("generated ids are unique")
+    }
+
+    /// Spawns `process` with the id `id`.
+    ///
+    /// # Errors
+    ///
+    /// Fails if a live process of this runtime has this id.
+    pub fn spawn_named<P: Process>(&self, id: &str, process: P) -> Result<Pid<P>, SpawnError> {
+        spawn_on(&self.handle, Some(id), process)
+    }
+
+    /// Drives a Rust future on this runtime's workers; see [`spawn_async`](crate::spawn_async).
+    pub fn spawn_async<F>(&self, future: F) -> Future<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + Sync + 'static,
+    {
+        crate::task::spawn(&self.handle, future)
+    }
+
+    /// Blocks this thread until `future` completes and returns its output; a procession
+    /// [`Future`] gives `Result<T, Error>`. The runtime is current meanwhile. In the
+    /// deterministic mode this thread runs the scheduler, and when nothing is runnable the
+    /// virtual clock jumps to the next timer.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called on one of this runtime's workers.
+    pub fn block_on<F: IntoFuture>(&self, future: F) -> F::Output {
+        assert!(
+            context::worker_of(self.handle.id).is_none(),
+            "Runtime::block_on called on one of the runtime's own workers; it would wait for itself"
+        );
+        let _entered = self.enter();
+        let parker = Arc::new(Parker {
+            thread: thread::current(),
+            woken: AtomicBool::new(false),
+        });
+        let waker = Waker::from(parker.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = pin!(future.into_future());
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            match self.handle.scheduler().as_deterministic() {
+                Some(_) => self.drive_until(&parker.woken),
+                None => {
+                    while !parker.woken.swap(false, Ordering::AcqRel) {
+                        thread::park();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deterministic mode: runs steps, firing due timers and jumping virtual time when idle,
+    /// until `woken` is set.
+    fn drive_until(&self, woken: &AtomicBool) {
+        let scheduler = self
+            .handle
+            .scheduler()
+            .as_deterministic()
+            .expect("deterministic mode");
+        let timers = self.handle.timers();
+        while !woken.swap(false, Ordering::AcqRel) {
+            if scheduler.step() || timers.fire_due() > 0 {
+                continue;
+            }
+            match timers.next_deadline() {
+                Some(deadline) => {
+                    timers.advance_to(deadline);
+                }
+                // Only another thread (an I/O driver, a blocking job) can make progress now.
+                None => thread::park(),
+            }
+        }
+    }
+
+    /// Installs (or with `None` removes) the filter every event to this runtime's processes
+    /// passes; see [filter](crate::filter).
+    pub fn set_filter(&self, filter: Option<Arc<dyn Filter>>) {
+        self.handle.filter().set(filter);
+    }
+
+    /// The runtime's side of the transport seam, for transport implementations.
+    pub fn inbound(&self) -> Inbound {
+        Inbound::new(self.handle.clone())
+    }
+
+    /// The run trace in the deterministic mode (`None` for a threaded runtime).
+    pub fn trace(&self) -> Option<Trace> {
+        self.handle
+            .scheduler()
+            .as_deterministic()
+            .map(|s| s.trace())
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            processes: self.handle.table().len(),
+            dropped_messages: self.handle.dropped_messages(),
+            armed_timers: self.handle.timers().armed(),
+        }
+    }
+
+    /// Shuts the runtime down (see [Shutdown](self#shutdown)) and waits for it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from one of this runtime's workers.
+    pub fn shutdown(self) {
+        assert!(
+            context::worker_of(self.handle.id).is_none(),
+            "Runtime::shutdown called on one of the runtime's own workers; it would wait for itself"
+        );
+        self.stop();
+    }
+
+    fn stop(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.handle.shutting_down.store(true, Ordering::Release);
+        let cells = self.handle.table().all();
+        let waits: Vec<Future<()>> = cells.iter().map(|cell| cell.wait()).collect();
+        for cell in cells {
+            cell.terminate(false);
+        }
+        for wait in waits {
+            let _ = self.block_on(wait);
+        }
+        self.handle.timers().shutdown();
+        if let Some(scheduler) = self.handle.scheduler().as_threaded() {
+            scheduler.shutdown();
+        }
+        for thread in self.threads.lock().drain(..) {
+            if thread.join().is_err() {
+                tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");
+            }
+        }
+        self.handle.stop_io();
+        self.handle.set_transport(None);
+        self.handle.filter().set(None);
+        tracing::debug!(runtime = %self.handle.name, "runtime shut down");
+    }
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if context::worker_of(self.handle.id).is_some() {
+            tracing::error!(runtime = %self.handle.name, "runtime dropped on its own worker; not waiting for it");
+            return;
+        }
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("name", &self.handle.name)
+            .field("address", &self.address())
+            .finish()
+    }
+}
+
+/// Counters of one runtime, read by [`Runtime::stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Processes alive.
+    pub processes: usize,
+    /// Messages dropped: unknown receiver, no handler, undecodable, no transport.
+    pub dropped_messages: u64,
+    /// Timers armed.
+    pub armed_timers: usize,
+}
+
+/// Wakes the thread blocked in `block_on`.
+struct Parker {
+    thread: Thread,
+    woken: AtomicBool,
+}
+
+impl Wake for Parker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+/// Drives `future` on the current runtime's workers; the returned [`Future`] completes with its
+/// output. This is how `async` Rust code joins procession: the future is polled on procession's
+/// workers (under the seed's control in the deterministic mode), and tokio is only the I/O reactor.
+///
+/// # Errors
+///
+/// The result fails if polling panics.
+///
+/// # Discard
+///
+/// Discarding the result drops the Rust future at its next poll (cancelling it) and ends the
+/// result discarded. Dropping the result does not cancel anything.
+///
+/// # Panics
+///
+/// Panics if no runtime is current.
+///
+/// # Examples
+///
+/// ```
+/// use procession::{spawn_async, Future, Runtime};
+///
+/// let runtime = Runtime::new();
+/// let _entered = runtime.enter();
+/// let doubled = spawn_async(async { Future::ready(21).await.unwrap() * 2 });
+/// assert_eq!(runtime.block_on(doubled).unwrap(), 42);
+/// ```
+pub fn spawn_async<F>(future: F) -> Future<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + Sync + 'static,
+{
+    crate::task::spawn(&context::expect_current("spawn_async"), future)
+}

@@ -1,0 +1,90 @@
+//! The seeded single-thread mode: every runnable runs on the thread that drives the runtime, in
+//! an order drawn from a seeded generator, and every step is folded into a trace hash.
+//!
+//! The runnable set is a vector; each [`step`](Deterministic::step) draws an index from a
+//! SplitMix64 generator seeded by the builder and runs that runnable for one event. The same
+//! seed and the same inputs give the same sequence of steps, which the [`Trace`] (a count and an
+//! FNV-1a hash of the runnables' names in run order) lets a test compare between two runs.
+
+use parking_lot::Mutex;
+
+use super::Task;
+
+/// What ran, in what order: a fingerprint of a deterministic run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Trace {
+    /// Steps run so far.
+    pub steps: u64,
+    /// FNV-1a hash over the name of every runnable, in run order.
+    pub hash: u64,
+}
+
+pub(crate) struct Deterministic {
+    state: Mutex<State>,
+}
+
+struct State {
+    runnable: Vec<Task>,
+    rng: SplitMix64,
+    trace: Trace,
+}
+
+impl Deterministic {
+    pub(crate) fn new(seed: u64) -> Self {
+        Deterministic {
+            state: Mutex::new(State {
+                runnable: Vec::new(),
+                rng: SplitMix64(seed),
+                trace: Trace {
+                    steps: 0,
+                    hash: FNV_OFFSET,
+                },
+            }),
+        }
+    }
+
+    pub(crate) fn schedule(&self, task: Task) {
+        self.state.lock().runnable.push(task);
+    }
+
+    /// Runs one runnable chosen by the generator; false if none is runnable.
+    pub(crate) fn step(&self) -> bool {
+        let task = {
+            let mut state = self.state.lock();
+            if state.runnable.is_empty() {
+                return false;
+            }
+            let index = (state.rng.next() % state.runnable.len() as u64) as usize;
+            let task = state.runnable.swap_remove(index);
+            let mut hash = state.trace.hash;
+            for byte in task.name().bytes().chain([0xff]) {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+            }
+            state.trace.hash = hash;
+            state.trace.steps += 1;
+            task
+        };
+        task.run();
+        true
+    }
+
+    pub(crate) fn trace(&self) -> Trace {
+        self.state.lock().trace
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// SplitMix64 (Steele, Lea and Flood): tiny, fast and good enough to pick among runnables.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,147 @@
+//! The worker-thread pool: a shared run queue, a hand-off slot per worker, park and unpark.
+//!
+//! # Design
+//!
+//! - **Hand-off slot.** A runnable made runnable by code running on a worker of this runtime
+//!   goes to that worker's `next` slot and runs right after the current visit, on the same
+//!   thread: a ping-pong or a ring never crosses threads and wakes nobody. A task already in the
+//!   slot moves to the shared queue (and a sleeping worker is woken to take it). After
+//!   [`NEXT_STREAK`] hand-offs in a row the worker serves the shared queue, so two processes
+//!   bouncing a message cannot starve the rest.
+//! - **Shared queue.** Everything else (work from other threads, requeues after a budget) goes
+//!   to one FIFO under a mutex; idle workers take from it.
+//! - **Parking.** A worker with nothing to do spins briefly, then sleeps on a condition
+//!   variable; a push wakes one sleeper only if there is one.
+//!
+//! # Shutdown
+//!
+//! 1. The runtime has ended every process (see `Runtime::shutdown`).
+//! 2. [`Threaded::shutdown`] sets the flag and wakes every worker.
+//! 3. Each worker finishes its current visit, drains nothing more, and exits its loop.
+//! 4. The runtime joins the threads.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::Task;
+use crate::context;
+
+/// Hand-offs a worker runs in a row before it looks at the shared queue.
+const NEXT_STREAK: u32 = 64;
+
+/// Polls of the shared queue before a worker parks.
+const SPINS: u32 = 64;
+
+pub(crate) struct Threaded {
+    runtime_id: u64,
+    budget: usize,
+    shared: Mutex<Shared>,
+    wake: Condvar,
+}
+
+struct Shared {
+    queue: VecDeque<Task>,
+    sleeping: usize,
+    shutdown: bool,
+}
+
+thread_local! {
+    /// This worker's hand-off slot (only ever set on a worker thread).
+    static NEXT: RefCell<Option<Task>> = const { RefCell::new(None) };
+    static STREAK: Cell<u32> = const { Cell::new(0) };
+}
+
+impl Threaded {
+    pub(crate) fn new(runtime_id: u64, budget: usize) -> Self {
+        Threaded {
+            runtime_id,
+            budget,
+            shared: Mutex::new(Shared {
+                queue: VecDeque::new(),
+                sleeping: 0,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
+    pub(crate) fn schedule(&self, task: Task) {
+        if context::worker_of(self.runtime_id).is_some() {
+            if let Some(displaced) = NEXT.with(|next| next.borrow_mut().replace(task)) {
+                self.push(displaced);
+            }
+        } else {
+            self.push(task);
+        }
+    }
+
+    pub(crate) fn reschedule(&self, task: Task) {
+        self.push(task);
+    }
+
+    fn push(&self, task: Task) {
+        let mut shared = self.shared.lock();
+        shared.queue.push_back(task);
+        let wake = shared.sleeping > 0;
+        drop(shared);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The loop of worker `index`; returns at shutdown.
+    pub(crate) fn work(&self, index: usize) {
+        context::set_worker(self.runtime_id, index);
+        while let Some(task) = self.next_task() {
+            task.run();
+        }
+        NEXT.with(|next| next.borrow_mut().take());
+    }
+
+    fn next_task(&self) -> Option<Task> {
+        let streak = STREAK.with(Cell::get);
+        if streak < NEXT_STREAK {
+            if let Some(task) = NEXT.with(|next| next.borrow_mut().take()) {
+                STREAK.with(|s| s.set(streak + 1));
+                return Some(task);
+            }
+        } else if let Some(task) = NEXT.with(|next| next.borrow_mut().take()) {
+            self.push(task);
+        }
+        STREAK.with(|s| s.set(0));
+        for _ in 0..SPINS {
+            if let Some(task) = self.try_pop() {
+                return Some(task);
+            }
+            std::hint::spin_loop();
+        }
+        let mut shared = self.shared.lock();
+        loop {
+            if let Some(task) = shared.queue.pop_front() {
+                return Some(task);
+            }
+            if shared.shutdown {
+                return None;
+            }
+            shared.sleeping += 1;
+            self.wake.wait(&mut shared);
+            shared.sleeping -= 1;
+        }
+    }
+
+    fn try_pop(&self) -> Option<Task> {
+        let mut shared = self.shared.try_lock()?;
+        shared.queue.pop_front()
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.shared.lock().shutdown = true;
+        self.wake.notify_all();
+    }
+}

@@ -1,0 +1,105 @@
+//! Engine: a Rust `async` computation driven on procession's workers, completing a [`Future`].
+//!
+//! # Protocol
+//!
+//! `scheduled` is set by the waker that finds it clear (that waker counts one unit of work for
+//! settle and hands the task to the scheduler) and cleared by the runner just before it polls,
+//! so a wake during the poll schedules the task again. The runner finishes the unit after the
+//! poll. A discard request on the task's future wakes the task; the next run drops the Rust
+//! future (cancelling it) and ends the task's future discarded.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use parking_lot::Mutex;
+
+use crate::future::{Future, Promise};
+use crate::handle::Handle;
+use crate::scheduler::Runnable;
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+struct Task<T: Send + Sync + 'static> {
+    name: Arc<str>,
+    handle: Handle,
+    scheduled: AtomicBool,
+    state: Mutex<Option<(BoxFuture<T>, Promise<T>)>>,
+}
+
+/// Drives `future` on `handle`'s workers; the returned future completes with its output.
+pub(crate) fn spawn<F>(handle: &Handle, future: F) -> Future<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + Sync + 'static,
+{
+    let promise = Promise::new();
+    let output = promise.future();
+    let task = Arc::new(Task {
+        name: handle.next_task_name(),
+        handle: handle.clone(),
+        scheduled: AtomicBool::new(false),
+        state: Mutex::new(Some((Box::pin(future), promise))),
+    });
+    let weak: Weak<Task<F::Output>> = Arc::downgrade(&task);
+    output.on_discard(move || {
+        if let Some(task) = weak.upgrade() {
+            task.wake();
+        }
+    });
+    task.wake();
+    output
+}
+
+impl<T: Send + Sync + 'static> Wake for Task<T> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.handle.quiesce().started();
+            self.handle.scheduler().schedule(self.clone());
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Runnable for Task<T> {
+    fn run(self: Arc<Self>) {
+        self.scheduled.store(false, Ordering::Release);
+        let mut state = self.state.lock();
+        if let Some((future, promise)) = state.as_mut() {
+            if promise.has_discard() {
+                let (future, promise) = state.take().expect("checked above");
+                drop(state);
+                drop(future);
+                promise.discard();
+            } else {
+                let waker = Waker::from(self.clone());
+                let poll =
+                    crate::future::catch(|| future.as_mut().poll(&mut Context::from_waker(&waker)));
+                match poll {
+                    Ok(Poll::Pending) => drop(state),
+                    Ok(Poll::Ready(value)) => {
+                        let (_, promise) = state.take().expect("checked above");
+                        drop(state);
+                        promise.set(value);
+                    }
+                    Err(failure) => {
+                        let (_, promise) = state.take().expect("checked above");
+                        drop(state);
+                        promise.fail(failure);
+                    }
+                }
+            }
+        } else {
+            drop(state);
+        }
+        self.handle.quiesce().finished();
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,221 @@
+//! Engine: the runtime's time source and its timer queue.
+//!
+//! # Protocol
+//!
+//! One mutex guards the time source (real, or paused at a frozen instant) and the queue of timers
+//! ordered by `(deadline, sequence number)`, so timers with the same deadline fire in creation
+//! order. Callbacks never run under the lock: a firing pops one due timer, unlocks, runs it, and
+//! locks again, so a callback may schedule or cancel timers.
+//!
+//! Who fires timers:
+//! - real time, threaded runtime: the driver thread ([`Timers::drive`]) sleeps until the earliest
+//!   deadline (or until a new earliest timer, a pause, a resume or shutdown wakes it);
+//! - paused time: only [`Timers::advance`] and [`Timers::fire_due`] (called by `Clock::advance`
+//!   and `Clock::settle`, or by the deterministic scheduler when it jumps time); the driver
+//!   sleeps while the clock is paused.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// A timer's action.
+pub(crate) type TimerCallback = Box<dyn FnOnce() + Send>;
+
+/// Identifies one scheduled timer, for cancellation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct TimerKey {
+    deadline: Instant,
+    seq: u64,
+}
+
+pub(crate) struct Timers {
+    state: Mutex<State>,
+    wake_driver: Condvar,
+}
+
+struct State {
+    /// The frozen time while paused.
+    paused: Option<Instant>,
+    /// Added to the monotonic clock in real mode, so time never runs backwards after a resume.
+    offset: Duration,
+    queue: BTreeMap<TimerKey, TimerCallback>,
+    next_seq: u64,
+    shutdown: bool,
+}
+
+impl State {
+    fn now(&self) -> Instant {
+        self.paused.unwrap_or_else(|| Instant::now() + self.offset)
+    }
+
+    fn pop_due(&mut self) -> Option<TimerCallback> {
+        let now = self.now();
+        let entry = self.queue.first_entry()?;
+        (entry.key().deadline <= now).then(|| entry.remove())
+    }
+}
+
+impl Timers {
+    pub(crate) fn new(paused: bool) -> Self {
+        let now = Instant::now();
+        Timers {
+            state: Mutex::new(State {
+                paused: paused.then_some(now),
+                offset: Duration::ZERO,
+                queue: BTreeMap::new(),
+                next_seq: 0,
+                shutdown: false,
+            }),
+            wake_driver: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        self.state.lock().now()
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.state.lock().paused.is_some()
+    }
+
+    /// Schedules `callback` at `deadline` of this clock.
+    pub(crate) fn schedule_at(&self, deadline: Instant, callback: TimerCallback) -> TimerKey {
+        let mut state = self.state.lock();
+        let key = TimerKey {
+            deadline,
+            seq: state.next_seq,
+        };
+        state.next_seq += 1;
+        let earliest = state
+            .queue
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
+        state.queue.insert(key, callback);
+        drop(state);
+        if earliest {
+            self.wake_driver.notify_all();
+        }
+        key
+    }
+
+    /// Schedules `callback` after `duration` of this clock.
+    pub(crate) fn schedule_after(&self, duration: Duration, callback: TimerCallback) -> TimerKey {
+        let deadline = self.now() + duration;
+        self.schedule_at(deadline, callback)
+    }
+
+    /// Removes a timer; false if it already fired or was cancelled.
+    pub(crate) fn cancel(&self, key: TimerKey) -> bool {
+        let removed = self.state.lock().queue.remove(&key);
+        removed.is_some()
+    }
+
+    pub(crate) fn pause(&self) {
+        let mut state = self.state.lock();
+        if state.paused.is_none() {
+            state.paused = Some(state.now());
+        }
+    }
+
+    pub(crate) fn resume(&self) {
+        let mut state = self.state.lock();
+        if let Some(frozen) = state.paused.take() {
+            let real = Instant::now();
+            state.offset = state.offset.max(frozen.saturating_duration_since(real));
+        }
+        drop(state);
+        self.wake_driver.notify_all();
+    }
+
+    /// Moves paused time to `target` if it is later; false (and nothing moves) if not paused.
+    /// Fires the timers that became due, in order.
+    pub(crate) fn advance_to(&self, target: Instant) -> bool {
+        {
+            let mut state = self.state.lock();
+            match &mut state.paused {
+                Some(frozen) => *frozen = (*frozen).max(target),
+                None => return false,
+            }
+        }
+        self.fire_due();
+        true
+    }
+
+    /// Fires every timer due now, in deadline order; returns how many fired.
+    pub(crate) fn fire_due(&self) -> usize {
+        let mut fired = 0;
+        loop {
+            let Some(callback) = self.state.lock().pop_due() else {
+                return fired;
+            };
+            callback();
+            fired += 1;
+        }
+    }
+
+    /// Whether a timer is due now.
+    pub(crate) fn has_due(&self) -> bool {
+        let state = self.state.lock();
+        let now = state.now();
+        state
+            .queue
+            .first_key_value()
+            .is_some_and(|(key, _)| key.deadline <= now)
+    }
+
+    /// The earliest deadline of an armed timer.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .queue
+            .first_key_value()
+            .map(|(key, _)| key.deadline)
+    }
+
+    /// How many timers are armed.
+    pub(crate) fn armed(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// The driver loop of a threaded runtime: fires timers in real time until shutdown.
+    pub(crate) fn drive(&self) {
+        let mut state = self.state.lock();
+        loop {
+            if state.shutdown {
+                return;
+            }
+            if state.paused.is_some() {
+                self.wake_driver.wait(&mut state);
+                continue;
+            }
+            if let Some(callback) = state.pop_due() {
+                drop(state);
+                callback();
+                state = self.state.lock();
+                continue;
+            }
+            match state.queue.first_key_value() {
+                Some((key, _)) => {
+                    let real_deadline = key
+                        .deadline
+                        .checked_sub(state.offset)
+                        .unwrap_or(key.deadline);
+                    self.wake_driver.wait_until(&mut state, real_deadline);
+                }
+                None => self.wake_driver.wait(&mut state),
+            }
+        }
+    }
+
+    /// Stops the driver loop and drops every armed timer (their callbacks never run).
+    pub(crate) fn shutdown(&self) {
+        let dropped = {
+            let mut state = self.state.lock();
+            state.shutdown = true;
+            std::mem::take(&mut state.queue)
+        };
+        self.wake_driver.notify_all();
+        drop(dropped);
+    }
+}
