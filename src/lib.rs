@@ -32,4 +32,11 @@
 
 #![forbid(unsafe_code)]
 
+pub use procession_macros::Message;
 pub use procession_runtime::*;
+
+/// What generated code needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}

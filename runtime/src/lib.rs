@@ -74,6 +74,9 @@ mod task;
 mod timer;
 pub mod transport;
 
+#[cfg(all(test, procession_loom))]
+mod tests;
+
 pub use crate::blocking::run_blocking;
 pub use crate::builder::{BuildError, Builder};
 pub use crate::clock::{after, Clock};

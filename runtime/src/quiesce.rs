@@ -47,16 +47,26 @@ impl Quiesce {
 
     /// Counts a unit of work as started; call before the unit becomes visible to its runner.
     pub(crate) fn started(&self) {
-        self.bump(|slot| &slot.started);
+        self.started_on(context::worker_of(self.runtime_id));
     }
 
     /// Counts a unit of work as finished (run or dropped); call after its effects.
     pub(crate) fn finished(&self) {
-        self.bump(|slot| &slot.finished);
+        self.finished_on(context::worker_of(self.runtime_id));
     }
 
-    fn bump(&self, counter: impl Fn(&Slot) -> &AtomicU64) {
-        match context::worker_of(self.runtime_id).and_then(|i| self.workers.get(i)) {
+    /// [`started`](Self::started) from worker `worker` (`None`: any other thread).
+    pub(crate) fn started_on(&self, worker: Option<usize>) {
+        self.bump(worker, |slot| &slot.started);
+    }
+
+    /// [`finished`](Self::finished) from worker `worker` (`None`: any other thread).
+    pub(crate) fn finished_on(&self, worker: Option<usize>) {
+        self.bump(worker, |slot| &slot.finished);
+    }
+
+    fn bump(&self, worker: Option<usize>, counter: impl Fn(&Slot) -> &AtomicU64) {
+        match worker.and_then(|i| self.workers.get(i)) {
             Some(slot) => {
                 // Only this worker thread writes this slot.
                 let counter = counter(slot);

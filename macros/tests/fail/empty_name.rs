@@ -1,0 +1,5 @@
+#[derive(serde::Serialize, serde::Deserialize, procession::Message)]
+#[message(name = "")]
+struct Empty;
+
+fn main() {}

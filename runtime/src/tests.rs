@@ -1,0 +1,4 @@
+//! White-box model checks of the engine's shared-state structures, run under loom with
+//! `RUSTFLAGS="--cfg procession_loom" cargo test -p procession-runtime --lib --release loom_`.
+
+mod loom_quiesce;
