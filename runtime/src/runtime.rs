@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -169,10 +170,7 @@ impl Runtime {
             "Runtime::block_on called on one of the runtime's own workers; it would wait for itself"
         );
         let _entered = self.enter();
-        let parker = Arc::new(Parker {
-            thread: thread::current(),
-            woken: AtomicBool::new(false),
-        });
+        let parker = Parker::new();
         let waker = Waker::from(parker.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future.into_future());
@@ -180,37 +178,7 @@ impl Runtime {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 return output;
             }
-            match self.handle.scheduler().as_deterministic() {
-                Some(_) => self.drive_until(&parker.woken),
-                None => {
-                    while !parker.woken.swap(false, Ordering::AcqRel) {
-                        thread::park();
-                    }
-                }
-            }
-        }
-    }
-
-    /// Deterministic mode: runs steps, firing due timers and jumping virtual time when idle,
-    /// until `woken` is set.
-    fn drive_until(&self, woken: &AtomicBool) {
-        let scheduler = self
-            .handle
-            .scheduler()
-            .as_deterministic()
-            .expect("deterministic mode");
-        let timers = self.handle.timers();
-        while !woken.swap(false, Ordering::AcqRel) {
-            if scheduler.step() || timers.fire_due() > 0 {
-                continue;
-            }
-            match timers.next_deadline() {
-                Some(deadline) => {
-                    timers.advance_to(deadline);
-                }
-                // Only another thread (an I/O driver, a blocking job) can make progress now.
-                None => thread::park(),
-            }
+            parker.park(Some(&self.handle), None);
         }
     }
 
@@ -321,10 +289,49 @@ pub struct Stats {
     pub armed_timers: usize,
 }
 
-/// Wakes the thread blocked in `block_on`.
-struct Parker {
+/// Blocks a thread outside the workers (`block_on`, `Future::wait_for`) until woken.
+pub(crate) struct Parker {
     thread: Thread,
     woken: AtomicBool,
+}
+
+impl Parker {
+    pub(crate) fn new() -> Arc<Parker> {
+        Arc::new(Parker {
+            thread: thread::current(),
+            woken: AtomicBool::new(false),
+        })
+    }
+
+    /// Waits until woken or until `deadline` (real time) passes; false on the deadline. With a
+    /// deterministic runtime this thread runs its scheduler meanwhile, firing due timers and
+    /// jumping virtual time to the next timer when nothing is runnable.
+    pub(crate) fn park(&self, runtime: Option<&Handle>, deadline: Option<Instant>) -> bool {
+        let deterministic = runtime.and_then(|h| h.scheduler().as_deterministic().map(|s| (h, s)));
+        while !self.woken.swap(false, Ordering::AcqRel) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if let Some((handle, scheduler)) = deterministic {
+                let timers = handle.timers();
+                if scheduler.step() || timers.fire_due() > 0 {
+                    continue;
+                }
+                if let Some(next) = timers.next_deadline() {
+                    timers.advance_to(next);
+                    continue;
+                }
+                // Only another thread (an I/O driver, a blocking job) can make progress now.
+            }
+            match deadline {
+                Some(deadline) => {
+                    thread::park_timeout(deadline.saturating_duration_since(Instant::now()))
+                }
+                None => thread::park(),
+            }
+        }
+        true
+    }
 }
 
 impl Wake for Parker {

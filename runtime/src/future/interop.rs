@@ -72,3 +72,28 @@ impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
 }
 
 impl<T: Send + Sync + 'static> Unpin for Wait<T> {}
+
+impl<T: Send + Sync + 'static> Future<T> {
+    /// Blocks this thread until the future completes or `timeout` of real time passes; true if
+    /// it completed. If the current runtime is deterministic, this thread runs its scheduler
+    /// meanwhile (virtual time jumps to the next timer when nothing is runnable). Meant for
+    /// tests and `main`; inside a process chain with `then` instead.
+    ///
+    /// # Panics
+    ///
+    /// Panics on one of the current runtime's workers: blocking a worker can deadlock it.
+    pub fn wait_for(&self, timeout: std::time::Duration) -> bool {
+        let runtime = crate::context::current();
+        if let Some(handle) = &runtime {
+            assert!(
+                crate::context::worker_of(handle.id).is_none(),
+                "Future::wait_for on a worker of the current runtime would block it; chain with `then`"
+            );
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let parker = crate::runtime::Parker::new();
+        let waker = Waker::from(parker.clone());
+        self.on_any(move |_| waker.wake());
+        parker.park(runtime.as_ref(), Some(deadline)) || !self.is_pending()
+    }
+}
