@@ -1,0 +1,237 @@
+//! The frame codec: events on the wire.
+//!
+//! Every frame is
+//!
+//! ```text
+//! u32  length of what follows (big-endian), at most the decoder's limit
+//! u8   version (1)
+//! u8   kind: 0 message, 1 link, 2 exited
+//! u16  length of `from`, then `from` (a Upid, `id@ip:port`, UTF-8)
+//! u16  length of `to`, then `to`
+//! u16  length of `name`, then `name` (the message name; for `exited`, the reason)
+//! ...  body: the rest of the frame (the encoded message; empty for link and exited)
+//! ```
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use procession_net::frame::{Frame, FrameDecoder, Kind};
+//!
+//! let frame = Frame {
+//!     kind: Kind::Message,
+//!     from: "client@127.0.0.1:4000".parse().unwrap(),
+//!     to: "master@127.0.0.1:5050".parse().unwrap(),
+//!     name: "cluster::Submit".into(),
+//!     body: bytes::Bytes::from_static(b"payload"),
+//! };
+//! let mut wire = BytesMut::new();
+//! frame.encode(&mut wire);
+//! let decoded = FrameDecoder::new(1 << 20).decode(&mut wire).unwrap().unwrap();
+//! assert_eq!(decoded, frame);
+//! assert!(wire.is_empty());
+//! ```
+//!
+//! # Contract
+//!
+//! The decoder never panics and never allocates more than the bytes it was given: a length
+//! prefix over the limit is an error at once (before its bytes arrive), a short buffer is
+//! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. The
+//! body is a slice of the receive buffer, not a copy.
+
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use procession::Upid;
+
+/// The wire format version this codec speaks.
+pub const VERSION: u8 = 1;
+
+/// Bytes before the frame's content: the length prefix.
+const PREFIX: usize = 4;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A message for `to`'s handler named `name`.
+    Message,
+    /// `from` asks to be told when `to` ends.
+    Link,
+    /// `from` ended; `to` had linked to it; `name` is the reason.
+    Exited,
+}
+
+impl Kind {
+    fn to_byte(self) -> u8 {
+        match self {
+            Kind::Message => 0,
+            Kind::Link => 1,
+            Kind::Exited => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            0 => Some(Kind::Message),
+            1 => Some(Kind::Link),
+            2 => Some(Kind::Exited),
+            _ => None,
+        }
+    }
+}
+
+/// One event on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// What the frame carries.
+    pub kind: Kind,
+    /// The sender.
+    pub from: Upid,
+    /// The receiver.
+    pub to: Upid,
+    /// The message name (the reason, for `exited`).
+    pub name: String,
+    /// The encoded message.
+    pub body: Bytes,
+}
+
+impl Frame {
+    /// Appends the encoded frame to `out`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `from`, `to` or `name` is longer than 65,535 bytes, or the frame longer than
+    /// 4 GiB: the sender's bug, never the peer's.
+    pub fn encode(&self, out: &mut BytesMut) {
+        let from = self.from.to_string();
+        let to = self.to.to_string();
+        let fields = [from.as_bytes(), to.as_bytes(), self.name.as_bytes()];
+        let length = 2 + fields.iter().map(|f| 2 + f.len()).sum::<usize>() + self.body.len();
+        let length = u32::try_from(length).expect("a frame fits in 4 GiB");
+        out.reserve(PREFIX + length as usize);
+        out.put_u32(length);
+        out.put_u8(VERSION);
+        out.put_u8(self.kind.to_byte());
+        for field in fields {
+            out.put_u16(u16::try_from(field.len()).expect("a frame field fits in 64 KiB"));
+            out.put_slice(field);
+        }
+        out.put_slice(&self.body);
+    }
+}
+
+/// Why bytes are not a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix is over the decoder's limit.
+    TooLarge {
+        /// The length the prefix claims.
+        length: usize,
+        /// The decoder's limit.
+        limit: usize,
+    },
+    /// The frame's version is not [`VERSION`].
+    Version(u8),
+    /// The frame's kind byte is unknown.
+    Kind(u8),
+    /// The frame ends inside a field, or is shorter than its header.
+    Truncated,
+    /// A field is not UTF-8, or not a Upid.
+    Field(&'static str),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { length, limit } => {
+                write!(f, "frame of {length} bytes is over the limit of {limit}")
+            }
+            FrameError::Version(v) => write!(f, "unknown frame version {v}"),
+            FrameError::Kind(k) => write!(f, "unknown frame kind {k}"),
+            FrameError::Truncated => f.write_str("frame ends inside a field"),
+            FrameError::Field(field) => write!(f, "malformed frame field `{field}`"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Cuts frames out of a receive buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameDecoder {
+    limit: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder that refuses frames longer than `limit` bytes (after the prefix).
+    pub fn new(limit: usize) -> Self {
+        FrameDecoder { limit }
+    }
+
+    /// Takes the next whole frame off the front of `buf`.
+    ///
+    /// # Errors
+    ///
+    /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
+    /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < PREFIX {
+            return Ok(None);
+        }
+        let length = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if length > self.limit {
+            return Err(FrameError::TooLarge {
+                length,
+                limit: self.limit,
+            });
+        }
+        if buf.len() < PREFIX + length {
+            return Ok(None);
+        }
+        buf.advance(PREFIX);
+        let mut frame = buf.split_to(length).freeze();
+        parse(&mut frame).map(Some)
+    }
+}
+
+fn parse(frame: &mut Bytes) -> Result<Frame, FrameError> {
+    if frame.remaining() < 2 {
+        return Err(FrameError::Truncated);
+    }
+    let version = frame.get_u8();
+    if version != VERSION {
+        return Err(FrameError::Version(version));
+    }
+    let kind_byte = frame.get_u8();
+    let kind = Kind::from_byte(kind_byte).ok_or(FrameError::Kind(kind_byte))?;
+    let from = upid(&field(frame)?, "from")?;
+    let to = upid(&field(frame)?, "to")?;
+    let name = text(&field(frame)?, "name")?.to_owned();
+    Ok(Frame {
+        kind,
+        from,
+        to,
+        name,
+        body: std::mem::take(frame),
+    })
+}
+
+/// The next `u16`-length-prefixed field.
+fn field(frame: &mut Bytes) -> Result<Bytes, FrameError> {
+    if frame.remaining() < 2 {
+        return Err(FrameError::Truncated);
+    }
+    let length = frame.get_u16() as usize;
+    if frame.remaining() < length {
+        return Err(FrameError::Truncated);
+    }
+    Ok(frame.split_to(length))
+}
+
+fn text<'a>(bytes: &'a Bytes, name: &'static str) -> Result<&'a str, FrameError> {
+    std::str::from_utf8(bytes).map_err(|_| FrameError::Field(name))
+}
+
+fn upid(bytes: &Bytes, name: &'static str) -> Result<Upid, FrameError> {
+    text(bytes, name)?
+        .parse()
+        .map_err(|_| FrameError::Field(name))
+}
