@@ -74,11 +74,14 @@ fn main() {
     let clock = runtime.clock();
     clock.pause();
     let never = procession::Promise::<u64>::new();
-    let timed = never
-        .future()
-        .after(Duration::from_secs(3600), |_| Future::failed("no answer within an hour"));
+    let timed = never.future().after(Duration::from_secs(3600), |_| {
+        Future::failed("no answer within an hour")
+    });
     clock.advance(Duration::from_secs(3600));
-    println!("an hour later (virtually): {}", timed.error().expect("timed out"));
+    println!(
+        "an hour later (virtually): {}",
+        timed.error().expect("timed out")
+    );
     clock.resume();
 
     // A panic ends only that process: its caller sees `abandoned`, its watcher sees why.
@@ -92,7 +95,10 @@ fn main() {
         runtime.block_on(wait(worker)).expect("wait");
     }
     let handled = dispatch(&workers[1], |w: &mut Squarer| w.handled);
-    println!("dispatch to a terminated worker: {}", runtime.block_on(handled).unwrap_err());
+    println!(
+        "dispatch to a terminated worker: {}",
+        runtime.block_on(handled).unwrap_err()
+    );
 
     clock.pause();
     clock.settle();
@@ -106,5 +112,8 @@ fn main() {
 }
 
 fn names(pids: &[procession::Pid<Squarer>]) -> String {
-    pids.iter().map(|p| p.id().to_owned()).collect::<Vec<_>>().join(", ")
+    pids.iter()
+        .map(|p| p.id().to_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
