@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -35,7 +35,9 @@ pub(crate) struct Shared {
     transport: RwLock<Option<Arc<dyn Transport>>>,
     /// Local linkers of remote processes, by remote process, so a lost peer can be reported.
     remote_links: Mutex<HashMap<Upid, Vec<Upid>>>,
+    /// The I/O driver, owned here so shutdown can stop it; `io_handle` reaches it without a lock.
     io: Mutex<Option<tokio::runtime::Runtime>>,
+    io_handle: OnceLock<tokio::runtime::Handle>,
     pub(crate) shutting_down: AtomicBool,
     dropped_messages: AtomicU64,
     next_task: AtomicU64,
@@ -63,6 +65,7 @@ impl Shared {
             transport: RwLock::new(None),
             remote_links: Mutex::new(HashMap::new()),
             io: Mutex::new(None),
+            io_handle: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
             dropped_messages: AtomicU64::new(0),
             next_task: AtomicU64::new(1),
@@ -115,17 +118,18 @@ impl Shared {
 
     /// The tokio runtime that drives sockets, child processes and blocking jobs, built on first
     /// use with one I/O thread.
-    pub(crate) fn io(&self) -> tokio::runtime::Handle {
-        let mut io = self.io.lock();
-        let runtime = io.get_or_insert_with(|| {
-            tokio::runtime::Builder::new_multi_thread()
+    pub(crate) fn io(&self) -> &tokio::runtime::Handle {
+        self.io_handle.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name(format!("{}-io", self.name))
                 .enable_all()
                 .build()
-                .expect("building the I/O driver (a tokio runtime) failed")
-        });
-        runtime.handle().clone()
+                .expect("building the I/O driver (a tokio runtime) failed");
+            let handle = runtime.handle().clone();
+            *self.io.lock() = Some(runtime);
+            handle
+        })
     }
 
     /// Stops the I/O driver without waiting for its tasks (shutdown, after every process ended).

@@ -76,6 +76,8 @@ impl<T: Send + Sync + 'static> Runnable for Task<T> {
                 drop(future);
                 promise.discard();
             } else {
+                // Sockets and timers created inside the future register with the I/O driver.
+                let _io = self.handle.io().enter();
                 let waker = Waker::from(self.clone());
                 let poll =
                     crate::future::catch(|| future.as_mut().poll(&mut Context::from_waker(&waker)));
