@@ -95,9 +95,10 @@ impl Builder {
             return Err(BuildError::new("the event budget must be at least one"));
         }
         let id = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
-        // Port 0 means "any" to a listener, so in-process addresses use 1..=65535.
-        let port = (id % 65_535) as u16 + 1;
-        let local_address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+        // 0.0.0.0/8 ("this network") is never a peer's address; its 24 bits and the port's 16
+        // give 2^40 runtimes an in-process address each before any repeats.
+        let ip = Ipv4Addr::from(((id >> 16) & 0x00ff_ffff) as u32);
+        let local_address = SocketAddr::from((ip, (id & 0xffff) as u16));
         let workers = match self.seed {
             Some(_) => 0,
             None => self

@@ -178,6 +178,9 @@ impl Shared {
 
     /// Delivers an encoded message that arrived from a transport.
     pub(crate) fn route_encoded(&self, from: Upid, to: &Upid, name: Arc<str>, bytes: bytes::Bytes) {
+        if !self.is_local(to.address()) {
+            return self.drop_message(to, &name, "arrived for a process of another node");
+        }
         let envelope = Envelope {
             from,
             body: Payload::Encoded { name, bytes },

@@ -19,7 +19,7 @@
 //!
 //! Ids are unique within a runtime while the process lives; a generated id is never reused by
 //! that runtime. A runtime without a transport still has an address of its own
-//! (`0.0.0.0:<n>`, unique within the OS process), so Upids of two runtimes never collide. Holding
+//! (in `0.0.0.0/8`, unique within the OS process), so Upids of two runtimes never collide. Holding
 //! a `Pid` or `Upid` does not keep a process running: a process lives until it is terminated.
 
 use std::fmt;

@@ -179,8 +179,7 @@ pub(crate) fn spawn_on<P: Process>(
         .load(std::sync::atomic::Ordering::Acquire)
     {
         tracing::warn!(process = %id, "spawn on a runtime that is shutting down; the process never starts");
-        cell.start();
-        cell.clone().terminate(true);
+        cell.never_started();
         return Ok(Pid { cell });
     }
     if !handle.table().insert(cell.clone()) {

@@ -289,6 +289,9 @@ pub struct Stats {
     pub armed_timers: usize,
 }
 
+/// Spins of a blocked thread before it parks.
+const PARK_SPINS: u32 = 4096;
+
 /// Blocks a thread outside the workers (`block_on`, `Future::wait_for`) until woken.
 pub(crate) struct Parker {
     thread: Thread,
@@ -308,6 +311,16 @@ impl Parker {
     /// jumping virtual time to the next timer when nothing is runnable.
     pub(crate) fn park(&self, runtime: Option<&Handle>, deadline: Option<Instant>) -> bool {
         let deterministic = runtime.and_then(|h| h.scheduler().as_deterministic().map(|s| (h, s)));
+        if deterministic.is_none() {
+            // An answer from a worker usually comes within microseconds: spin briefly before
+            // paying for a park and an unpark.
+            for _ in 0..PARK_SPINS {
+                if self.woken.load(Ordering::Acquire) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
         while !self.woken.swap(false, Ordering::AcqRel) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;

@@ -4,16 +4,18 @@
 //!
 //! A cell holds the outcome in a [`OnceLock`] (written once, then read without a lock) and, under
 //! a mutex, what only matters while the future is pending: the completion callbacks, the discard
-//! flag and the discard callbacks.
+//! flag, the upstream future a discard request is passed to, and the discard callbacks.
 //!
 //! - **Completing** (only the promise, once): lock; if `completed` is set, give up; write the
-//!   outcome; set `completed`; take the callbacks; unlock; run the callbacks through the
-//!   trampoline.
-//! - **Registering a callback**: lock; if `completed` is set, unlock and run the callback at once
-//!   in the caller; otherwise push it. The outcome is written before `completed` is set, both under
-//!   the lock, so a registrant that sees `completed` can read the outcome.
+//!   outcome; set `completed`; drop the discard wiring; unlock; then run the callbacks (see
+//!   below).
+//! - **Registering a callback**: lock; if `completed` is set and no callback batch is still
+//!   waiting to run, unlock and run the callback at once in the caller; otherwise push it (a
+//!   waiting batch will run it, in registration order). The outcome is written before `completed`
+//!   is set, both under the lock, so a registrant that sees `completed` can read the outcome.
 //! - **Requesting a discard**: lock; if the future is completed or a discard was already
-//!   requested, do nothing; set `discard`; take the discard callbacks; unlock; run them.
+//!   requested, do nothing; set `discard`; take the upstream link and the discard callbacks;
+//!   unlock; pass the request upstream and run the callbacks.
 //!
 //! No callback ever runs while the lock is held, so a callback may touch the same future or
 //! promise again (register, discard, read) without deadlock.
@@ -21,18 +23,27 @@
 //! # Trampoline
 //!
 //! Completing a future from inside a callback (the usual case in a `then` chain) does not run the
-//! next callbacks on top of the current stack: the callback batch is queued on a per-thread
-//! trampoline and drained by the outermost completion before it returns. A chain of a million
-//! `then`s therefore completes in constant stack. A callback that panics does not strand the
-//! callbacks queued behind it: the drain runs them all, then resumes the first panic.
+//! next callbacks on top of the current stack: the completed cell (one `Arc`, no allocation) is
+//! queued on a per-thread trampoline with `batch_pending` set, and the outermost completion
+//! drains the queue before it returns, taking each cell's callbacks under its lock and running
+//! them. A chain of a million `then`s therefore completes in constant stack. A callback that
+//! panics does not strand the callbacks behind it (on the same future or on the trampoline):
+//! every one runs, then the first panic resumes.
+//!
+//! # Allocation
+//!
+//! The first callback and the upstream discard link live inline, so a future in a chain (one
+//! observer, one upstream) costs its `Arc` and its boxed callback, nothing more.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
 
 use crate::error::Error;
-use parking_lot::Mutex;
 
 /// What a completed future holds.
 pub(crate) type Outcome<T> = Result<T, Error>;
@@ -43,6 +54,11 @@ pub(crate) type Callback<T> = Box<dyn FnOnce(&Outcome<T>) + Send>;
 /// A discard callback.
 pub(crate) type DiscardCallback = Box<dyn FnOnce() + Send>;
 
+/// A cell a discard request can be passed to, whatever its value type.
+pub(crate) trait Discard: Send + Sync {
+    fn request_discard(&self);
+}
+
 pub(crate) struct Cell<T> {
     outcome: OnceLock<Outcome<T>>,
     waiters: Mutex<Waiters<T>>,
@@ -51,10 +67,20 @@ pub(crate) struct Cell<T> {
 struct Waiters<T> {
     /// Set once the outcome is written; excludes any further completion.
     completed: bool,
+    /// Set while this cell sits on a trampoline with callbacks not yet run.
+    batch_pending: bool,
     /// Set by the first discard request while pending; never cleared.
     discard: bool,
-    callbacks: Vec<Callback<T>>,
+    first: Option<Callback<T>>,
+    rest: Vec<Callback<T>>,
+    upstream: Option<Weak<dyn Discard>>,
     on_discard: Vec<DiscardCallback>,
+}
+
+impl<T> Waiters<T> {
+    fn take_callbacks(&mut self) -> (Option<Callback<T>>, Vec<Callback<T>>) {
+        (self.first.take(), mem::take(&mut self.rest))
+    }
 }
 
 impl<T: Send + Sync + 'static> Cell<T> {
@@ -63,17 +89,20 @@ impl<T: Send + Sync + 'static> Cell<T> {
             outcome: OnceLock::new(),
             waiters: Mutex::new(Waiters {
                 completed: false,
+                batch_pending: false,
                 discard: false,
-                callbacks: Vec::new(),
+                first: None,
+                rest: Vec::new(),
+                upstream: None,
                 on_discard: Vec::new(),
             }),
         }
     }
 
     pub(crate) fn completed(outcome: Outcome<T>) -> Self {
-        let cell = Cell::pending();
+        let mut cell = Cell::pending();
         let _ = cell.outcome.set(outcome);
-        cell.waiters.lock().completed = true;
+        cell.waiters.get_mut().completed = true;
         cell
     }
 
@@ -90,26 +119,36 @@ impl<T: Send + Sync + 'static> Cell<T> {
     }
 
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.
-    pub(crate) fn complete(self: &std::sync::Arc<Self>, outcome: Outcome<T>) -> bool {
-        let callbacks = {
+    pub(crate) fn complete(self: &Arc<Self>, outcome: Outcome<T>) -> bool {
+        let draining = TRAMPOLINE.with(|t| t.borrow().is_some());
+        let (first, rest) = {
             let mut waiters = self.waiters.lock();
             if waiters.completed {
                 return false;
             }
             let _ = self.outcome.set(outcome);
             waiters.completed = true;
-            waiters.on_discard.clear();
-            std::mem::take(&mut waiters.callbacks)
+            waiters.upstream = None;
+            let on_discard = mem::take(&mut waiters.on_discard);
+            if waiters.first.is_none() {
+                drop(waiters);
+                drop(on_discard);
+                return true;
+            }
+            if draining {
+                waiters.batch_pending = true;
+                drop(waiters);
+                drop(on_discard);
+                TRAMPOLINE.with(|t| {
+                    let mut t = t.borrow_mut();
+                    t.as_mut().expect("checked above").push_back(self.clone());
+                });
+                return true;
+            }
+            waiters.take_callbacks()
         };
-        if !callbacks.is_empty() {
-            let cell = self.clone();
-            trampoline(move || {
-                let outcome = cell.outcome().expect("completed cell has an outcome");
-                for callback in callbacks {
-                    callback(outcome);
-                }
-            });
-        }
+        let outcome = self.outcome().expect("completed cell has an outcome");
+        drain_from(move || run_callbacks(first, rest, outcome));
         true
     }
 
@@ -117,24 +156,32 @@ impl<T: Send + Sync + 'static> Cell<T> {
     pub(crate) fn on_complete(&self, callback: Callback<T>) {
         {
             let mut waiters = self.waiters.lock();
-            if !waiters.completed {
-                waiters.callbacks.push(callback);
+            if !waiters.completed || waiters.batch_pending {
+                if waiters.first.is_none() && waiters.rest.is_empty() {
+                    waiters.first = Some(callback);
+                } else {
+                    waiters.rest.push(callback);
+                }
                 return;
             }
         }
         callback(self.outcome().expect("completed cell has an outcome"));
     }
 
-    /// Records a discard request and runs the discard callbacks; a no-op once complete.
+    /// Records a discard request, passes it upstream and runs the discard callbacks; a no-op once
+    /// complete or after a first request.
     pub(crate) fn request_discard(&self) {
-        let callbacks = {
+        let (upstream, callbacks) = {
             let mut waiters = self.waiters.lock();
             if waiters.completed || waiters.discard {
                 return;
             }
             waiters.discard = true;
-            std::mem::take(&mut waiters.on_discard)
+            (waiters.upstream.take(), mem::take(&mut waiters.on_discard))
         };
+        if let Some(upstream) = upstream.and_then(|u| u.upgrade()) {
+            upstream.request_discard();
+        }
         for callback in callbacks {
             callback();
         }
@@ -155,29 +202,79 @@ impl<T: Send + Sync + 'static> Cell<T> {
         }
         callback();
     }
+
+    /// Passes discard requests on this cell to `upstream` (at once if one was already made),
+    /// without keeping `upstream` alive.
+    pub(crate) fn forward_discard_to(&self, upstream: Weak<dyn Discard>) {
+        {
+            let mut waiters = self.waiters.lock();
+            if waiters.completed {
+                return;
+            }
+            if !waiters.discard {
+                if waiters.upstream.is_none() {
+                    waiters.upstream = Some(upstream);
+                } else {
+                    waiters.on_discard.push(Box::new(move || {
+                        if let Some(upstream) = upstream.upgrade() {
+                            upstream.request_discard();
+                        }
+                    }));
+                }
+                return;
+            }
+        }
+        if let Some(upstream) = upstream.upgrade() {
+            upstream.request_discard();
+        }
+    }
 }
 
-type Job = Box<dyn FnOnce()>;
+impl<T: Send + Sync + 'static> Discard for Cell<T> {
+    fn request_discard(&self) {
+        Cell::request_discard(self);
+    }
+}
+
+/// Runs every callback, even after one panics; resumes the first panic at the end.
+fn run_callbacks<T>(first: Option<Callback<T>>, rest: Vec<Callback<T>>, outcome: &Outcome<T>) {
+    let mut first_panic = None;
+    for callback in first.into_iter().chain(rest) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(outcome))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// A completed cell whose callbacks wait on the trampoline.
+trait Batch {
+    fn run_batch(&self);
+}
+
+impl<T: Send + Sync + 'static> Batch for Cell<T> {
+    fn run_batch(&self) {
+        let (first, rest) = {
+            let mut waiters = self.waiters.lock();
+            waiters.batch_pending = false;
+            waiters.take_callbacks()
+        };
+        let outcome = self.outcome().expect("a batched cell is complete");
+        run_callbacks(first, rest, outcome);
+    }
+}
 
 thread_local! {
     /// `Some` while an outermost completion is draining on this thread.
-    static TRAMPOLINE: RefCell<Option<VecDeque<Job>>> = const { RefCell::new(None) };
+    static TRAMPOLINE: RefCell<Option<VecDeque<Arc<dyn Batch>>>> = const { RefCell::new(None) };
 }
 
-/// Runs `job` now if no completion is draining on this thread, else queues it for the drain.
-fn trampoline(job: impl FnOnce() + 'static) {
-    let queued = TRAMPOLINE.with(|t| match &mut *t.borrow_mut() {
-        Some(queue) => {
-            queue.push_back(Box::new(job));
-            None
-        }
-        slot @ None => {
-            *slot = Some(VecDeque::new());
-            Some(job)
-        }
-    });
-    let Some(job) = queued else { return };
-
+/// Runs `job` as the outermost completion on this thread, then every batch it (transitively)
+/// queued, in order.
+fn drain_from(job: impl FnOnce()) {
+    TRAMPOLINE.with(|t| *t.borrow_mut() = Some(VecDeque::new()));
     let mut first_panic = panic::catch_unwind(AssertUnwindSafe(job)).err();
     loop {
         let next = TRAMPOLINE.with(|t| {
@@ -189,8 +286,8 @@ fn trampoline(job: impl FnOnce() + 'static) {
             }
             next
         });
-        let Some(job) = next else { break };
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(job)) {
+        let Some(batch) = next else { break };
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| batch.run_batch())) {
             first_panic.get_or_insert(payload);
         }
     }

@@ -2,11 +2,12 @@
 //! travels upstream through each.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::cell::{Cell, Discard};
 use super::{Future, Promise};
 use crate::context::{self, Captured};
 use crate::error::{Error, Failure};
@@ -307,12 +308,15 @@ where
     T: Send + Sync + 'static,
     U: Send + Sync + 'static,
 {
-    let input = Arc::downgrade(&input.cell);
-    output.on_discard(move || {
-        if let Some(cell) = input.upgrade() {
-            cell.request_discard();
-        }
-    });
+    output.cell.forward_discard_to(input.discard_link());
+}
+
+impl<T: Send + Sync + 'static> Future<T> {
+    /// A weak link through which a discard request reaches this future.
+    pub(crate) fn discard_link(&self) -> Weak<dyn Discard> {
+        let weak: Weak<Cell<T>> = Arc::downgrade(&self.cell);
+        weak
+    }
 }
 
 /// Runs `f`, turning a panic into a failure that carries the panic message.

@@ -1,9 +1,10 @@
 //! Many futures into one: `collect`, `await_all`, `select`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use super::cell::Discard;
 use super::{Future, Promise};
 use crate::error::{Error, Failure};
 
@@ -50,10 +51,11 @@ pub fn collect<T: Clone + Send + Sync + 'static>(futures: Vec<Future<T>>) -> Fut
         remaining: futures.len(),
         promise: Some(promise),
     }));
-    let inputs = Arc::new(futures);
-    for (index, future) in inputs.iter().enumerate() {
+    // Weak links to every input, so a failure can discard the others without keeping them alive.
+    let siblings: Arc<[Weak<dyn Discard>]> = futures.iter().map(Future::discard_link).collect();
+    for (index, future) in futures.iter().enumerate() {
         let state = state.clone();
-        let siblings = Arc::downgrade(&inputs);
+        let siblings = siblings.clone();
         future.on_any(move |outcome| {
             let mut guard = state.lock();
             match outcome {
@@ -86,8 +88,8 @@ pub fn collect<T: Clone + Send + Sync + 'static>(futures: Vec<Future<T>>) -> Fut
                     } else {
                         promise.complete(Err(error.clone()));
                     }
-                    if let Some(siblings) = siblings.upgrade() {
-                        siblings.iter().for_each(Future::discard);
+                    for sibling in siblings.iter().filter_map(Weak::upgrade) {
+                        sibling.request_discard();
                     }
                 }
             }

@@ -85,12 +85,7 @@ impl<T: Send + Sync + 'static> Promise<T> {
     where
         T: Clone,
     {
-        let upstream = Arc::downgrade(&source.cell);
-        self.on_discard(move || {
-            if let Some(cell) = upstream.upgrade() {
-                cell.request_discard();
-            }
-        });
+        super::chain::forward_discard(&self.future(), &source);
         source
             .cell
             .on_complete(Box::new(move |outcome| self.complete(outcome.clone())));

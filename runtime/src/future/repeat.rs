@@ -50,18 +50,17 @@ where
     let promise = Promise::new();
     let output = promise.future();
     let state = Arc::new(Loop {
-        inner: Mutex::new(Inner {
-            iterate,
-            body,
+        closures: Mutex::new((iterate, body)),
+        control: Mutex::new(Control {
             promise: Some(promise),
             waiting_on: None,
-            _item: PhantomData,
         }),
+        _item: PhantomData,
     });
     let weak = Arc::downgrade(&state);
     output.on_discard(move || {
         if let Some(state) = weak.upgrade() {
-            let waiting = state.inner.lock().waiting_on.take();
+            let waiting = state.control.lock().waiting_on.take();
             if let Some(discard) = waiting {
                 discard();
             }
@@ -71,21 +70,23 @@ where
     output
 }
 
-struct Loop<T, R, I, B>
-where
-    T: Send + Sync + 'static,
-    R: Send + Sync + 'static,
-{
-    inner: Mutex<Inner<T, R, I, B>>,
+/// A running loop.
+///
+/// Two locks, never held together and never held while user code runs except as noted:
+/// `closures` is held by the one step running now while it calls `iterate` or `body` (steps never
+/// overlap: the next one starts from the callback of the future this one waits on), and
+/// `control` guards the promise and the discard hook for the awaited future, for short critical
+/// sections only, so a discard from anywhere (even from `body`) never waits for a step.
+struct Loop<T, R: Send + Sync + 'static, I, B> {
+    closures: Mutex<(I, B)>,
+    control: Mutex<Control<R>>,
+    _item: PhantomData<fn() -> T>,
 }
 
-struct Inner<T: Send + Sync + 'static, R: Send + Sync + 'static, I, B> {
-    iterate: I,
-    body: B,
+struct Control<R: Send + Sync + 'static> {
     promise: Option<Promise<R>>,
     /// Discards the future the loop waits on now.
     waiting_on: Option<Box<dyn FnOnce() + Send>>,
-    _item: PhantomData<fn() -> T>,
 }
 
 enum Step<T: Send + Sync + 'static, R: Send + Sync + 'static> {
@@ -103,63 +104,64 @@ where
 {
     fn run(state: Arc<Self>, mut step: Step<T, R>) {
         loop {
-            let mut inner = state.inner.lock();
-            let Some(promise) = inner.promise.as_ref() else {
-                return;
-            };
-            if promise.has_discard() {
-                let promise = inner.promise.take().expect("checked above");
-                drop(inner);
-                promise.discard();
-                return;
+            if state.discard_requested() {
+                return state.finish(Err(crate::Error::discarded()));
             }
             step = match step {
-                Step::Iterate => match catch(&mut inner.iterate) {
+                Step::Iterate => match catch(|| (state.closures.lock().0)()) {
                     Ok(item) => Step::Item(item),
-                    Err(failure) => return Self::finish(inner, Err(failure.into())),
+                    Err(failure) => return state.finish(Err(failure.into())),
                 },
                 Step::Item(item) => match item.outcome() {
-                    None => return Self::wait(state.clone(), inner, item, Step::Item),
-                    Some(Err(error)) => return Self::finish(inner, Err(error.clone())),
-                    Some(Ok(value)) => match catch(|| (inner.body)(value)) {
+                    None => return Self::wait(state, item, Step::Item),
+                    Some(Err(error)) => return state.finish(Err(error.clone())),
+                    Some(Ok(value)) => match catch(|| (state.closures.lock().1)(value)) {
                         Ok(decision) => Step::Decision(decision),
-                        Err(failure) => return Self::finish(inner, Err(failure.into())),
+                        Err(failure) => return state.finish(Err(failure.into())),
                     },
                 },
                 Step::Decision(decision) => match decision.outcome() {
-                    None => return Self::wait(state.clone(), inner, decision, Step::Decision),
-                    Some(Err(error)) => return Self::finish(inner, Err(error.clone())),
-                    Some(Ok(ControlFlow::Break(value))) => {
-                        return Self::finish(inner, Ok(value.clone()))
-                    }
+                    None => return Self::wait(state, decision, Step::Decision),
+                    Some(Err(error)) => return state.finish(Err(error.clone())),
+                    Some(Ok(ControlFlow::Break(value))) => return state.finish(Ok(value.clone())),
                     Some(Ok(ControlFlow::Continue(()))) => Step::Iterate,
                 },
             };
         }
     }
 
+    /// Whether the loop's result was asked to stop (or is already complete).
+    fn discard_requested(&self) -> bool {
+        self.control
+            .lock()
+            .promise
+            .as_ref()
+            .is_none_or(Promise::has_discard)
+    }
+
     fn wait<U: Send + Sync + 'static>(
         state: Arc<Self>,
-        mut inner: parking_lot::MutexGuard<'_, Inner<T, R, I, B>>,
         future: Future<U>,
         resume: fn(Future<U>) -> Step<T, R>,
     ) {
         let discard = future.clone();
-        inner.waiting_on = Some(Box::new(move || discard.discard()));
-        drop(inner);
+        state.control.lock().waiting_on = Some(Box::new(move || discard.discard()));
+        if state.discard_requested() {
+            // The request came before the hook was in place: pass it on now.
+            let waiting = state.control.lock().waiting_on.take();
+            if let Some(discard) = waiting {
+                discard();
+            }
+        }
         let waited = future.clone();
         future.on_any(move |_| {
-            state.inner.lock().waiting_on = None;
+            state.control.lock().waiting_on = None;
             Self::run(state, resume(waited));
         });
     }
 
-    fn finish(
-        mut inner: parking_lot::MutexGuard<'_, Inner<T, R, I, B>>,
-        outcome: Result<R, crate::Error>,
-    ) {
-        let promise = inner.promise.take();
-        drop(inner);
+    fn finish(&self, outcome: Result<R, crate::Error>) {
+        let promise = self.control.lock().promise.take();
         if let Some(promise) = promise {
             promise.complete(outcome);
         }

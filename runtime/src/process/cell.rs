@@ -11,8 +11,9 @@
 //!     scheduler), cleared by the runner when it finds the queue empty at the end of a visit.
 //!     While set, the cell is in exactly one run queue or running on exactly one worker, so the
 //!     process never runs on two threads at once.
-//!   - `inject_terminate`: set by `terminate_now`; the runner sees it before its next batch and
-//!     terminates without running the queued events.
+//!   - `inject`: set by `terminate_now` (under the mailbox lock, unless `terminated`); the runner
+//!     reads it without the lock before every event and, once it sees it, terminates without
+//!     running the queued events. The runner clears it, under the lock, as the process ends.
 //!   - `terminated`: set once by the runner when the process ends; excludes every later push
 //!     (the event is dropped at once, so a dispatch ends abandoned) and every later link (the
 //!     linker is told at once).
@@ -22,16 +23,17 @@
 //! # A visit
 //!
 //! 1. Lock `slot`; lock `mailbox`; move up to the budget of events into the batch (a swap of two
-//!    queues when the whole queue fits, so nothing allocates); note `inject_terminate`; unlock
-//!    `mailbox`.
-//! 2. Run the batch, each event under `catch_unwind`, counting each as finished for settle.
+//!    queues when the whole queue fits, so nothing allocates); unlock `mailbox`.
+//! 2. Run the batch, each event under `catch_unwind`, counting each as finished for settle;
+//!    stop early for a terminate event, a panic, or `inject`.
 //! 3. Lock `mailbox`: if the queue is empty clear `scheduled`, else hand the cell back to the
 //!    scheduler (to the back, for fairness).
 //!
 //! # Termination (on the runner)
 //!
 //! 1. Run `finalize` (skipped after a panic).
-//! 2. Lock `mailbox`, set `terminated` and the exit reason, take the queue, linkers and waiters.
+//! 2. Lock `mailbox`, set `terminated` and the exit reason, clear `inject` (finishing its unit of
+//!    work for settle), take the queue, linkers and waiters.
 //! 3. Drop the process value, then every undelivered event (their dispatches end abandoned).
 //! 4. Remove the id from the process table.
 //! 5. Tell every linker (`exited`), then complete every `wait`.
@@ -39,6 +41,7 @@
 use std::collections::VecDeque;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -58,13 +61,14 @@ pub(crate) struct ProcessCell<P: Process> {
     id: Arc<str>,
     handle: Handle,
     mailbox: Mutex<Mailbox<P>>,
+    /// `terminate_now` was requested; see the protocol.
+    inject: AtomicBool,
     slot: Mutex<Slot<P>>,
 }
 
 struct Mailbox<P> {
     queue: VecDeque<Event<P>>,
     scheduled: bool,
-    inject_terminate: bool,
     terminated: bool,
     extras: Option<Box<Extras>>,
 }
@@ -103,10 +107,10 @@ impl<P: Process> ProcessCell<P> {
         ProcessCell {
             id,
             handle,
+            inject: AtomicBool::new(false),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
                 scheduled: false,
-                inject_terminate: false,
                 terminated: false,
                 extras: None,
             }),
@@ -168,6 +172,18 @@ impl<P: Process> ProcessCell<P> {
         self.push_unfiltered(Event::Dispatch(f))
     }
 
+    /// Ends a process that never started (spawned on a runtime that is shutting down): it is
+    /// terminated before any event, so dispatches end abandoned and `wait` is ready at once.
+    pub(crate) fn never_started(&self) {
+        let process = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            mailbox.extras.get_or_insert_with(Default::default).exit = Some(ExitReason::NotFound);
+            self.slot.lock().process.take()
+        };
+        drop(process);
+    }
+
     /// Queues `Initialize`; the first event, pushed before the cell is published.
     pub(crate) fn start(self: &Arc<Self>) {
         self.push_unfiltered(Event::Initialize);
@@ -175,43 +191,38 @@ impl<P: Process> ProcessCell<P> {
 
     fn visit(self: &Arc<Self>) {
         let budget = self.handle.scheduler().budget();
-        let quiesce = self.handle.quiesce();
         let mut slot = self.slot.lock();
         let slot = &mut *slot;
-        let inject = {
+        {
             let mut mailbox = self.mailbox.lock();
             if mailbox.queue.len() <= budget {
                 mem::swap(&mut mailbox.queue, &mut slot.batch);
             } else {
                 slot.batch.extend(mailbox.queue.drain(..budget));
             }
-            mem::take(&mut mailbox.inject_terminate)
-        };
+        }
         if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
             self.drop_batch(slot);
         } else {
             let _running = context::enter_process(self.clone());
-            match self.run_batch(slot, inject) {
-                Some(panicked) => self.terminate_on_runner(slot, panicked),
-                None if inject => self.terminate_on_runner(slot, None),
-                None => {}
+            if let Some(panicked) = self.run_batch(slot) {
+                self.terminate_on_runner(slot, panicked);
             }
-        }
-        if inject {
-            quiesce.finished();
         }
         self.end_visit();
     }
 
-    /// Runs the batch until it is empty or the process ends. Returns `Some` when the process must
-    /// end now: `Some(None)` for a terminate event, `Some(Some(reason))` after a panic. With
-    /// `inject`, only a leading `Initialize` runs (it always runs first).
-    fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>, inject: bool) -> Option<Option<ExitReason>> {
+    /// Runs the batch until it is empty or the process must end. Returns `Some` when it must end
+    /// now: `Some(None)` for a terminate (queued, or injected), `Some(Some(reason))` after a
+    /// panic. A leading `Initialize` runs even before an injected terminate.
+    fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Option<ExitReason>> {
         let quiesce = self.handle.quiesce();
         loop {
-            if inject && !matches!(slot.batch.front(), Some(Event::Initialize)) {
-                return None;
+            if self.inject.load(Ordering::Acquire)
+                && !matches!(slot.batch.front(), Some(Event::Initialize))
+            {
+                return Some(None);
             }
             let event = slot.batch.pop_front()?;
             let result = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
@@ -245,7 +256,8 @@ impl<P: Process> ProcessCell<P> {
 
     fn end_visit(self: &Arc<Self>) {
         let mut mailbox = self.mailbox.lock();
-        if mailbox.queue.is_empty() && !mailbox.inject_terminate || mailbox.terminated {
+        let idle = mailbox.queue.is_empty() && !self.inject.load(Ordering::Acquire);
+        if idle || mailbox.terminated {
             mailbox.scheduled = false;
             return;
         }
@@ -281,6 +293,10 @@ impl<P: Process> ProcessCell<P> {
         let (queue, linkers, waiters) = {
             let mut mailbox = self.mailbox.lock();
             mailbox.terminated = true;
+            if self.inject.swap(false, Ordering::AcqRel) {
+                // The unit of work `terminate_now` counted ends with the process.
+                self.handle.quiesce().finished();
+            }
             let extras = mailbox.extras.get_or_insert_with(Default::default);
             extras.exit = Some(reason.clone());
             let linkers = mem::take(&mut extras.linkers);
@@ -368,12 +384,11 @@ impl<P: Process> AnyCell for ProcessCell<P> {
         let quiesce = self.handle.quiesce();
         quiesce.started();
         let mut mailbox = self.mailbox.lock();
-        if mailbox.terminated || mailbox.inject_terminate {
+        if mailbox.terminated || self.inject.swap(true, Ordering::AcqRel) {
             drop(mailbox);
             quiesce.finished();
             return;
         }
-        mailbox.inject_terminate = true;
         let schedule = !mem::replace(&mut mailbox.scheduled, true);
         drop(mailbox);
         if schedule {
