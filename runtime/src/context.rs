@@ -6,6 +6,7 @@
 //! they are registered ([`Captured`]) so they run with the runtime their registrant saw.
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::handle::Handle;
@@ -36,13 +37,18 @@ pub(crate) fn expect_current(what: &str) -> Handle {
 /// Makes `handle` the current runtime until the guard drops, restoring the previous one.
 pub(crate) fn enter(handle: Handle) -> EnterGuard {
     let previous = RUNTIME.with(|r| r.replace(Some(handle)));
-    EnterGuard { previous }
+    EnterGuard {
+        previous,
+        _not_send: PhantomData,
+    }
 }
 
-/// Restores the previously current runtime when dropped.
+/// Restores the previously current runtime when dropped. It belongs to the thread that entered:
+/// it is neither `Send` nor `Sync`, so it cannot be dropped on another thread.
 #[must_use = "the runtime stays current only while the guard lives"]
 pub struct EnterGuard {
     previous: Option<Handle>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for EnterGuard {

@@ -204,3 +204,13 @@ fn a_discarded_select_ends_discarded_when_its_inputs_do() {
     inputs.into_iter().for_each(Promise::discard);
     assert!(first.is_discarded());
 }
+
+#[test]
+fn select_reports_a_real_failure_over_a_later_discard() {
+    let failing = Promise::<u32>::new();
+    let discarded = Promise::<u32>::new();
+    let first = select(vec![failing.future(), discarded.future()]);
+    failing.fail("the real reason");
+    discarded.discard();
+    assert_eq!(first.error().unwrap().failure().unwrap().message(), "the real reason");
+}

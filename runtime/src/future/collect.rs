@@ -150,8 +150,8 @@ pub fn await_all<T: Send + Sync + 'static>(futures: Vec<Future<T>>) -> Future<Ve
 ///
 /// # Errors
 ///
-/// Fails with the last input's error (as a failure) when no input can become ready, and at once
-/// for an empty input.
+/// Fails when no input can become ready: with the last input failure if any input failed, else
+/// with the last input's discard or abandonment (as a failure); at once for an empty input.
 ///
 /// # Discard
 ///
@@ -173,23 +173,43 @@ pub fn select<T: Clone + Send + Sync + 'static>(futures: Vec<Future<T>>) -> Futu
     let promise = Promise::new();
     let output = promise.future();
     discard_all_on_discard(&output, &futures);
-    let state = Arc::new(Mutex::new((futures.len(), Some(promise))));
+    struct State<T: Send + Sync + 'static> {
+        remaining: usize,
+        promise: Option<Promise<(usize, T)>>,
+        /// The last failure seen, preferred over a later discard or abandonment.
+        failure: Option<Error>,
+    }
+    let state = Arc::new(Mutex::new(State {
+        remaining: futures.len(),
+        promise: Some(promise),
+        failure: None,
+    }));
     for (index, future) in futures.iter().enumerate() {
         let state = state.clone();
         future.on_any(move |outcome| {
             let mut guard = state.lock();
-            guard.0 -= 1;
+            guard.remaining -= 1;
+            if let Err(error) = outcome {
+                if error.is_failed() || guard.failure.is_none() {
+                    guard.failure = Some(error.clone());
+                }
+            }
             let promise = match outcome {
-                Ok(_) => guard.1.take(),
-                Err(_) if guard.0 == 0 => guard.1.take(),
+                Ok(_) => guard.promise.take(),
+                Err(_) if guard.remaining == 0 => guard.promise.take(),
                 Err(_) => None,
             };
+            let failure = guard.failure.clone();
             drop(guard);
             let Some(promise) = promise else { return };
-            match outcome {
-                Ok(value) => promise.set((index, value.clone())),
-                Err(error) if error.is_discarded() && promise.has_discard() => promise.discard(),
-                Err(error) => promise.fail(Error::clone(error).into_failure()),
+            match (outcome, failure) {
+                (Ok(value), _) => promise.set((index, value.clone())),
+                (Err(error), _) if error.is_discarded() && promise.has_discard() => {
+                    promise.discard()
+                }
+                (Err(error), failure) => {
+                    promise.fail(failure.unwrap_or_else(|| error.clone()).into_failure())
+                }
             }
         });
     }
