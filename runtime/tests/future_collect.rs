@@ -212,5 +212,8 @@ fn select_reports_a_real_failure_over_a_later_discard() {
     let first = select(vec![failing.future(), discarded.future()]);
     failing.fail("the real reason");
     discarded.discard();
-    assert_eq!(first.error().unwrap().failure().unwrap().message(), "the real reason");
+    assert_eq!(
+        first.error().unwrap().failure().unwrap().message(),
+        "the real reason"
+    );
 }
