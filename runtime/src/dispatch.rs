@@ -25,6 +25,8 @@
 //!   terminate, a panic, shutdown), ends *abandoned* at once — never pending forever.
 //! - A closure that returns a [`Future`] gives a `Future<Future<R>>`; [`Future::flatten`] turns
 //!   it into the `Future<R>` that follows the inner one.
+//! - [`cast`] is the fire-and-forget form: same queueing and order, no future, no allocation for
+//!   a reply.
 //! - A panic in the closure ends the process (see [process](crate::process)) and abandons the
 //!   result.
 
@@ -83,6 +85,36 @@ where
         Box::new(move |process: &mut P| promise.set(f(process))),
     );
     future
+}
+
+/// Runs `f` on `pid`'s state after the events already queued to it, with no reply: nothing is
+/// allocated for an answer (libprocess's dispatch of a `void` method, Erlang's `cast`). The
+/// fire-and-forget counterpart of [`dispatch`], for messages nobody waits on.
+///
+/// Returns false if the event was not queued: the process is gone or the filter dropped it.
+///
+/// # Examples
+///
+/// ```
+/// use procession::{cast, dispatch, Process, Runtime};
+///
+/// #[derive(Default)]
+/// struct Tally { count: u64 }
+/// impl Process for Tally {}
+///
+/// let runtime = Runtime::new();
+/// let tally = runtime.spawn(Tally::default());
+/// for _ in 0..3 {
+///     assert!(cast(&tally, |t: &mut Tally| t.count += 1));
+/// }
+/// assert_eq!(runtime.block_on(dispatch(&tally, |t: &mut Tally| t.count)).unwrap(), 3);
+/// ```
+pub fn cast<P, F>(pid: &Pid<P>, f: F) -> bool
+where
+    P: Process,
+    F: FnOnce(&mut P) + Send + 'static,
+{
+    pid.cell.dispatch(None, Box::new(f))
 }
 
 impl<T: Clone + Send + Sync + 'static> Future<Future<T>> {

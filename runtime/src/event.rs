@@ -9,15 +9,16 @@ use bytes::Bytes;
 use crate::pid::Upid;
 
 /// One event for a process of type `P`. A process handles its events one at a time, in order.
+///
+/// Every variant is at most two words, so a queue slot is small; the rare, larger events are
+/// boxed. (`P::initialize` is not an event: the first visit runs it before any event.)
 pub(crate) enum Event<P> {
-    /// Runs `P::initialize`; always the first event.
-    Initialize,
     /// Runs a closure in the process's context. Dropping it unrun abandons its result.
     Dispatch(Box<dyn FnOnce(&mut P) + Send>),
     /// A message for an installed handler.
-    Message(Envelope),
+    Message(Box<Envelope>),
     /// A linked process ended.
-    Exited(Upid, ExitReason),
+    Exited(Box<(Upid, ExitReason)>),
     /// Ends the process after the events queued before it.
     Terminate,
 }

@@ -83,7 +83,7 @@ pub use crate::clock::{after, Clock};
 pub use crate::context::EnterGuard;
 pub use crate::defer::defer;
 pub use crate::delay::{delay, Timer};
-pub use crate::dispatch::{dispatch, dispatch_method};
+pub use crate::dispatch::{cast, dispatch, dispatch_method};
 pub use crate::error::{Error, Failure};
 pub use crate::event::ExitReason;
 pub use crate::filter::{EventView, Filter, MessageBody, Verdict};

@@ -83,6 +83,8 @@ struct Extras {
 
 struct Slot<P> {
     process: Option<P>,
+    /// `initialize` ran (the first visit sets it).
+    initialized: bool,
     handlers: Handlers<P>,
     batch: VecDeque<Event<P>>,
 }
@@ -116,6 +118,7 @@ impl<P: Process> ProcessCell<P> {
             }),
             slot: Mutex::new(Slot {
                 process: Some(process),
+                initialized: false,
                 handlers: Handlers::default(),
                 batch: VecDeque::new(),
             }),
@@ -184,9 +187,14 @@ impl<P: Process> ProcessCell<P> {
         drop(process);
     }
 
-    /// Queues `Initialize`; the first event, pushed before the cell is published.
+    /// Schedules the first visit, which runs `initialize` before any event. Called once, as the
+    /// cell is published; the visit is one unit of work for settle.
     pub(crate) fn start(self: &Arc<Self>) {
-        self.push_unfiltered(Event::Initialize);
+        self.handle.quiesce().started();
+        // A sender that found the id in the table first may have scheduled the visit already.
+        if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
+            self.handle.scheduler().schedule(self.clone());
+        }
     }
 
     fn visit(self: &Arc<Self>) {
@@ -206,22 +214,35 @@ impl<P: Process> ProcessCell<P> {
             self.drop_batch(slot);
         } else {
             let _running = context::enter_process(self.clone());
-            if let Some(panicked) = self.run_batch(slot) {
+            let ended = match slot.initialized {
+                true => self.run_batch(slot),
+                false => self.initialize(slot).or_else(|| self.run_batch(slot)),
+            };
+            if let Some(panicked) = ended {
                 self.terminate_on_runner(slot, panicked);
             }
         }
         self.end_visit();
     }
 
+    /// Runs `initialize` (the first visit's first act, before any event, even an injected
+    /// terminate) and finishes the start's unit of work; `Some(reason)` if it panicked.
+    fn initialize(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Option<ExitReason>> {
+        slot.initialized = true;
+        let process = slot.process.as_mut().expect("a live process has its value");
+        let mut ctx = Context::new(self, &mut slot.handlers);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| process.initialize(&mut ctx)));
+        self.handle.quiesce().finished();
+        result.err().map(|payload| Some(self.panicked(&*payload)))
+    }
+
     /// Runs the batch until it is empty or the process must end. Returns `Some` when it must end
     /// now: `Some(None)` for a terminate (queued, or injected), `Some(Some(reason))` after a
-    /// panic. A leading `Initialize` runs even before an injected terminate.
+    /// panic.
     fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Option<ExitReason>> {
         let quiesce = self.handle.quiesce();
         loop {
-            if self.inject.load(Ordering::Acquire)
-                && !matches!(slot.batch.front(), Some(Event::Initialize))
-            {
+            if self.inject.load(Ordering::Acquire) {
                 return Some(None);
             }
             let event = slot.batch.pop_front()?;
@@ -230,23 +251,26 @@ impl<P: Process> ProcessCell<P> {
             match result {
                 Ok(true) => return Some(None),
                 Ok(false) => {}
-                Err(payload) => {
-                    let message = crate::future::panic_message(&*payload).to_owned();
-                    tracing::error!(process = %self.upid(), panic = %message, "process panicked; terminating it");
-                    return Some(Some(ExitReason::Panicked(message.into())));
-                }
+                Err(payload) => return Some(Some(self.panicked(&*payload))),
             }
         }
+    }
+
+    /// Logs a handler's panic and names it as the exit reason.
+    fn panicked(&self, payload: &(dyn std::any::Any + Send)) -> ExitReason {
+        let message = crate::future::panic_message(payload).to_owned();
+        tracing::error!(process = %self.upid(), panic = %message, "process panicked; it ends now");
+        ExitReason::Panicked(message.into())
     }
 
     /// Runs one event; true when it was `Terminate`.
     fn handle_event(self: &Arc<Self>, slot: &mut Slot<P>, event: Event<P>) -> bool {
         let process = slot.process.as_mut().expect("a live process has its value");
         match event {
-            Event::Initialize => process.initialize(&mut Context::new(self, &mut slot.handlers)),
             Event::Dispatch(f) => f(process),
-            Event::Message(envelope) => slot.handlers.handle(process, self, envelope),
-            Event::Exited(upid, reason) => {
+            Event::Message(envelope) => slot.handlers.handle(process, self, *envelope),
+            Event::Exited(exit) => {
+                let (upid, reason) = *exit;
                 process.exited(&mut Context::new(self, &mut slot.handlers), &upid, &reason)
             }
             Event::Terminate => return true,
@@ -282,11 +306,7 @@ impl<P: Process> ProcessCell<P> {
                 let mut ctx = Context::new(self, &mut slot.handlers);
                 match panic::catch_unwind(AssertUnwindSafe(|| process.finalize(&mut ctx))) {
                     Ok(()) => ExitReason::Normal,
-                    Err(payload) => {
-                        let message = crate::future::panic_message(&*payload).to_owned();
-                        tracing::error!(process = %self.upid(), panic = %message, "finalize panicked");
-                        ExitReason::Panicked(message.into())
-                    }
+                    Err(payload) => self.panicked(&*payload),
                 }
             }
         };
@@ -358,7 +378,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
                 body: (&envelope.body).into(),
             })
         });
-        allowed && self.push_unfiltered(Event::Message(envelope))
+        allowed && self.push_unfiltered(Event::Message(Box::new(envelope)))
     }
 
     fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason) {
@@ -371,7 +391,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
             })
         });
         if allowed {
-            self.push_unfiltered(Event::Exited(upid, reason));
+            self.push_unfiltered(Event::Exited(Box::new((upid, reason))));
         }
     }
 
