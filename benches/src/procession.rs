@@ -1,0 +1,348 @@
+//! procession on a 2-worker pool: an ask is a `dispatch` (its reply is a Future), a tell is a
+//! `cast` (no reply); the main thread waits with `Runtime::block_on`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ::procession::{
+    cast, dispatch, spawn, terminate, wait, Context, Future, Pid, Process, Promise, Runtime,
+};
+
+use crate::{per_actor, settled_rss_blocking, System};
+
+/// procession, `Runtime::builder().workers(2)`.
+pub struct Procession;
+
+fn runtime() -> Runtime {
+    Runtime::builder()
+        .workers(2)
+        .build()
+        .expect("building the procession runtime")
+}
+
+/// A done signal that many processes hold; only the last event of a run takes it.
+type DoneSlot = Arc<Mutex<Option<Promise<()>>>>;
+
+fn done_slot() -> (DoneSlot, Future<()>) {
+    let promise = Promise::new();
+    let future = promise.future();
+    (Arc::new(Mutex::new(Some(promise))), future)
+}
+
+fn fire(slot: &DoneSlot) {
+    if let Some(promise) = slot.lock().expect("done slot").take() {
+        promise.set(());
+    }
+}
+
+// W1 ------------------------------------------------------------------------------------------
+
+struct Pinger {
+    pong: Pid<Ponger>,
+    done: Option<Promise<()>>,
+}
+
+impl Process for Pinger {}
+
+impl Pinger {
+    fn ping(&mut self, remaining: u64) {
+        if remaining == 0 {
+            if let Some(done) = self.done.take() {
+                done.set(());
+            }
+            return;
+        }
+        cast(&self.pong, move |pong: &mut Ponger| {
+            pong.pong(remaining - 1)
+        });
+    }
+}
+
+struct Ponger {
+    ping: Option<Pid<Pinger>>,
+}
+
+impl Process for Ponger {}
+
+impl Ponger {
+    fn pong(&mut self, remaining: u64) {
+        let ping = self.ping.as_ref().expect("set before the start");
+        cast(ping, move |ping: &mut Pinger| ping.ping(remaining));
+    }
+}
+
+// W1b, W2, W4 ---------------------------------------------------------------------------------
+
+/// Answers `x -> x + 1`; the dispatched closure is the request.
+struct Server;
+
+impl Process for Server {}
+
+/// Keeps `window` requests in flight to the server; each reply comes back into the client with
+/// `on_ready` + a dispatch to itself (libprocess's `onReady(defer(self(), ...))`), which sends
+/// the next request.
+struct Client {
+    server: Pid<Server>,
+    me: Option<Pid<Client>>,
+    total: u64,
+    sent: u64,
+    received: u64,
+    checksum: u64,
+    done: Option<Promise<u64>>,
+}
+
+impl Process for Client {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        self.me = Some(ctx.pid());
+    }
+}
+
+impl Client {
+    fn start(&mut self, window: usize) {
+        for _ in 0..self.total.min(window as u64) {
+            self.request();
+        }
+    }
+
+    fn request(&mut self) {
+        let x = self.sent;
+        self.sent += 1;
+        let me = self.me.clone().expect("set in initialize");
+        dispatch(&self.server, move |_: &mut Server| x + 1).on_ready(move |&reply| {
+            cast(&me, move |client: &mut Client| client.reply(reply));
+        });
+    }
+
+    fn reply(&mut self, value: u64) {
+        self.received += 1;
+        self.checksum = self.checksum.wrapping_add(value);
+        if self.sent < self.total {
+            self.request();
+        } else if self.received == self.total {
+            if let Some(done) = self.done.take() {
+                done.set(self.checksum);
+            }
+        }
+    }
+}
+
+// W3 ------------------------------------------------------------------------------------------
+
+struct Counter {
+    seen: u64,
+    total: u64,
+    done: Option<Promise<()>>,
+}
+
+impl Process for Counter {}
+
+impl Counter {
+    fn add(&mut self, n: u64) {
+        self.seen += n;
+        if self.seen == self.total {
+            if let Some(done) = self.done.take() {
+                done.set(());
+            }
+        }
+    }
+}
+
+// W4-mem --------------------------------------------------------------------------------------
+
+struct Idle;
+
+impl Process for Idle {}
+
+// W5 ------------------------------------------------------------------------------------------
+
+struct Node {
+    next: Option<Pid<Node>>,
+    done: DoneSlot,
+}
+
+impl Process for Node {}
+
+impl Node {
+    fn token(&mut self, hops: u64) {
+        if hops == 0 {
+            fire(&self.done);
+            return;
+        }
+        let next = self
+            .next
+            .as_ref()
+            .expect("the ring is closed before the start");
+        cast(next, move |node: &mut Node| node.token(hops - 1));
+    }
+}
+
+impl System for Procession {
+    fn ping_pong(&self, round_trips: u64) -> Duration {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let pong = runtime.spawn(Ponger { ping: None });
+        let promise = Promise::new();
+        let done = promise.future();
+        let ping = runtime.spawn(Pinger {
+            pong: pong.clone(),
+            done: Some(promise),
+        });
+        let ping_pid = ping.clone();
+        runtime
+            .block_on(dispatch(&pong, move |pong: &mut Ponger| {
+                pong.ping = Some(ping_pid)
+            }))
+            .expect("setup");
+        let start = Instant::now();
+        cast(&ping, move |ping: &mut Pinger| ping.ping(round_trips));
+        runtime.block_on(done).expect("ping-pong");
+        start.elapsed()
+    }
+
+    fn ask(&self, total: u64, window: usize) -> Duration {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let server = runtime.spawn(Server);
+        let promise = Promise::new();
+        let done = promise.future();
+        let client = runtime.spawn(Client {
+            server,
+            me: None,
+            total,
+            sent: 0,
+            received: 0,
+            checksum: 0,
+            done: Some(promise),
+        });
+        runtime
+            .block_on(dispatch(&client, |_: &mut Client| ()))
+            .expect("client started");
+        let start = Instant::now();
+        cast(&client, move |client: &mut Client| client.start(window));
+        let checksum = runtime.block_on(done).expect("asks");
+        let elapsed = start.elapsed();
+        assert_eq!(checksum, total * (total + 1) / 2, "every reply seen once");
+        elapsed
+    }
+
+    fn fan_in(&self, producers: usize, per_producer: u64) -> Duration {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let promise = Promise::new();
+        let done = promise.future();
+        let counter = runtime.spawn(Counter {
+            seen: 0,
+            total: producers as u64 * per_producer,
+            done: Some(promise),
+        });
+        runtime
+            .block_on(dispatch(&counter, |_: &mut Counter| ()))
+            .expect("counter started");
+        let start = Instant::now();
+        for _ in 0..producers {
+            let counter = counter.clone();
+            let _ = runtime.spawn_async(async move {
+                for _ in 0..per_producer {
+                    cast(&counter, |counter: &mut Counter| counter.add(1));
+                }
+            });
+        }
+        runtime.block_on(done).expect("fan-in");
+        start.elapsed()
+    }
+
+    fn spawn_ask_stop(&self, actors: usize) -> Duration {
+        let runtime = runtime();
+        let driver = runtime.spawn_async(async move {
+            let start = Instant::now();
+            let pids: Vec<Pid<Server>> = (0..actors).map(|_| spawn(Server)).collect();
+            let replies: Vec<Future<u64>> = pids
+                .iter()
+                .zip(0u64..)
+                .map(|(pid, x)| dispatch(pid, move |_: &mut Server| x + 1))
+                .collect();
+            for reply in replies {
+                reply.await.expect("reply");
+            }
+            let exits: Vec<Future<()>> = pids
+                .iter()
+                .map(|pid| {
+                    terminate(pid);
+                    wait(pid)
+                })
+                .collect();
+            for exit in exits {
+                exit.await.expect("exit");
+            }
+            start.elapsed()
+        });
+        runtime.block_on(driver).expect("driver")
+    }
+
+    fn idle_memory(&self, actors: usize) -> f64 {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let warm = runtime.spawn(Idle);
+        runtime
+            .block_on(dispatch(&warm, |_: &mut Idle| ()))
+            .expect("warm-up");
+        terminate(&warm);
+        runtime.block_on(wait(&warm)).expect("warm-up exit");
+
+        let before = settled_rss_blocking();
+        let mut pids = Vec::with_capacity(actors);
+        for _ in 0..actors {
+            pids.push(runtime.spawn(Idle));
+        }
+        let after = settled_rss_blocking();
+        let bytes = per_actor(before, after, actors);
+        std::mem::forget(pids); // keep them alive; the process exits next
+        bytes
+    }
+
+    fn ring(&self, nodes: usize, hops: u64) -> Duration {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let (slot, done) = done_slot();
+        let pids: Vec<Pid<Node>> = (0..nodes)
+            .map(|_| {
+                runtime.spawn(Node {
+                    next: None,
+                    done: slot.clone(),
+                })
+            })
+            .collect();
+        let closing: Vec<Future<()>> = (0..nodes)
+            .map(|i| {
+                let next = pids[(i + 1) % nodes].clone();
+                dispatch(&pids[i], move |node: &mut Node| node.next = Some(next))
+            })
+            .collect();
+        for closed in closing {
+            runtime.block_on(closed).expect("ring setup");
+        }
+        let start = Instant::now();
+        cast(&pids[0], move |node: &mut Node| node.token(hops));
+        runtime.block_on(done).expect("ring");
+        start.elapsed()
+    }
+
+    fn then_chain(&self, chains: u64) -> Option<Duration> {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let mut checksum = 0u64;
+        let start = Instant::now();
+        for i in 0..chains {
+            let promise = Promise::new();
+            let mut chain = promise.future();
+            for _ in 0..10 {
+                chain = chain.map(|x: &u64| x + 1);
+            }
+            promise.set(i);
+            checksum = checksum.wrapping_add(chain.get().expect("the chain completed"));
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(checksum, (0..chains).map(|i| i + 10).sum::<u64>());
+        Some(elapsed)
+    }
+}

@@ -1,0 +1,81 @@
+//! Helpers the systems share: memory readings, tokio runtimes, per-actor arithmetic.
+
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers the systems share.
+
+/// The resident set size of this process, from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .expect("statm's second field is the resident page count");
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+const SETTLE_STEP: Duration = Duration::from_millis(50);
+const SETTLE_MAX_STEPS: usize = 200;
+
+/// The RSS once it has stopped changing (two equal readings in a row, 50 ms apart): every actor
+/// just spawned has started and gone idle. Blocks this thread while others work.
+pub fn settled_rss_blocking() -> u64 {
+    let mut last = rss_bytes();
+    let mut stable = 0;
+    for _ in 0..SETTLE_MAX_STEPS {
+        std::thread::sleep(SETTLE_STEP);
+        let now = rss_bytes();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if stable == 2 {
+            break;
+        }
+    }
+    last
+}
+
+/// [`settled_rss_blocking`] for a driver task: sleeps with tokio's timer, so the runtime's
+/// threads (or actix's one thread) run the actors' start-up meanwhile.
+pub async fn settled_rss() -> u64 {
+    let mut last = rss_bytes();
+    let mut stable = 0;
+    for _ in 0..SETTLE_MAX_STEPS {
+        tokio::time::sleep(SETTLE_STEP).await;
+        let now = rss_bytes();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if stable == 2 {
+            break;
+        }
+    }
+    last
+}
+
+/// A multi-thread tokio runtime with `workers` workers.
+pub fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+}
+
+/// Runs `driver` as a task on `runtime`'s workers (not on the calling thread) and waits for it.
+pub fn drive<F>(runtime: &tokio::runtime::Runtime, driver: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    runtime
+        .block_on(runtime.spawn(driver))
+        .expect("the driver task panicked")
+}
+
+/// Bytes per actor from two RSS readings.
+pub fn per_actor(before: u64, after: u64, actors: usize) -> f64 {
+    (after as f64 - before as f64) / actors as f64
+}

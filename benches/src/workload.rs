@@ -1,0 +1,166 @@
+//! The workloads of `PERFORMANCE.md`, described once, and the counts the scale knob sets.
+
+// ---------------------------------------------------------------------------------------------
+// Workloads, described once.
+
+/// The workloads of `PERFORMANCE.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Workload {
+    /// Ping-pong between two actors, tell/tell: the next ping only after the pong.
+    W1,
+    /// One client asks `x -> x + 1` of one server, one request in flight.
+    W1b,
+    /// The same with 64 requests in flight.
+    W2,
+    /// Two producers each tell one counting actor 5 M times.
+    W3,
+    /// Spawn 100 k actors, ask each once (all in flight), stop all and wait for them.
+    W4,
+    /// RSS growth per idle actor over 200 k actors.
+    W4Mem,
+    /// A ring of 1,000 actors passing one token 5 M hops.
+    W5,
+    /// A 10-step chain of `map` on a future completed after the chain is built.
+    Then,
+}
+
+impl Workload {
+    /// Every workload, in the order of the table.
+    pub const ALL: [Workload; 8] = [
+        Workload::W1,
+        Workload::W1b,
+        Workload::W2,
+        Workload::W3,
+        Workload::W4,
+        Workload::W4Mem,
+        Workload::W5,
+        Workload::Then,
+    ];
+
+    /// The name used on the command line, in the JSON lines and in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::W1b => "W1b",
+            Workload::W2 => "W2",
+            Workload::W3 => "W3",
+            Workload::W4 => "W4",
+            Workload::W4Mem => "W4-mem",
+            Workload::W5 => "W5",
+            Workload::Then => "then",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Workload> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name().eq_ignore_ascii_case(name))
+    }
+
+    /// What the table's row says.
+    pub fn title(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1 ping-pong (tell/tell)",
+            Workload::W1b => "W1b ask one at a time",
+            Workload::W2 => "W2 ask, 64 in flight",
+            Workload::W3 => "W3 fan-in, 2 producers",
+            Workload::W4 => "W4 spawn + one ask + stop",
+            Workload::W4Mem => "W4-mem memory per idle actor",
+            Workload::W5 => "W5 ring, 1,000 actors",
+            Workload::Then => "10-step `map` chain, completed after building",
+        }
+    }
+
+    /// The unit of the value reported.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Workload::W1 | Workload::W1b => "ns/round-trip",
+            Workload::W2 => "requests/s",
+            Workload::W3 => "msgs/s",
+            Workload::W4 => "actors/s",
+            Workload::W4Mem => "bytes/actor",
+            Workload::W5 => "hops/s",
+            Workload::Then => "ns/chain",
+        }
+    }
+
+    /// Whether a smaller value is better (times and bytes) rather than a larger (rates).
+    pub fn lower_is_better(self) -> bool {
+        matches!(
+            self,
+            Workload::W1 | Workload::W1b | Workload::W4Mem | Workload::Then
+        )
+    }
+
+    /// PERFORMANCE.md's target for procession, as the bound on `procession / best peer`.
+    pub fn target(self) -> f64 {
+        match self {
+            Workload::W1 | Workload::W1b => 0.7,
+            Workload::W2 => 1.7,
+            Workload::W3 => 2.0,
+            Workload::W4 => 2.5,
+            Workload::W4Mem => 0.35,
+            Workload::W5 => 1.5,
+            Workload::Then => 1.0,
+        }
+    }
+}
+
+/// The counts of every workload, at `PROCESSION_BENCH_SCALE`.
+#[derive(Clone, Copy, Debug)]
+pub struct Counts {
+    /// W1 round trips.
+    pub ping_pong: u64,
+    /// W1b requests.
+    pub ask_one: u64,
+    /// W2 requests.
+    pub ask_window: u64,
+    /// W2 requests in flight (not scaled).
+    pub window: usize,
+    /// W3 producers (not scaled).
+    pub producers: usize,
+    /// W3 messages per producer.
+    pub per_producer: u64,
+    /// W4 actors.
+    pub spawn: usize,
+    /// W4-mem actors.
+    pub idle: usize,
+    /// W5 ring size.
+    pub ring_nodes: usize,
+    /// W5 hops.
+    pub ring_hops: u64,
+    /// Chains built and completed in the `then` workload.
+    pub chains: u64,
+}
+
+impl Counts {
+    pub fn at(scale: f64) -> Counts {
+        let n = |base: f64, min: f64| (base * scale).round().max(min) as u64;
+        Counts {
+            ping_pong: n(1e6, 1.0),
+            ask_one: n(1e6, 1.0),
+            ask_window: n(2e6, 1.0),
+            window: 64,
+            producers: 2,
+            per_producer: n(5e6, 1.0),
+            spawn: n(1e5, 1.0) as usize,
+            idle: n(2e5, 1.0) as usize,
+            ring_nodes: n(1e3, 2.0) as usize,
+            ring_hops: n(5e6, 1.0),
+            chains: n(1e6, 1.0),
+        }
+    }
+}
+
+pub fn scale() -> f64 {
+    match std::env::var("PROCESSION_BENCH_SCALE") {
+        Ok(s) => match s.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 && v.is_finite() => v,
+            _ => {
+                eprintln!("PROCESSION_BENCH_SCALE={s:?} is not a positive number; using 1.0");
+                1.0
+            }
+        },
+        Err(_) => 1.0,
+    }
+}
