@@ -120,8 +120,7 @@ impl Clock {
             "Clock::settle needs a paused clock (call clock.pause() first)"
         );
         assert!(
-            context::worker_of(self.handle.id).is_none()
-                && context::current_process().is_none_or(|p| p.handle().id != self.handle.id),
+            !context::inside(self.handle.id),
             "Clock::settle called from inside the runtime it settles; it would wait for itself"
         );
         let _entered = context::enter(self.handle.clone());
@@ -193,22 +192,26 @@ pub fn after(duration: Duration) -> Future<()> {
     let handle = context::expect_current("after");
     let promise = Promise::new();
     let future = promise.future();
+    // Only the timer owns the promise: if the timer is dropped unfired (shutdown), the promise
+    // goes with it and the future ends abandoned. The discard hook holds it weakly.
     let slot = std::sync::Arc::new(parking_lot::Mutex::new(Some(promise)));
-    let on_fire = slot.clone();
+    let on_discard = std::sync::Arc::downgrade(&slot);
     let key = handle.timers().schedule_after(
         duration,
         Box::new(move || {
-            if let Some(promise) = on_fire.lock().take() {
+            if let Some(promise) = slot.lock().take() {
                 promise.set(());
             }
         }),
     );
     let timers = std::sync::Arc::downgrade(&handle);
-    future.on_discard(move || {
+    future.when_discard(move || {
+        // Take the promise before cancelling: the cancelled timer owned the slot.
+        let promise = on_discard.upgrade().and_then(|slot| slot.lock().take());
         if let Some(handle) = timers.upgrade() {
             handle.timers().cancel(key);
         }
-        if let Some(promise) = slot.lock().take() {
+        if let Some(promise) = promise {
             promise.discard();
         }
     });

@@ -112,6 +112,17 @@ pub(crate) fn set_worker(runtime_id: u64, index: usize) {
     WORKER.with(|w| w.set(Some((runtime_id, index))));
 }
 
+/// Whether this thread is running inside runtime `runtime_id`: one of its workers, or one of its
+/// processes' handlers (in the deterministic mode, handlers run on the driving thread).
+pub(crate) fn inside(runtime_id: u64) -> bool {
+    worker_of(runtime_id).is_some()
+        || PROCESS.with(|p| {
+            p.borrow()
+                .as_ref()
+                .is_some_and(|cell| cell.handle().id == runtime_id)
+        })
+}
+
 /// This thread's worker index if it is a worker of runtime `runtime_id`.
 pub(crate) fn worker_of(runtime_id: u64) -> Option<usize> {
     WORKER.with(|w| match w.get() {

@@ -69,6 +69,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use self::cell::Cell;
+use crate::context::Captured;
 use crate::error::{Error, Failure};
 
 pub use self::chain::undiscardable;
@@ -188,10 +189,24 @@ impl<T: Send + Sync + 'static> Future<T> {
         self.cell.request_discard();
     }
 
-    /// Runs `f` with the outcome once the future completes (at once if it already has).
+    /// Runs `f` with the outcome once the future completes (at once if it already has), on the
+    /// completing thread, with the runtime that is current here and now.
     pub fn on_any(&self, f: impl FnOnce(&Result<T, Error>) + Send + 'static) -> &Self {
-        self.cell.on_complete(Box::new(f));
+        let captured = Captured::current();
+        self.cell
+            .on_complete(Box::new(move |outcome| captured.run(|| f(outcome))));
         self
+    }
+
+    /// [`on_any`](Self::on_any) without capturing the runtime: for the crate's own plumbing,
+    /// which runs no user code directly.
+    pub(crate) fn when_complete(&self, f: impl FnOnce(&Result<T, Error>) + Send + 'static) {
+        self.cell.on_complete(Box::new(f));
+    }
+
+    /// [`on_discard`](Self::on_discard) without capturing the runtime, for the crate's plumbing.
+    pub(crate) fn when_discard(&self, f: impl FnOnce() + Send + 'static) {
+        self.cell.on_discard(Box::new(f));
     }
 
     /// Runs `f` with the value if the future becomes ready.
@@ -231,9 +246,11 @@ impl<T: Send + Sync + 'static> Future<T> {
     }
 
     /// Runs `f` when a discard is requested while the future is pending (at once if one already
-    /// was); never runs once the future has completed.
+    /// was), with the runtime that is current here and now; never runs once the future has
+    /// completed.
     pub fn on_discard(&self, f: impl FnOnce() + Send + 'static) -> &Self {
-        self.cell.on_discard(Box::new(f));
+        let captured = Captured::current();
+        self.cell.on_discard(Box::new(move || captured.run(f)));
         self
     }
 }

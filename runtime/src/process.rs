@@ -45,6 +45,7 @@ pub(crate) mod cell;
 pub(crate) mod table;
 
 use std::fmt;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use crate::context;
@@ -174,18 +175,24 @@ pub(crate) fn spawn_on<P: Process>(
         None => handle.table().generate_id(&type_base_name::<P>()),
     };
     let cell = Arc::new(ProcessCell::new(id.clone(), handle.clone(), process));
-    if handle
-        .shutting_down
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
+    let shutting_down = || handle.shutting_down.load(SeqCst);
+    if shutting_down() {
         tracing::warn!(process = %id, "spawn on a runtime that is shutting down; the process never starts");
         cell.never_started();
         return Ok(Pid { cell });
     }
+    // The first visit is counted before the cell is published (see `ProcessCell::start`).
+    handle.quiesce().started();
     if !handle.table().insert(cell.clone()) {
+        handle.quiesce().finished();
         return Err(SpawnError { id });
     }
     cell.start();
+    if shutting_down() {
+        // Shutdown began while this spawn published the process: end it like the others (the
+        // shutdown also finds it in the table, whichever comes first).
+        cell.clone().terminate(false);
+    }
     Ok(Pid { cell })
 }
 

@@ -106,7 +106,7 @@ impl Runtime {
             .name(format!("{}-timer", handle.name))
             .spawn(move || {
                 let _entered = context::enter(shared.clone());
-                shared.timers().drive();
+                shared.timers().drive(shared.quiesce());
             })?;
         runtime.threads.lock().push(driver);
         Ok(runtime)
@@ -166,8 +166,8 @@ impl Runtime {
     /// Panics if called on one of this runtime's workers.
     pub fn block_on<F: IntoFuture>(&self, future: F) -> F::Output {
         assert!(
-            context::worker_of(self.handle.id).is_none(),
-            "Runtime::block_on called on one of the runtime's own workers; it would wait for itself"
+            !context::inside(self.handle.id),
+            "Runtime::block_on called from inside the runtime (a worker or a handler); it would wait for itself"
         );
         let _entered = self.enter();
         let parker = Parker::new();
@@ -227,19 +227,23 @@ impl Runtime {
         if self.stopped.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.handle.shutting_down.store(true, Ordering::Release);
-        let cells = self.handle.table().all();
-        let waits: Vec<Future<()>> = cells.iter().map(|cell| cell.wait()).collect();
-        for cell in cells {
-            cell.terminate(false);
-        }
-        for wait in waits {
-            let _ = self.block_on(wait);
+        self.handle.shutting_down.store(true, Ordering::SeqCst);
+        // Repeat until the table stays empty: a spawn racing the flag may publish one more.
+        loop {
+            let cells = self.handle.table().all();
+            if cells.is_empty() {
+                break;
+            }
+            let waits: Vec<Future<()>> = cells.iter().map(|cell| cell.wait()).collect();
+            for cell in cells {
+                cell.terminate(false);
+            }
+            for wait in waits {
+                let _ = self.block_on(wait);
+            }
         }
         self.handle.timers().shutdown();
-        if let Some(scheduler) = self.handle.scheduler().as_threaded() {
-            scheduler.shutdown();
-        }
+        self.handle.scheduler().shutdown();
         for thread in self.threads.lock().drain(..) {
             if thread.join().is_err() {
                 tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");

@@ -58,6 +58,14 @@ impl Scheduler {
         }
     }
 
+    /// Stops running anything; runnables handed over later are dropped.
+    pub(crate) fn shutdown(&self) {
+        match self {
+            Scheduler::Threaded(s) => s.shutdown(),
+            Scheduler::Deterministic(s) => s.shutdown(),
+        }
+    }
+
     pub(crate) fn as_deterministic(&self) -> Option<&Deterministic> {
         match self {
             Scheduler::Deterministic(s) => Some(s),

@@ -43,7 +43,7 @@ where
         state: Mutex::new(Some((Box::pin(future), promise))),
     });
     let weak: Weak<Task<F::Output>> = Arc::downgrade(&task);
-    output.on_discard(move || {
+    output.when_discard(move || {
         if let Some(task) = weak.upgrade() {
             task.wake();
         }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::quiesce::Quiesce;
+
 /// A timer's action.
 pub(crate) type TimerCallback = Box<dyn FnOnce() + Send>;
 
@@ -47,6 +49,13 @@ struct State {
 impl State {
     fn now(&self) -> Instant {
         self.paused.unwrap_or_else(|| Instant::now() + self.offset)
+    }
+
+    fn first_due(&self) -> bool {
+        let now = self.now();
+        self.queue
+            .first_key_value()
+            .is_some_and(|(key, _)| key.deadline <= now)
     }
 
     fn pop_due(&mut self) -> Option<TimerCallback> {
@@ -87,6 +96,12 @@ impl Timers {
             seq: state.next_seq,
         };
         state.next_seq += 1;
+        if state.shutdown {
+            // It would never fire: drop its action now, so what it owns is released.
+            drop(state);
+            drop(callback);
+            return key;
+        }
         let earliest = state
             .queue
             .first_key_value()
@@ -129,17 +144,30 @@ impl Timers {
     }
 
     /// Moves paused time to `target` if it is later; false (and nothing moves) if not paused.
-    /// Fires the timers that became due, in order.
+    ///
+    /// Time steps through each due deadline in turn: the clock reads exactly the timer's deadline
+    /// while its action runs, and a timer that re-arms itself within the span fires again, as it
+    /// would in real time.
     pub(crate) fn advance_to(&self, target: Instant) -> bool {
-        {
+        loop {
             let mut state = self.state.lock();
-            match &mut state.paused {
-                Some(frozen) => *frozen = (*frozen).max(target),
-                None => return false,
-            }
+            let Some(frozen) = state.paused else {
+                return false;
+            };
+            let next = state
+                .queue
+                .first_entry()
+                .filter(|e| e.key().deadline <= target);
+            let Some(entry) = next else {
+                state.paused = Some(frozen.max(target));
+                return true;
+            };
+            let deadline = entry.key().deadline;
+            let callback = entry.remove();
+            state.paused = Some(frozen.max(deadline));
+            drop(state);
+            callback();
         }
-        self.fire_due();
-        true
     }
 
     /// Fires every timer due now, in deadline order; returns how many fired.
@@ -178,8 +206,10 @@ impl Timers {
         self.state.lock().queue.len()
     }
 
-    /// The driver loop of a threaded runtime: fires timers in real time until shutdown.
-    pub(crate) fn drive(&self) {
+    /// The driver loop of a threaded runtime: fires timers in real time until shutdown. Each
+    /// firing is a unit of work for settle, started before the timer leaves the queue (under the
+    /// lock), so settle sees it either due or running.
+    pub(crate) fn drive(&self, quiesce: &Quiesce) {
         let mut state = self.state.lock();
         loop {
             if state.shutdown {
@@ -189,9 +219,12 @@ impl Timers {
                 self.wake_driver.wait(&mut state);
                 continue;
             }
-            if let Some(callback) = state.pop_due() {
+            if state.first_due() {
+                quiesce.started();
+                let callback = state.pop_due().expect("checked due under the lock");
                 drop(state);
                 callback();
+                quiesce.finished();
                 state = self.state.lock();
                 continue;
             }

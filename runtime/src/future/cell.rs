@@ -9,13 +9,15 @@
 //! - **Completing** (only the promise, once): lock; if `completed` is set, give up; write the
 //!   outcome; set `completed`; drop the discard wiring; unlock; then run the callbacks (see
 //!   below).
-//! - **Registering a callback**: lock; if `completed` is set and no callback batch is still
-//!   waiting to run, unlock and run the callback at once in the caller; otherwise push it (a
-//!   waiting batch will run it, in registration order). The outcome is written before `completed`
-//!   is set, both under the lock, so a registrant that sees `completed` can read the outcome.
+//! - **Registering a callback**: lock; if `completed` is set, unlock and run the callback at once
+//!   in the caller (even if earlier callbacks still wait on the trampoline: "at once" wins over
+//!   registration order, so a blocking wait inside a callback cannot deadlock); otherwise push it.
+//!   The outcome is written before `completed` is set, both under the lock, so a registrant that
+//!   sees `completed` can read the outcome.
 //! - **Requesting a discard**: lock; if the future is completed or a discard was already
 //!   requested, do nothing; set `discard`; take the upstream link and the discard callbacks;
-//!   unlock; pass the request upstream and run the callbacks.
+//!   unlock; run the callbacks, then do the same for the upstream cell, in a loop rather than by
+//!   recursion, so discarding the end of a million-step chain uses constant stack.
 //!
 //! No callback ever runs while the lock is held, so a callback may touch the same future or
 //! promise again (register, discard, read) without deadlock.
@@ -24,11 +26,15 @@
 //!
 //! Completing a future from inside a callback (the usual case in a `then` chain) does not run the
 //! next callbacks on top of the current stack: the completed cell (one `Arc`, no allocation) is
-//! queued on a per-thread trampoline with `batch_pending` set, and the outermost completion
-//! drains the queue before it returns, taking each cell's callbacks under its lock and running
-//! them. A chain of a million `then`s therefore completes in constant stack. A callback that
-//! panics does not strand the callbacks behind it (on the same future or on the trampoline):
-//! every one runs, then the first panic resumes.
+//! queued on a per-thread trampoline, and the outermost completion drains the queue before it
+//! returns, taking each cell's callbacks under its lock and running them. A chain of a million
+//! `then`s therefore completes in constant stack.
+//!
+//! # Panics in callbacks
+//!
+//! A callback that panics is caught and logged; the other callbacks run, and the panic never
+//! reaches whoever completed the future (a worker, the timer thread, a promise dropped while
+//! unwinding), which must not be taken down by an observer's bug.
 //!
 //! # Allocation
 //!
@@ -57,6 +63,8 @@ pub(crate) type DiscardCallback = Box<dyn FnOnce() + Send>;
 /// A cell a discard request can be passed to, whatever its value type.
 pub(crate) trait Discard: Send + Sync {
     fn request_discard(&self);
+    /// One cell's part of a request; see [`Cell::request_discard`].
+    fn discard_step(&self) -> Option<Arc<dyn Discard>>;
 }
 
 pub(crate) struct Cell<T> {
@@ -67,8 +75,6 @@ pub(crate) struct Cell<T> {
 struct Waiters<T> {
     /// Set once the outcome is written; excludes any further completion.
     completed: bool,
-    /// Set while this cell sits on a trampoline with callbacks not yet run.
-    batch_pending: bool,
     /// Set by the first discard request while pending; never cleared.
     discard: bool,
     first: Option<Callback<T>>,
@@ -89,7 +95,6 @@ impl<T: Send + Sync + 'static> Cell<T> {
             outcome: OnceLock::new(),
             waiters: Mutex::new(Waiters {
                 completed: false,
-                batch_pending: false,
                 discard: false,
                 first: None,
                 rest: Vec::new(),
@@ -136,7 +141,6 @@ impl<T: Send + Sync + 'static> Cell<T> {
                 return true;
             }
             if draining {
-                waiters.batch_pending = true;
                 drop(waiters);
                 drop(on_discard);
                 TRAMPOLINE.with(|t| {
@@ -156,7 +160,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
     pub(crate) fn on_complete(&self, callback: Callback<T>) {
         {
             let mut waiters = self.waiters.lock();
-            if !waiters.completed || waiters.batch_pending {
+            if !waiters.completed {
                 if waiters.first.is_none() && waiters.rest.is_empty() {
                     waiters.first = Some(callback);
                 } else {
@@ -168,23 +172,29 @@ impl<T: Send + Sync + 'static> Cell<T> {
         callback(self.outcome().expect("completed cell has an outcome"));
     }
 
-    /// Records a discard request, passes it upstream and runs the discard callbacks; a no-op once
-    /// complete or after a first request.
+    /// Records a discard request, runs the discard callbacks and passes the request upstream,
+    /// cell by cell in a loop; a no-op once complete or after a first request.
     pub(crate) fn request_discard(&self) {
+        let mut next = self.discard_step();
+        while let Some(upstream) = next {
+            next = upstream.discard_step();
+        }
+    }
+
+    /// This cell's part of a discard request: the upstream cell to pass it to, if any.
+    fn discard_step(&self) -> Option<Arc<dyn Discard>> {
         let (upstream, callbacks) = {
             let mut waiters = self.waiters.lock();
             if waiters.completed || waiters.discard {
-                return;
+                return None;
             }
             waiters.discard = true;
             (waiters.upstream.take(), mem::take(&mut waiters.on_discard))
         };
-        if let Some(upstream) = upstream.and_then(|u| u.upgrade()) {
-            upstream.request_discard();
-        }
         for callback in callbacks {
-            callback();
+            guarded(callback);
         }
+        upstream.and_then(|upstream| upstream.upgrade())
     }
 
     /// Runs `callback` when a discard is requested, or at once if one already was (and the cell is
@@ -234,18 +244,24 @@ impl<T: Send + Sync + 'static> Discard for Cell<T> {
     fn request_discard(&self) {
         Cell::request_discard(self);
     }
+
+    fn discard_step(&self) -> Option<Arc<dyn Discard>> {
+        Cell::discard_step(self)
+    }
 }
 
-/// Runs every callback, even after one panics; resumes the first panic at the end.
+/// Runs every callback; see [Panics in callbacks](self#panics-in-callbacks).
 fn run_callbacks<T>(first: Option<Callback<T>>, rest: Vec<Callback<T>>, outcome: &Outcome<T>) {
-    let mut first_panic = None;
     for callback in first.into_iter().chain(rest) {
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(outcome))) {
-            first_panic.get_or_insert(payload);
-        }
+        guarded(|| callback(outcome));
     }
-    if let Some(payload) = first_panic {
-        panic::resume_unwind(payload);
+}
+
+/// Runs a callback, catching and logging a panic.
+fn guarded(callback: impl FnOnce()) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
+        let message = super::chain::panic_message(&*payload);
+        tracing::error!(panic = %message, "a future's callback panicked; the panic is contained");
     }
 }
 
@@ -256,11 +272,7 @@ trait Batch {
 
 impl<T: Send + Sync + 'static> Batch for Cell<T> {
     fn run_batch(&self) {
-        let (first, rest) = {
-            let mut waiters = self.waiters.lock();
-            waiters.batch_pending = false;
-            waiters.take_callbacks()
-        };
+        let (first, rest) = self.waiters.lock().take_callbacks();
         let outcome = self.outcome().expect("a batched cell is complete");
         run_callbacks(first, rest, outcome);
     }
@@ -272,10 +284,10 @@ thread_local! {
 }
 
 /// Runs `job` as the outermost completion on this thread, then every batch it (transitively)
-/// queued, in order.
+/// queued, in order. Callbacks are guarded one by one, so nothing here unwinds.
 fn drain_from(job: impl FnOnce()) {
     TRAMPOLINE.with(|t| *t.borrow_mut() = Some(VecDeque::new()));
-    let mut first_panic = panic::catch_unwind(AssertUnwindSafe(job)).err();
+    job();
     loop {
         let next = TRAMPOLINE.with(|t| {
             let mut t = t.borrow_mut();
@@ -287,11 +299,6 @@ fn drain_from(job: impl FnOnce()) {
             next
         });
         let Some(batch) = next else { break };
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| batch.run_batch())) {
-            first_panic.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first_panic {
-        panic::resume_unwind(payload);
+        batch.run_batch();
     }
 }

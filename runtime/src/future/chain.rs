@@ -157,7 +157,7 @@ impl<T: Send + Sync + 'static> Future<T> {
         let output = promise.future();
         forward_discard(&output, self);
         let captured = Captured::current();
-        input.on_any(move |outcome| match outcome {
+        input.when_complete(move |outcome| match outcome {
             Ok(value) => promise.set(value.clone()),
             Err(error) => match captured.run(|| catch(|| f(error).into())) {
                 Ok(next) => promise.associate(next),
@@ -235,7 +235,7 @@ impl<T: Send + Sync + 'static> Future<T> {
             }),
         );
         let timers = Arc::downgrade(&handle);
-        self.on_any(move |outcome| {
+        self.when_complete(move |outcome| {
             if let Some(handle) = timers.upgrade() {
                 handle.timers().cancel(timer);
             }
@@ -257,7 +257,7 @@ impl<T: Send + Sync + 'static> Future<T> {
         let output = promise.future();
         forward_discard(&output, self);
         let captured = Captured::current();
-        self.on_any(move |outcome| {
+        self.when_complete(move |outcome| {
             if outcome.is_ok() && promise.has_discard() {
                 promise.discard();
             } else {
@@ -298,7 +298,7 @@ impl<T: Send + Sync + 'static> From<T> for Future<T> {
 pub fn undiscardable<T: Clone + Send + Sync + 'static>(future: &Future<T>) -> Future<T> {
     let promise = Promise::new();
     let output = promise.future();
-    future.on_any(move |outcome| promise.complete(outcome.clone()));
+    future.when_complete(move |outcome| promise.complete(outcome.clone()));
     output
 }
 

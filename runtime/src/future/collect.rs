@@ -56,7 +56,7 @@ pub fn collect<T: Clone + Send + Sync + 'static>(futures: Vec<Future<T>>) -> Fut
     for (index, future) in futures.iter().enumerate() {
         let state = state.clone();
         let siblings = siblings.clone();
-        future.on_any(move |outcome| {
+        future.when_complete(move |outcome| {
             let mut guard = state.lock();
             match outcome {
                 Ok(value) => {
@@ -129,7 +129,7 @@ pub fn await_all<T: Send + Sync + 'static>(futures: Vec<Future<T>>) -> Future<Ve
     for future in &futures {
         let remaining = remaining.clone();
         let all = all.clone();
-        future.on_any(move |_| {
+        future.when_complete(move |_| {
             let mut guard = remaining.lock();
             guard.0 -= 1;
             if guard.0 == 0 {
@@ -186,7 +186,7 @@ pub fn select<T: Clone + Send + Sync + 'static>(futures: Vec<Future<T>>) -> Futu
     }));
     for (index, future) in futures.iter().enumerate() {
         let state = state.clone();
-        future.on_any(move |outcome| {
+        future.when_complete(move |outcome| {
             let mut guard = state.lock();
             guard.remaining -= 1;
             if let Err(error) = outcome {

@@ -56,7 +56,7 @@ impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
                 let slot = Arc::new(Mutex::new(Some(cx.waker().clone())));
                 let wake = slot.clone();
                 self.waker = Some(slot);
-                self.future.on_any(move |_| {
+                self.future.when_complete(move |_| {
                     if let Some(waker) = wake.lock().take() {
                         waker.wake();
                     }
@@ -81,19 +81,20 @@ impl<T: Send + Sync + 'static> Future<T> {
     ///
     /// # Panics
     ///
-    /// Panics on one of the current runtime's workers: blocking a worker can deadlock it.
+    /// Panics on one of the current runtime's workers or in one of its handlers: blocking there
+    /// can deadlock it.
     pub fn wait_for(&self, timeout: std::time::Duration) -> bool {
         let runtime = crate::context::current();
         if let Some(handle) = &runtime {
             assert!(
-                crate::context::worker_of(handle.id).is_none(),
-                "Future::wait_for on a worker of the current runtime would block it; chain with `then`"
+                !crate::context::inside(handle.id),
+                "Future::wait_for inside the current runtime (a worker or a handler) would block it; chain with `then`"
             );
         }
         let deadline = std::time::Instant::now() + timeout;
         let parker = crate::runtime::Parker::new();
         let waker = Waker::from(parker.clone());
-        self.on_any(move |_| waker.wake());
+        self.when_complete(move |_| waker.wake());
         parker.park(runtime.as_ref(), Some(deadline)) || !self.is_pending()
     }
 }

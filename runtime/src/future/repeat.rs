@@ -58,7 +58,7 @@ where
         _item: PhantomData,
     });
     let weak = Arc::downgrade(&state);
-    output.on_discard(move || {
+    output.when_discard(move || {
         if let Some(state) = weak.upgrade() {
             let waiting = state.control.lock().waiting_on.take();
             if let Some(discard) = waiting {

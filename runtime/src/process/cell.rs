@@ -73,6 +73,22 @@ struct Mailbox<P> {
     extras: Option<Box<Extras>>,
 }
 
+/// Why and how a process ends: the panic, if any, and the units of work for settle that end
+/// with it (the terminate event, the panicking event, an injected terminate).
+struct Ending {
+    panicked: Option<ExitReason>,
+    units: u64,
+}
+
+impl Ending {
+    fn panicked(reason: ExitReason) -> Self {
+        Ending {
+            panicked: Some(reason),
+            units: 1,
+        }
+    }
+}
+
 /// What most processes never need, allocated on first use.
 #[derive(Default)]
 struct Extras {
@@ -187,10 +203,10 @@ impl<P: Process> ProcessCell<P> {
         drop(process);
     }
 
-    /// Schedules the first visit, which runs `initialize` before any event. Called once, as the
-    /// cell is published; the visit is one unit of work for settle.
+    /// Schedules the first visit, which runs `initialize` before any event. Called once, after
+    /// the cell is published; the caller counted the visit as a unit of work for settle before
+    /// publishing it, so a sender that finds the id first cannot make the count run backwards.
     pub(crate) fn start(self: &Arc<Self>) {
-        self.handle.quiesce().started();
         // A sender that found the id in the table first may have scheduled the visit already.
         if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
             self.handle.scheduler().schedule(self.clone());
@@ -218,40 +234,50 @@ impl<P: Process> ProcessCell<P> {
                 true => self.run_batch(slot),
                 false => self.initialize(slot).or_else(|| self.run_batch(slot)),
             };
-            if let Some(panicked) = ended {
-                self.terminate_on_runner(slot, panicked);
+            if let Some(ending) = ended {
+                self.terminate_on_runner(slot, ending);
             }
         }
         self.end_visit();
     }
 
     /// Runs `initialize` (the first visit's first act, before any event, even an injected
-    /// terminate) and finishes the start's unit of work; `Some(reason)` if it panicked.
-    fn initialize(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Option<ExitReason>> {
+    /// terminate) and finishes the start's unit of work, unless it panicked: then the process
+    /// ends, and the unit with it.
+    fn initialize(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Ending> {
         slot.initialized = true;
         let process = slot.process.as_mut().expect("a live process has its value");
         let mut ctx = Context::new(self, &mut slot.handlers);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| process.initialize(&mut ctx)));
-        self.handle.quiesce().finished();
-        result.err().map(|payload| Some(self.panicked(&*payload)))
+        match panic::catch_unwind(AssertUnwindSafe(|| process.initialize(&mut ctx))) {
+            Ok(()) => {
+                self.handle.quiesce().finished();
+                None
+            }
+            Err(payload) => Some(Ending::panicked(self.panicked(&*payload))),
+        }
     }
 
-    /// Runs the batch until it is empty or the process must end. Returns `Some` when it must end
-    /// now: `Some(None)` for a terminate (queued, or injected), `Some(Some(reason))` after a
-    /// panic.
-    fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Option<ExitReason>> {
+    /// Runs the batch until it is empty or the process must end (a terminate event, an injected
+    /// terminate, a panic); each event that does not end the process is finished for settle.
+    fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Ending> {
         let quiesce = self.handle.quiesce();
         loop {
             if self.inject.load(Ordering::Acquire) {
-                return Some(None);
+                return Some(Ending {
+                    panicked: None,
+                    units: 0,
+                });
             }
             let event = slot.batch.pop_front()?;
-            let result = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
-            quiesce.finished();
-            match result {
-                Ok(true) => return Some(None),
-                Ok(false) => {}
-                Err(payload) => return Some(Some(self.panicked(&*payload))),
+            match panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event))) {
+                Ok(false) => quiesce.finished(),
+                Ok(true) => {
+                    return Some(Ending {
+                        panicked: None,
+                        units: 1,
+                    })
+                }
+                Err(payload) => return Some(Ending::panicked(self.panicked(&*payload))),
             }
         }
     }
@@ -297,8 +323,13 @@ impl<P: Process> ProcessCell<P> {
         }
     }
 
-    /// Ends the process on its runner; `panicked` is set when a handler panicked.
-    fn terminate_on_runner(self: &Arc<Self>, slot: &mut Slot<P>, panicked: Option<ExitReason>) {
+    /// Ends the process on its runner. The units of work that ended it are finished last, after
+    /// linkers were told and waiters completed, so `settle` sees every effect of the ending.
+    fn terminate_on_runner(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
+        let Ending {
+            panicked,
+            mut units,
+        } = ending;
         let reason = match panicked {
             Some(reason) => reason,
             None => {
@@ -315,7 +346,7 @@ impl<P: Process> ProcessCell<P> {
             mailbox.terminated = true;
             if self.inject.swap(false, Ordering::AcqRel) {
                 // The unit of work `terminate_now` counted ends with the process.
-                self.handle.quiesce().finished();
+                units += 1;
             }
             let extras = mailbox.extras.get_or_insert_with(Default::default);
             extras.exit = Some(reason.clone());
@@ -341,6 +372,9 @@ impl<P: Process> ProcessCell<P> {
         }
         for waiter in waiters {
             waiter.set(());
+        }
+        for _ in 0..units {
+            quiesce.finished();
         }
     }
 }

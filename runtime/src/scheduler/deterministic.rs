@@ -25,6 +25,8 @@ pub(crate) struct Deterministic {
 
 struct State {
     runnable: Vec<Task>,
+    /// Set at shutdown: nothing runs any more, so nothing is kept.
+    shutdown: bool,
     rng: SplitMix64,
     trace: Trace,
 }
@@ -34,6 +36,7 @@ impl Deterministic {
         Deterministic {
             state: Mutex::new(State {
                 runnable: Vec::new(),
+                shutdown: false,
                 rng: SplitMix64(seed),
                 trace: Trace {
                     steps: 0,
@@ -44,7 +47,23 @@ impl Deterministic {
     }
 
     pub(crate) fn schedule(&self, task: Task) {
-        self.state.lock().runnable.push(task);
+        let mut state = self.state.lock();
+        if state.shutdown {
+            drop(state);
+            drop(task);
+            return;
+        }
+        state.runnable.push(task);
+    }
+
+    /// Drops every runnable and refuses new ones (the runtime is shut down).
+    pub(crate) fn shutdown(&self) {
+        let runnable = {
+            let mut state = self.state.lock();
+            state.shutdown = true;
+            std::mem::take(&mut state.runnable)
+        };
+        drop(runnable);
     }
 
     /// Runs one runnable chosen by the generator; false if none is runnable.

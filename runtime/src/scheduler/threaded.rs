@@ -91,6 +91,12 @@ impl Threaded {
 
     fn push(&self, task: Task) {
         let mut shared = self.shared.lock();
+        if shared.shutdown {
+            // Nothing runs any more: drop the task (an async task's future ends abandoned).
+            drop(shared);
+            drop(task);
+            return;
+        }
         shared.queue.push_back(task);
         let wake = shared.sleeping > 0;
         drop(shared);
@@ -147,7 +153,12 @@ impl Threaded {
     }
 
     pub(crate) fn shutdown(&self) {
-        self.shared.lock().shutdown = true;
+        let queued = {
+            let mut shared = self.shared.lock();
+            shared.shutdown = true;
+            std::mem::take(&mut shared.queue)
+        };
         self.wake.notify_all();
+        drop(queued);
     }
 }
