@@ -228,3 +228,33 @@ fn block_on_inside_a_deterministic_handler_panics_instead_of_hanging() {
         "the handler panicked and its process ended"
     );
 }
+
+#[test]
+fn an_abandoned_await_leaves_nothing_registered_on_a_pending_future() {
+    use std::future::{Future as _, IntoFuture};
+    use std::task::{Context as TaskContext, Wake, Waker};
+
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let promise = Promise::<u32>::new();
+    let future = promise.future();
+    let token = Arc::new(Noop);
+    for _ in 0..1000 {
+        let waker = Waker::from(token.clone());
+        let mut wait = future.clone().into_future();
+        assert!(std::pin::Pin::new(&mut wait)
+            .poll(&mut TaskContext::from_waker(&waker))
+            .is_pending());
+        drop(wait);
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "every registration (and its waker) was withdrawn"
+    );
+    assert!(!future.wait_for(Duration::from_millis(1)));
+    promise.set(3);
+    assert_eq!(future.get(), Some(3));
+}

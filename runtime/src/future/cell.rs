@@ -57,6 +57,9 @@ pub(crate) type Outcome<T> = Result<T, Error>;
 /// A completion callback.
 pub(crate) type Callback<T> = Box<dyn FnOnce(&Outcome<T>) + Send>;
 
+/// A callback with the key that withdraws it.
+type Keyed<T> = (u64, Callback<T>);
+
 /// A discard callback.
 pub(crate) type DiscardCallback = Box<dyn FnOnce() + Send>;
 
@@ -78,13 +81,15 @@ struct Waiters<T> {
     /// Set by the first discard request while pending; never cleared.
     discard: bool,
     first: Option<Callback<T>>,
-    rest: Vec<Callback<T>>,
+    /// Later callbacks, each with a key (0 for those that cannot be removed).
+    rest: Vec<Keyed<T>>,
+    next_key: u64,
     upstream: Option<Weak<dyn Discard>>,
     on_discard: Vec<DiscardCallback>,
 }
 
 impl<T> Waiters<T> {
-    fn take_callbacks(&mut self) -> (Option<Callback<T>>, Vec<Callback<T>>) {
+    fn take_callbacks(&mut self) -> (Option<Callback<T>>, Vec<Keyed<T>>) {
         (self.first.take(), mem::take(&mut self.rest))
     }
 }
@@ -98,6 +103,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
                 discard: false,
                 first: None,
                 rest: Vec::new(),
+                next_key: 1,
                 upstream: None,
                 on_discard: Vec::new(),
             }),
@@ -135,7 +141,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
             waiters.completed = true;
             waiters.upstream = None;
             let on_discard = mem::take(&mut waiters.on_discard);
-            if waiters.first.is_none() {
+            if waiters.first.is_none() && waiters.rest.is_empty() {
                 drop(waiters);
                 drop(on_discard);
                 return true;
@@ -164,12 +170,38 @@ impl<T: Send + Sync + 'static> Cell<T> {
                 if waiters.first.is_none() && waiters.rest.is_empty() {
                     waiters.first = Some(callback);
                 } else {
-                    waiters.rest.push(callback);
+                    waiters.rest.push((0, callback));
                 }
                 return;
             }
         }
         callback(self.outcome().expect("completed cell has an outcome"));
+    }
+
+    /// Like [`on_complete`](Self::on_complete), but the registration can be withdrawn with
+    /// [`remove_callback`](Self::remove_callback) while pending; `None` if it ran at once.
+    pub(crate) fn on_complete_removable(&self, callback: Callback<T>) -> Option<u64> {
+        {
+            let mut waiters = self.waiters.lock();
+            if !waiters.completed {
+                let key = waiters.next_key;
+                waiters.next_key += 1;
+                waiters.rest.push((key, callback));
+                return Some(key);
+            }
+        }
+        callback(self.outcome().expect("completed cell has an outcome"));
+        None
+    }
+
+    /// Withdraws a pending registration (a no-op once the callbacks were taken to run).
+    pub(crate) fn remove_callback(&self, key: u64) {
+        let removed = {
+            let mut waiters = self.waiters.lock();
+            let index = waiters.rest.iter().position(|(k, _)| *k == key);
+            index.map(|index| waiters.rest.remove(index))
+        };
+        drop(removed);
     }
 
     /// Records a discard request, runs the discard callbacks and passes the request upstream,
@@ -251,8 +283,11 @@ impl<T: Send + Sync + 'static> Discard for Cell<T> {
 }
 
 /// Runs every callback; see [Panics in callbacks](self#panics-in-callbacks).
-fn run_callbacks<T>(first: Option<Callback<T>>, rest: Vec<Callback<T>>, outcome: &Outcome<T>) {
-    for callback in first.into_iter().chain(rest) {
+fn run_callbacks<T>(first: Option<Callback<T>>, rest: Vec<Keyed<T>>, outcome: &Outcome<T>) {
+    for callback in first
+        .into_iter()
+        .chain(rest.into_iter().map(|(_, callback)| callback))
+    {
         guarded(|| callback(outcome));
     }
 }

@@ -23,18 +23,29 @@ impl<T: Clone + Send + Sync + 'static> IntoFuture for Future<T> {
         Wait {
             future: self,
             waker: None,
+            key: None,
         }
     }
 }
 
 /// The `std::future::Future` that `.await` on a [`Future`] polls.
 ///
-/// It registers one callback on the future, however often it is polled; a later poll only
-/// updates the waker.
+/// It registers one callback on the future, however often it is polled (a later poll only
+/// updates the waker), and withdraws it when dropped, so awaits that are abandoned (a `select!`
+/// in a loop) leave nothing behind on a long-pending future.
 #[must_use = "futures do nothing unless polled"]
 pub struct Wait<T: Send + Sync + 'static> {
     future: Future<T>,
     waker: Option<Arc<Mutex<Option<Waker>>>>,
+    key: Option<u64>,
+}
+
+impl<T: Send + Sync + 'static> Drop for Wait<T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.future.cell.remove_callback(key);
+        }
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
@@ -56,11 +67,11 @@ impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
                 let slot = Arc::new(Mutex::new(Some(cx.waker().clone())));
                 let wake = slot.clone();
                 self.waker = Some(slot);
-                self.future.when_complete(move |_| {
+                self.key = self.future.cell.on_complete_removable(Box::new(move |_| {
                     if let Some(waker) = wake.lock().take() {
                         waker.wake();
                     }
-                });
+                }));
             }
         }
         // The callback may have run between the first check and the registration.
@@ -94,7 +105,13 @@ impl<T: Send + Sync + 'static> Future<T> {
         let deadline = std::time::Instant::now() + timeout;
         let parker = crate::runtime::Parker::new();
         let waker = Waker::from(parker.clone());
-        self.when_complete(move |_| waker.wake());
-        parker.park(runtime.as_ref(), Some(deadline)) || !self.is_pending()
+        let key = self
+            .cell
+            .on_complete_removable(Box::new(move |_| waker.wake()));
+        let completed = parker.park(runtime.as_ref(), Some(deadline)) || !self.is_pending();
+        if let Some(key) = key.filter(|_| !completed) {
+            self.cell.remove_callback(key);
+        }
+        completed
     }
 }
