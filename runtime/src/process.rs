@@ -172,7 +172,7 @@ pub(crate) fn spawn_on<P: Process>(
 ) -> Result<Pid<P>, SpawnError> {
     let id: Arc<str> = match id {
         Some(id) => id.into(),
-        None => handle.table().generate_id(&type_base_name::<P>()),
+        None => handle.table().generate_id(std::any::type_name::<P>()),
     };
     let cell = Arc::new(ProcessCell::new(id.clone(), handle.clone(), process));
     let shutting_down = || handle.shutting_down.load(SeqCst);
@@ -194,17 +194,6 @@ pub(crate) fn spawn_on<P: Process>(
         cell.clone().terminate(false);
     }
     Ok(Pid { cell })
-}
-
-/// `my_crate::module::WorkerPool<T>` → `workerpool`.
-fn type_base_name<P>() -> String {
-    let full = std::any::type_name::<P>();
-    let without_generics = full.split('<').next().unwrap_or(full);
-    let last = without_generics
-        .rsplit("::")
-        .next()
-        .unwrap_or(without_generics);
-    last.to_lowercase()
 }
 
 /// Something that addresses a process: a [`Pid`] or a [`Upid`]. Sealed.

@@ -1,6 +1,8 @@
 //! Engine: the map from process ids to live processes, and id generation.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,9 +36,25 @@ impl Table {
     }
 
     /// A fresh id `base(n)`; `n` is never reused by this table.
-    pub(crate) fn generate_id(&self, base: &str) -> Arc<str> {
+    /// A fresh id `name(n)` from a type name (`my_crate::WorkerPool<T>` gives `workerpool(7)`);
+    /// `n` is never reused by this table. Built in a reused per-thread buffer: one allocation.
+    pub(crate) fn generate_id(&self, type_name: &str) -> Arc<str> {
+        thread_local! {
+            static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+        }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{base}({n})").into()
+        let without_generics = type_name.split('<').next().unwrap_or(type_name);
+        let base = without_generics
+            .rsplit("::")
+            .next()
+            .unwrap_or(without_generics);
+        BUFFER.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            buffer.extend(base.chars().flat_map(char::to_lowercase));
+            let _ = write!(buffer, "({n})");
+            Arc::from(buffer.as_str())
+        })
     }
 
     /// Publishes `cell`; false if its id is taken.
