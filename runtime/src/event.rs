@@ -1,6 +1,7 @@
 //! The closed set of events a process's mailbox carries, and why a process ended.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -46,6 +47,14 @@ impl Payload {
         match self {
             Payload::Local { name, .. } => name,
             Payload::Encoded { name, .. } => name,
+        }
+    }
+
+    /// The name, kept past the payload's delivery without copying it.
+    pub(crate) fn shared_name(&self) -> Cow<'static, str> {
+        match self {
+            Payload::Local { name, .. } => Cow::Borrowed(name),
+            Payload::Encoded { name, .. } => Cow::Owned(name.to_string()),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! thread-local current runtime holds, what every process cell keeps, and the one place where an
 //! event is routed to a local process or to the transport.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::event::{Envelope, ExitReason, Payload};
@@ -150,26 +152,33 @@ impl Shared {
     }
 
     /// Delivers a message to a local process, or hands it to the transport.
+    ///
+    /// A local value bound for another node is encoded with `encode_local` (the caller knows its
+    /// type); encoded bytes travel as they are.
     pub(crate) fn route(
         &self,
         to: &Upid,
         envelope: Envelope,
-        encode: impl FnOnce() -> Option<bytes::Bytes>,
+        encode_local: impl FnOnce(&(dyn Any + Send)) -> Option<Bytes>,
     ) {
         if self.is_local(to.address()) {
-            let name_for_log = envelope.body.name().to_owned();
+            let name = envelope.body.shared_name();
             match self.table.get(to.id()) {
                 Some(cell) => {
                     if !cell.deliver_message(envelope) {
-                        self.drop_message(to, &name_for_log, "receiver gone or filtered");
+                        self.drop_message(to, &name, "receiver gone or filtered");
                     }
                 }
-                None => self.drop_message(to, &name_for_log, "unknown process"),
+                None => self.drop_message(to, &name, "unknown process"),
             }
             return;
         }
-        let name = envelope.body.name().to_owned();
-        match (self.transport(), encode()) {
+        let name = envelope.body.shared_name();
+        let bytes = match &envelope.body {
+            Payload::Encoded { bytes, .. } => Some(bytes.clone()),
+            Payload::Local { value, .. } => encode_local(&**value),
+        };
+        match (self.transport(), bytes) {
             (Some(transport), Some(bytes)) => transport.send(&envelope.from, to, &name, bytes),
             (None, _) => self.drop_message(to, &name, "remote address and no transport"),
             (_, None) => self.drop_message(to, &name, "encoding failed"),
@@ -177,7 +186,7 @@ impl Shared {
     }
 
     /// Delivers an encoded message that arrived from a transport.
-    pub(crate) fn route_encoded(&self, from: Upid, to: &Upid, name: Arc<str>, bytes: bytes::Bytes) {
+    pub(crate) fn route_encoded(&self, from: Upid, to: &Upid, name: Arc<str>, bytes: Bytes) {
         if !self.is_local(to.address()) {
             return self.drop_message(to, &name, "arrived for a process of another node");
         }
@@ -185,7 +194,7 @@ impl Shared {
             from,
             body: Payload::Encoded { name, bytes },
         };
-        self.route(to, envelope, || None);
+        self.route(to, envelope, |_| None);
     }
 
     /// Tells `linker` that `upid` ended.

@@ -40,8 +40,10 @@
 //! never fails and never panics. A message's [`NAME`](Message::NAME) is its identity on the
 //! wire: keep it stable when moving the type.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Weak;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -49,7 +51,7 @@ use serde::Serialize;
 
 use crate::context;
 use crate::event::{Envelope, Payload};
-use crate::handle::Handle;
+use crate::handle::{Handle, Shared};
 use crate::pid::Upid;
 use crate::process::cell::ProcessCell;
 use crate::process::Process;
@@ -99,27 +101,19 @@ pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
 }
 
 fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
-    if handle.is_local(to.address()) {
-        let envelope = Envelope {
-            from,
-            body: Payload::Local {
-                name: M::NAME,
-                value: Box::new(message),
-            },
-        };
-        handle.route(to, envelope, || None);
-    } else {
-        // Routed to the transport: encode now, while the type is known.
-        let bytes = encode(&message);
-        let envelope = Envelope {
-            from,
-            body: Payload::Encoded {
-                name: M::NAME.into(),
-                bytes: Bytes::new(),
-            },
-        };
-        handle.route(to, envelope, move || bytes);
-    }
+    let envelope = Envelope {
+        from,
+        body: Payload::Local {
+            name: M::NAME,
+            value: Box::new(message),
+        },
+    };
+    handle.route(to, envelope, encode_any::<M>);
+}
+
+/// Encodes a local value known to be an `M`, for a receiver on another node.
+fn encode_any<M: Message>(value: &(dyn Any + Send)) -> Option<Bytes> {
+    value.downcast_ref::<M>().and_then(encode)
 }
 
 /// The sender of messages sent from outside any process.
@@ -203,6 +197,30 @@ impl<P: Process> Handlers<P> {
             Ok(())
         });
         map.insert(M::NAME, erased);
+        Ok(())
+    }
+
+    /// Installs, for `M`'s name, a handler that forwards the message to `to` unchanged.
+    pub(crate) fn delegate<M: Message>(
+        &mut self,
+        runtime: Weak<Shared>,
+        to: Upid,
+    ) -> Result<(), InstallError> {
+        let map = self.map.get_or_insert_with(Default::default);
+        if map.contains_key(M::NAME) {
+            return Err(InstallError { name: M::NAME });
+        }
+        let forward: Handler<P> = Box::new(move |_, from, body| {
+            if let Some(handle) = runtime.upgrade() {
+                let envelope = Envelope {
+                    from: from.clone(),
+                    body,
+                };
+                handle.route(&to, envelope, encode_any::<M>);
+            }
+            Ok(())
+        });
+        map.insert(M::NAME, forward);
         Ok(())
     }
 

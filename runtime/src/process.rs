@@ -115,6 +115,56 @@ impl<'a, P: Process> Context<'a, P> {
     {
         self.handlers.install(handler)
     }
+
+    /// Forwards every message of type `M` that reaches this process to `to`, unchanged and still
+    /// from its original sender (libprocess's `delegate`): a front process can hand a protocol
+    /// to the process that implements it. The message is not decoded on the way through.
+    ///
+    /// # Errors
+    ///
+    /// Refuses if a handler (or a delegation) for `M`'s name is already installed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procession::{dispatch, send, Context, Message, Pid, Process, Runtime, Upid};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Message)]
+    /// struct Job(u32);
+    ///
+    /// #[derive(Default)]
+    /// struct Worker { jobs: Vec<(String, u32)> }
+    /// impl Process for Worker {
+    ///     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+    ///         ctx.install(|w: &mut Self, from: &Upid, Job(n)| w.jobs.push((from.id().to_owned(), n)))
+    ///             .unwrap();
+    ///     }
+    /// }
+    ///
+    /// struct Front { worker: Upid }
+    /// impl Process for Front {
+    ///     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+    ///         ctx.delegate::<Job>(&self.worker).unwrap();
+    ///     }
+    /// }
+    ///
+    /// let runtime = Runtime::new();
+    /// let worker = runtime.spawn(Worker::default());
+    /// let front = runtime.spawn(Front { worker: worker.upid() });
+    /// {
+    ///     let _entered = runtime.enter();
+    ///     send(&front.upid(), Job(4));
+    /// }
+    /// let clock = runtime.clock();
+    /// clock.pause();
+    /// clock.settle();
+    /// let jobs = runtime.block_on(dispatch(&worker, |w: &mut Worker| w.jobs.clone())).unwrap();
+    /// assert_eq!(jobs, vec![("anonymous".to_owned(), 4)]);
+    /// ```
+    pub fn delegate<M: Message>(&mut self, to: &Upid) -> Result<(), InstallError> {
+        let runtime = Arc::downgrade(self.cell.handle());
+        self.handlers.delegate::<M>(runtime, to.clone())
+    }
 }
 
 impl<P: Process> fmt::Debug for Context<'_, P> {
