@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::event::{Envelope, ExitReason, Payload};
 use crate::filter::FilterPoint;
+use crate::future::Promise;
 use crate::pid::Upid;
 use crate::process::table::Table;
 use crate::quiesce::Quiesce;
@@ -37,6 +38,8 @@ pub(crate) struct Shared {
     transport: RwLock<Option<Arc<dyn Transport>>>,
     /// Local linkers of remote processes, by remote process, so a lost peer can be reported.
     remote_links: Mutex<HashMap<Upid, Vec<Upid>>>,
+    /// Monitors of remote processes, by remote process.
+    remote_monitors: Mutex<HashMap<Upid, Vec<Promise<ExitReason>>>>,
     /// The I/O driver, owned here so shutdown can stop it; `io_handle` reaches it without a lock.
     io: Mutex<Option<tokio::runtime::Runtime>>,
     io_handle: OnceLock<tokio::runtime::Handle>,
@@ -66,6 +69,7 @@ impl Shared {
             filter: FilterPoint::default(),
             transport: RwLock::new(None),
             remote_links: Mutex::new(HashMap::new()),
+            remote_monitors: Mutex::new(HashMap::new()),
             io: Mutex::new(None),
             io_handle: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
@@ -225,11 +229,32 @@ impl Shared {
         transport.link(&linker, to);
     }
 
-    /// A remote process ended (or its node was lost): tells every local linker once.
+    /// Watches remote `upid` for a monitor: the transport reports its end like a link's.
+    pub(crate) fn monitor_remote(&self, upid: &Upid, monitor: Promise<ExitReason>) {
+        let Some(transport) = self.transport() else {
+            monitor.set(ExitReason::Lost);
+            return;
+        };
+        let first = {
+            let mut monitors = self.remote_monitors.lock();
+            let watchers = monitors.entry(upid.clone()).or_default();
+            watchers.push(monitor);
+            watchers.len() == 1
+        };
+        if first {
+            transport.link(&Upid::new("monitor", self.address()), upid);
+        }
+    }
+
+    /// A remote process ended (or its node was lost): tells every local linker and monitor once.
     pub(crate) fn remote_exited(&self, upid: &Upid, reason: &ExitReason) {
         let linkers = self.remote_links.lock().remove(upid).unwrap_or_default();
         for linker in linkers {
             self.notify_exited(&linker, upid, reason);
+        }
+        let monitors = self.remote_monitors.lock().remove(upid).unwrap_or_default();
+        for monitor in monitors {
+            monitor.set(reason.clone());
         }
     }
 
@@ -250,6 +275,21 @@ impl Shared {
             for linker in linkers {
                 self.notify_exited(&linker, &upid, &ExitReason::Lost);
             }
+        }
+        let monitors: Vec<Promise<ExitReason>> = {
+            let mut monitors = self.remote_monitors.lock();
+            let gone: Vec<Upid> = monitors
+                .keys()
+                .filter(|u| u.address() == address)
+                .cloned()
+                .collect();
+            gone.iter()
+                .filter_map(|u| monitors.remove(u))
+                .flatten()
+                .collect()
+        };
+        for monitor in monitors {
+            monitor.set(ExitReason::Lost);
         }
     }
 }

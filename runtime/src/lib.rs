@@ -64,6 +64,7 @@ pub mod future;
 mod handle;
 pub mod link;
 pub mod message;
+pub mod monitor;
 mod pid;
 pub mod process;
 mod quiesce;
@@ -92,6 +93,7 @@ pub use crate::future::{
 };
 pub use crate::link::link;
 pub use crate::message::{post, send, InstallError, Message};
+pub use crate::monitor::{demonitor, monitor};
 pub use crate::pid::{ParseUpidError, Pid, Upid};
 pub use crate::process::{
     spawn, spawn_named, terminate, terminate_now, wait, Context, Process, ProcessRef, SpawnError,

@@ -264,29 +264,36 @@ mod sealed {
     #[allow(private_interfaces)]
     pub enum Resolved {
         Local(Arc<dyn super::AnyCell>),
-        /// Not a live local process: remote, or gone.
-        Other(super::Upid),
+        /// A local address that no live process has.
+        Gone(super::Upid),
+        /// Another node's process, and the runtime that was asked.
+        Remote(super::Upid, super::Handle),
     }
 }
 
-use self::sealed::{Resolve, Resolved};
+use self::sealed::Resolve;
+pub(crate) use self::sealed::Resolved as Target;
+
+/// What `target` addresses, as seen from the current runtime (for a `Upid`).
+pub(crate) fn resolve(target: &impl ProcessRef, what: &str) -> Target {
+    target.resolve(what)
+}
 
 impl<P: Process> Resolve for Pid<P> {
-    fn resolve(&self, _what: &str) -> Resolved {
-        Resolved::Local(self.cell.clone())
+    fn resolve(&self, _what: &str) -> Target {
+        Target::Local(self.cell.clone())
     }
 }
 
 impl Resolve for Upid {
-    fn resolve(&self, what: &str) -> Resolved {
+    fn resolve(&self, what: &str) -> Target {
         let handle = context::expect_current(what);
-        let local = handle
-            .is_local(self.address())
-            .then(|| handle.table().get(self.id()))
-            .flatten();
-        match local {
-            Some(cell) => Resolved::Local(cell),
-            None => Resolved::Other(self.clone()),
+        if !handle.is_local(self.address()) {
+            return Target::Remote(self.clone(), handle);
+        }
+        match handle.table().get(self.id()) {
+            Some(cell) => Target::Local(cell),
+            None => Target::Gone(self.clone()),
         }
     }
 }
@@ -299,7 +306,7 @@ impl Resolve for Upid {
 ///
 /// Panics if `target` is a [`Upid`] and no runtime is current.
 pub fn terminate(target: &impl ProcessRef) {
-    if let Resolved::Local(cell) = target.resolve("terminate") {
+    if let Target::Local(cell) = target.resolve("terminate") {
         cell.terminate(false);
     }
 }
@@ -311,7 +318,7 @@ pub fn terminate(target: &impl ProcessRef) {
 ///
 /// Panics if `target` is a [`Upid`] and no runtime is current.
 pub fn terminate_now(target: &impl ProcessRef) {
-    if let Resolved::Local(cell) = target.resolve("terminate_now") {
+    if let Target::Local(cell) = target.resolve("terminate_now") {
         cell.terminate(true);
     }
 }
@@ -331,8 +338,8 @@ pub fn terminate_now(target: &impl ProcessRef) {
 /// Panics if `target` is a [`Upid`] and no runtime is current.
 pub fn wait(target: &impl ProcessRef) -> Future<()> {
     match target.resolve("wait") {
-        Resolved::Local(cell) => cell.wait(),
-        Resolved::Other(upid) => {
+        Target::Local(cell) => cell.wait(),
+        Target::Gone(upid) | Target::Remote(upid, _) => {
             Future::failed(format!("cannot wait for {upid}: not a live local process"))
         }
     }

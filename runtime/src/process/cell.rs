@@ -94,6 +94,9 @@ impl Ending {
 struct Extras {
     linkers: Vec<Upid>,
     waiters: Vec<Promise<()>>,
+    /// Monitors by key (keys count up from 1 per process).
+    monitors: Vec<(u64, Promise<ExitReason>)>,
+    next_monitor: u64,
     exit: Option<ExitReason>,
 }
 
@@ -118,6 +121,11 @@ pub(crate) trait AnyCell: Runnable {
     fn wait(&self) -> Future<()>;
     /// Records `linker` to be told when this process ends; if it already has, returns why.
     fn add_linker(&self, linker: Upid) -> Result<(), ExitReason>;
+    /// Completes `monitor` with the exit reason when this process ends (at once if it has);
+    /// returns the key that withdraws it while pending.
+    fn add_monitor(&self, monitor: Promise<ExitReason>) -> Option<u64>;
+    /// Withdraws a pending monitor.
+    fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>>;
 }
 
 impl<P: Process> ProcessCell<P> {
@@ -352,8 +360,10 @@ impl<P: Process> ProcessCell<P> {
             extras.exit = Some(reason.clone());
             let linkers = mem::take(&mut extras.linkers);
             let waiters = mem::take(&mut extras.waiters);
-            (mem::take(&mut mailbox.queue), linkers, waiters)
+            let monitors = mem::take(&mut extras.monitors);
+            (mem::take(&mut mailbox.queue), linkers, (waiters, monitors))
         };
+        let (waiters, monitors) = waiters;
         let process = slot.process.take();
         let _handlers = mem::take(&mut slot.handlers);
         drop(process);
@@ -369,6 +379,9 @@ impl<P: Process> ProcessCell<P> {
         let me = self.upid();
         for linker in linkers {
             self.handle.notify_exited(&linker, &me, &reason);
+        }
+        for (_, monitor) in monitors {
+            monitor.set(reason.clone());
         }
         for waiter in waiters {
             waiter.set(());
@@ -472,5 +485,26 @@ impl<P: Process> AnyCell for ProcessCell<P> {
             extras.linkers.push(linker);
         }
         Ok(())
+    }
+
+    fn add_monitor(&self, monitor: Promise<ExitReason>) -> Option<u64> {
+        let mut mailbox = self.mailbox.lock();
+        let extras = mailbox.extras.get_or_insert_with(Default::default);
+        if let Some(reason) = extras.exit.clone() {
+            drop(mailbox);
+            monitor.set(reason);
+            return None;
+        }
+        extras.next_monitor += 1;
+        let key = extras.next_monitor;
+        extras.monitors.push((key, monitor));
+        Some(key)
+    }
+
+    fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {
+        let mut mailbox = self.mailbox.lock();
+        let monitors = &mut mailbox.extras.as_mut()?.monitors;
+        let index = monitors.iter().position(|(k, _)| *k == key)?;
+        Some(monitors.remove(index).1)
     }
 }
