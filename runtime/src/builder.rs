@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::handle::Shared;
 use crate::quiesce::Quiesce;
@@ -30,6 +31,7 @@ pub struct Builder {
     paused: bool,
     seed: Option<u64>,
     budget: usize,
+    shutdown_timeout: Duration,
 }
 
 impl Default for Builder {
@@ -40,6 +42,7 @@ impl Default for Builder {
             paused: false,
             seed: None,
             budget: 64,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -82,6 +85,13 @@ impl Builder {
         self
     }
 
+    /// How long (in real time) shutdown waits for the processes to end before it abandons the
+    /// rest and reports them (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -117,7 +127,7 @@ impl Builder {
             Quiesce::new(id, workers),
             self.paused || self.seed.is_some(),
         ));
-        Runtime::start(shared, workers)
+        Runtime::start(shared, workers, self.shutdown_timeout)
             .map_err(|e| BuildError::new(format!("spawning a runtime thread failed: {e}")))
     }
 }

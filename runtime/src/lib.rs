@@ -96,8 +96,9 @@ pub use crate::message::{post, send, InstallError, Message};
 pub use crate::monitor::{demonitor, monitor};
 pub use crate::pid::{ParseUpidError, Pid, Upid};
 pub use crate::process::{
-    spawn, spawn_named, terminate, terminate_now, wait, Context, Process, ProcessRef, SpawnError,
+    spawn, spawn_child, spawn_named, terminate, terminate_now, wait, Context, Process, ProcessRef,
+    SpawnError,
 };
-pub use crate::runtime::{spawn_async, Runtime, Stats};
+pub use crate::runtime::{spawn_async, Runtime, ShutdownReport, Stats};
 pub use crate::scheduler::Trace;
 pub use crate::transport::{Inbound, Transport};

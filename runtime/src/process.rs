@@ -202,6 +202,49 @@ pub fn spawn<P: Process>(process: P) -> Pid<P> {
     spawn_on(&context::expect_current("spawn"), None, process).expect("generated ids are unique")
 }
 
+/// Spawns `process` as a child of the current process, with a generated id.
+///
+/// The parent hears of the child's end through [`Process::exited`] (a normal end, a panic, a
+/// lost node), and ending the parent ends its children first, newest first, each with its own
+/// subtree and `finalize`; `wait(parent)` completes only after all of them. The runtime's
+/// shutdown leaves children to their parents.
+///
+/// # Panics
+///
+/// Panics outside a process's handler: a child needs a parent.
+///
+/// # Examples
+///
+/// ```
+/// use procession::{dispatch, spawn_child, terminate, wait, Context, Process, Runtime};
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Node { name: &'static str, log: Arc<Mutex<Vec<&'static str>>> }
+/// impl Process for Node {
+///     fn finalize(&mut self, _: &mut Context<'_, Self>) {
+///         self.log.lock().unwrap().push(self.name);
+///     }
+/// }
+///
+/// let runtime = Runtime::new();
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let parent = runtime.spawn(Node { name: "parent", log: log.clone() });
+/// let (a, b) = (log.clone(), log.clone());
+/// runtime.block_on(dispatch(&parent, move |_: &mut Node| {
+///     spawn_child(Node { name: "first child", log: a });
+///     spawn_child(Node { name: "second child", log: b });
+/// })).unwrap();
+/// terminate(&parent);
+/// runtime.block_on(wait(&parent)).unwrap();
+/// assert_eq!(*log.lock().unwrap(), ["second child", "first child", "parent"]);
+/// ```
+pub fn spawn_child<P: Process>(process: P) -> Pid<P> {
+    let parent = context::current_process()
+        .expect("spawn_child must be called from a process's handler (the parent)");
+    let handle = parent.handle().clone();
+    spawn_with_parent(&handle, process, Some(&parent))
+}
+
 /// Spawns `process` on the current runtime with the id `id`.
 ///
 /// # Errors
@@ -215,10 +258,27 @@ pub fn spawn_named<P: Process>(id: &str, process: P) -> Result<Pid<P>, SpawnErro
     spawn_on(&context::expect_current("spawn_named"), Some(id), process)
 }
 
+fn spawn_with_parent<P: Process>(
+    handle: &Handle,
+    process: P,
+    parent: Option<&Arc<dyn AnyCell>>,
+) -> Pid<P> {
+    spawn_as(handle, None, process, parent).expect("generated ids are unique")
+}
+
 pub(crate) fn spawn_on<P: Process>(
     handle: &Handle,
     id: Option<&str>,
     process: P,
+) -> Result<Pid<P>, SpawnError> {
+    spawn_as(handle, id, process, None)
+}
+
+fn spawn_as<P: Process>(
+    handle: &Handle,
+    id: Option<&str>,
+    process: P,
+    parent: Option<&Arc<dyn AnyCell>>,
 ) -> Result<Pid<P>, SpawnError> {
     let id: Arc<str> = match id {
         Some(id) => id.into(),
@@ -237,10 +297,12 @@ pub(crate) fn spawn_on<P: Process>(
         handle.quiesce().finished();
         return Err(SpawnError { id });
     }
+    let orphaned = parent.is_some_and(|parent| !cell.adopt_by(parent));
     cell.start();
-    if shutting_down() {
-        // Shutdown began while this spawn published the process: end it like the others (the
-        // shutdown also finds it in the table, whichever comes first).
+    if orphaned || shutting_down() {
+        // The parent is already ending, or shutdown began while this spawn published the
+        // process: end it like the others (shutdown also finds it in the table, whichever
+        // comes first).
         cell.clone().terminate(false);
     }
     Ok(Pid { cell })

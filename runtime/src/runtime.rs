@@ -20,10 +20,13 @@
 //! # Shutdown
 //!
 //! 1. New spawns are refused (the process never starts; its dispatches end abandoned).
-//! 2. Every live process gets a terminate event at the back of its queue, so queued events run
-//!    and `finalize` runs last; shutdown waits until every process has ended.
-//! 3. Timers are disarmed (their actions never run), the workers and the timer driver stop and
-//!    are joined, and the I/O driver stops.
+//! 2. Top-level processes (those not spawned as children) end one at a time, newest first, each
+//!    after its own children (newest first, recursively); every `finalize` runs, and queued
+//!    events run before it.
+//! 3. If that takes longer than the builder's `shutdown_timeout` (real time, default 30 s), the
+//!    rest is abandoned and listed in the [`ShutdownReport`].
+//! 4. Timers are disarmed (their actions never run, their futures end abandoned), the workers
+//!    and the timer driver stop and are joined, and the I/O driver stops.
 //!
 //! Dropping a runtime shuts it down the same way.
 //!
@@ -41,7 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -49,9 +52,11 @@ use crate::builder::Builder;
 use crate::clock::Clock;
 use crate::context::{self, EnterGuard};
 use crate::filter::Filter;
-use crate::future::Future;
+use crate::future::{Future, Promise};
 use crate::handle::Handle;
 use crate::pid::Pid;
+use crate::pid::Upid;
+use crate::process::cell::end_newest_first;
 use crate::process::{spawn_on, Process, SpawnError};
 use crate::scheduler::Trace;
 use crate::transport::Inbound;
@@ -59,6 +64,7 @@ use crate::transport::Inbound;
 /// A procession runtime. See the [module docs](self).
 pub struct Runtime {
     handle: Handle,
+    shutdown_timeout: Duration,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopped: AtomicBool,
 }
@@ -80,9 +86,14 @@ impl Runtime {
         Builder::new()
     }
 
-    pub(crate) fn start(handle: Handle, workers: usize) -> std::io::Result<Runtime> {
+    pub(crate) fn start(
+        handle: Handle,
+        workers: usize,
+        shutdown_timeout: Duration,
+    ) -> std::io::Result<Runtime> {
         let runtime = Runtime {
             handle: handle.clone(),
+            shutdown_timeout,
             threads: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
         };
@@ -210,41 +221,75 @@ impl Runtime {
         }
     }
 
-    /// Shuts the runtime down (see [Shutdown](self#shutdown)) and waits for it.
+    /// Shuts the runtime down (see [Shutdown](self#shutdown)) and waits for it, at most the
+    /// builder's [`shutdown_timeout`](crate::Builder::shutdown_timeout) of real time for the
+    /// processes to end.
+    ///
+    /// # Errors
+    ///
+    /// The report lists the processes that had not ended by the deadline (a handler that never
+    /// returns, a `finalize` that waits forever); they were abandoned, and so were the worker
+    /// threads still running them.
     ///
     /// # Panics
     ///
-    /// Panics if called from one of this runtime's workers.
-    pub fn shutdown(self) {
+    /// Panics if called from inside the runtime (a worker or a handler).
+    pub fn shutdown(self) -> ShutdownReport {
         assert!(
-            context::worker_of(self.handle.id).is_none(),
-            "Runtime::shutdown called on one of the runtime's own workers; it would wait for itself"
+            !context::inside(self.handle.id),
+            "Runtime::shutdown called from inside the runtime; it would wait for itself"
         );
-        self.stop();
+        self.stop()
     }
 
-    fn stop(&self) {
+    fn stop(&self) -> ShutdownReport {
         if self.stopped.swap(true, Ordering::AcqRel) {
-            return;
+            return ShutdownReport::default();
         }
+        let _entered = self.enter();
         self.handle.shutting_down.store(true, Ordering::SeqCst);
-        // Repeat until the table stays empty: a spawn racing the flag may publish one more.
+        let deadline = Instant::now() + self.shutdown_timeout;
+        let mut report = ShutdownReport::default();
+        // Top-level processes end newest first, each with its subtree; repeat until the table
+        // stays empty (a spawn racing the flag may publish one more).
         loop {
-            let cells = self.handle.table().all();
-            if cells.is_empty() {
+            let all = self.handle.table().all();
+            if all.is_empty() {
                 break;
             }
-            let waits: Vec<Future<()>> = cells.iter().map(|cell| cell.wait()).collect();
-            for cell in cells {
-                cell.terminate(false);
+            let mut top: Vec<_> = all.iter().filter(|c| !c.has_parent()).cloned().collect();
+            if top.is_empty() {
+                top = all;
             }
-            for wait in waits {
-                let _ = self.block_on(wait);
+            top.sort_by_key(|cell| cell.seq());
+            let promise = Promise::new();
+            let ended = promise.future();
+            end_newest_first(top, Box::new(move || promise.set(())));
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !ended.wait_for(left) {
+                report.unfinished = self.handle.table().all().iter().map(|c| c.upid()).collect();
+                tracing::error!(
+                    runtime = %self.handle.name,
+                    unfinished = ?report.unfinished,
+                    "shutdown deadline passed; abandoning the processes that have not ended"
+                );
+                break;
             }
         }
         self.handle.timers().shutdown();
         self.handle.scheduler().shutdown();
+        let grace = Instant::now() + Duration::from_millis(100);
         for thread in self.threads.lock().drain(..) {
+            if !report.unfinished.is_empty() {
+                // A worker may be stuck in a handler that never returns: wait briefly, then
+                // leave it behind rather than hang.
+                while !thread.is_finished() && Instant::now() < grace {
+                    thread::yield_now();
+                }
+                if !thread.is_finished() {
+                    continue;
+                }
+            }
             if thread.join().is_err() {
                 tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");
             }
@@ -253,12 +298,31 @@ impl Runtime {
         self.handle.set_transport(None);
         self.handle.filter().set(None);
         tracing::debug!(runtime = %self.handle.name, "runtime shut down");
+        report
     }
 }
 
 impl Default for Runtime {
     fn default() -> Self {
         Runtime::new()
+    }
+}
+
+/// What [`Runtime::shutdown`] could not finish.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    unfinished: Vec<Upid>,
+}
+
+impl ShutdownReport {
+    /// Whether every process ended (and ran `finalize`) before the deadline.
+    pub fn is_complete(&self) -> bool {
+        self.unfinished.is_empty()
+    }
+
+    /// The processes that had not ended by the deadline and were abandoned.
+    pub fn unfinished(&self) -> &[Upid] {
+        &self.unfinished
     }
 }
 

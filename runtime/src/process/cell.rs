@@ -57,8 +57,15 @@ use crate::message::Handlers;
 use crate::pid::Upid;
 use crate::scheduler::Runnable;
 
+mod ending;
+
+pub(crate) use self::ending::end_newest_first;
+use self::ending::Ending;
+
 pub(crate) struct ProcessCell<P: Process> {
     id: Arc<str>,
+    /// Spawn order within the runtime; shutdown ends top-level processes newest first.
+    seq: u64,
     handle: Handle,
     mailbox: Mutex<Mailbox<P>>,
     /// `terminate_now` was requested; see the protocol.
@@ -73,22 +80,6 @@ struct Mailbox<P> {
     extras: Option<Box<Extras>>,
 }
 
-/// Why and how a process ends: the panic, if any, and the units of work for settle that end
-/// with it (the terminate event, the panicking event, an injected terminate).
-struct Ending {
-    panicked: Option<ExitReason>,
-    units: u64,
-}
-
-impl Ending {
-    fn panicked(reason: ExitReason) -> Self {
-        Ending {
-            panicked: Some(reason),
-            units: 1,
-        }
-    }
-}
-
 /// What most processes never need, allocated on first use.
 #[derive(Default)]
 struct Extras {
@@ -97,11 +88,17 @@ struct Extras {
     /// Monitors by key (keys count up from 1 per process).
     monitors: Vec<(u64, Promise<ExitReason>)>,
     next_monitor: u64,
+    /// Children in spawn order (pruned of ended ones as it grows).
+    children: Vec<Arc<dyn AnyCell>>,
+    /// Spawned as a child: ended by its parent, not by the runtime's shutdown.
+    has_parent: bool,
     exit: Option<ExitReason>,
 }
 
 struct Slot<P> {
     process: Option<P>,
+    /// The ending waiting for the children to end first (see `ending`).
+    stopping: Option<Ending>,
     /// `initialize` ran (the first visit sets it).
     initialized: bool,
     handlers: Handlers<P>,
@@ -126,11 +123,21 @@ pub(crate) trait AnyCell: Runnable {
     fn add_monitor(&self, monitor: Promise<ExitReason>) -> Option<u64>;
     /// Withdraws a pending monitor.
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>>;
+    /// Spawn order within the runtime.
+    fn seq(&self) -> u64;
+    /// Whether this process was spawned as a child (its parent ends it).
+    fn has_parent(&self) -> bool;
+    /// Adopts `child`: it ends before this process does. False (nothing recorded) if this
+    /// process is already ending.
+    fn add_child(&self, child: Arc<dyn AnyCell>) -> bool;
+    /// Whether the process has ended (or is ending and accepts nothing more).
+    fn is_terminated(&self) -> bool;
 }
 
 impl<P: Process> ProcessCell<P> {
     pub(crate) fn new(id: Arc<str>, handle: Handle, process: P) -> Self {
         ProcessCell {
+            seq: handle.table().next_seq(),
             id,
             handle,
             inject: AtomicBool::new(false),
@@ -142,6 +149,7 @@ impl<P: Process> ProcessCell<P> {
             }),
             slot: Mutex::new(Slot {
                 process: Some(process),
+                stopping: None,
                 initialized: false,
                 handlers: Handlers::default(),
                 batch: VecDeque::new(),
@@ -199,6 +207,18 @@ impl<P: Process> ProcessCell<P> {
         self.push_unfiltered(Event::Dispatch(f))
     }
 
+    /// Marks the process as a child of `parent`, which will hear of its end (`exited`) and end
+    /// it before ending itself. Called before the cell starts.
+    pub(crate) fn adopt_by(self: &Arc<Self>, parent: &Arc<dyn AnyCell>) -> bool {
+        {
+            let mut mailbox = self.mailbox.lock();
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.has_parent = true;
+            extras.linkers.push(parent.upid());
+        }
+        parent.add_child(self.clone())
+    }
+
     /// Ends a process that never started (spawned on a runtime that is shutting down): it is
     /// terminated before any event, so dispatches end abandoned and `wait` is ready at once.
     pub(crate) fn never_started(&self) {
@@ -233,7 +253,11 @@ impl<P: Process> ProcessCell<P> {
                 slot.batch.extend(mailbox.queue.drain(..budget));
             }
         }
-        if slot.process.is_none() {
+        if let Some(ending) = slot.stopping.take() {
+            // Resumed after the children ended.
+            self.drop_batch(slot);
+            self.finish_ending(slot, ending);
+        } else if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
             self.drop_batch(slot);
         } else {
@@ -243,7 +267,7 @@ impl<P: Process> ProcessCell<P> {
                 false => self.initialize(slot).or_else(|| self.run_batch(slot)),
             };
             if let Some(ending) = ended {
-                self.terminate_on_runner(slot, ending);
+                self.begin_ending(slot, ending);
             }
         }
         self.end_visit();
@@ -327,66 +351,6 @@ impl<P: Process> ProcessCell<P> {
         let quiesce = self.handle.quiesce();
         for event in slot.batch.drain(..) {
             drop(event);
-            quiesce.finished();
-        }
-    }
-
-    /// Ends the process on its runner. The units of work that ended it are finished last, after
-    /// linkers were told and waiters completed, so `settle` sees every effect of the ending.
-    fn terminate_on_runner(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
-        let Ending {
-            panicked,
-            mut units,
-        } = ending;
-        let reason = match panicked {
-            Some(reason) => reason,
-            None => {
-                let process = slot.process.as_mut().expect("a live process has its value");
-                let mut ctx = Context::new(self, &mut slot.handlers);
-                match panic::catch_unwind(AssertUnwindSafe(|| process.finalize(&mut ctx))) {
-                    Ok(()) => ExitReason::Normal,
-                    Err(payload) => self.panicked(&*payload),
-                }
-            }
-        };
-        let (queue, linkers, waiters) = {
-            let mut mailbox = self.mailbox.lock();
-            mailbox.terminated = true;
-            if self.inject.swap(false, Ordering::AcqRel) {
-                // The unit of work `terminate_now` counted ends with the process.
-                units += 1;
-            }
-            let extras = mailbox.extras.get_or_insert_with(Default::default);
-            extras.exit = Some(reason.clone());
-            let linkers = mem::take(&mut extras.linkers);
-            let waiters = mem::take(&mut extras.waiters);
-            let monitors = mem::take(&mut extras.monitors);
-            (mem::take(&mut mailbox.queue), linkers, (waiters, monitors))
-        };
-        let (waiters, monitors) = waiters;
-        let process = slot.process.take();
-        let _handlers = mem::take(&mut slot.handlers);
-        drop(process);
-        self.drop_batch(slot);
-        let quiesce = self.handle.quiesce();
-        for event in queue {
-            drop(event);
-            quiesce.finished();
-        }
-        self.handle.table().remove(&self.id);
-        tracing::debug!(process = %self.upid(), %reason, "process ended");
-
-        let me = self.upid();
-        for linker in linkers {
-            self.handle.notify_exited(&linker, &me, &reason);
-        }
-        for (_, monitor) in monitors {
-            monitor.set(reason.clone());
-        }
-        for waiter in waiters {
-            waiter.set(());
-        }
-        for _ in 0..units {
             quiesce.finished();
         }
     }
@@ -499,6 +463,32 @@ impl<P: Process> AnyCell for ProcessCell<P> {
         let key = extras.next_monitor;
         extras.monitors.push((key, monitor));
         Some(key)
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn has_parent(&self) -> bool {
+        let mailbox = self.mailbox.lock();
+        mailbox.extras.as_ref().is_some_and(|e| e.has_parent)
+    }
+
+    fn add_child(&self, child: Arc<dyn AnyCell>) -> bool {
+        let mut mailbox = self.mailbox.lock();
+        if mailbox.terminated {
+            return false;
+        }
+        let extras = mailbox.extras.get_or_insert_with(Default::default);
+        if extras.children.len().is_power_of_two() {
+            extras.children.retain(|c| !c.is_terminated());
+        }
+        extras.children.push(child);
+        true
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.mailbox.lock().terminated
     }
 
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {

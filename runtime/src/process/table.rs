@@ -20,6 +20,7 @@ pub(crate) struct Table {
     hasher: RandomState,
     shards: [RwLock<Shard>; SHARDS],
     next_id: AtomicU64,
+    next_seq: AtomicU64,
 }
 
 impl Table {
@@ -28,6 +29,7 @@ impl Table {
             hasher: RandomState::new(),
             shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
             next_id: AtomicU64::new(1),
+            next_seq: AtomicU64::new(0),
         }
     }
 
@@ -55,6 +57,11 @@ impl Table {
             let _ = write!(buffer, "({n})");
             Arc::from(buffer.as_str())
         })
+    }
+
+    /// The next spawn sequence number.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Publishes `cell`; false if its id is taken.

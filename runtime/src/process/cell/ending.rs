@@ -1,0 +1,156 @@
+//! Engine: how a process ends — its children first, newest first, then `finalize`, then the
+//! notices.
+//!
+//! # Protocol
+//!
+//! 1. A terminate event, an injected terminate or a panic gives the runner an [`Ending`], which
+//!    carries the units of work for settle that the ending finishes.
+//! 2. [`begin_ending`](ProcessCell::begin_ending): if the process has live children, it stops
+//!    accepting events (`terminated` is set early, so dispatches end abandoned), parks the
+//!    ending in the slot, and ends the children one at a time, newest first: each gets a
+//!    terminate event and the next starts when the previous one's `wait` completes (so each
+//!    child's own subtree ends before it). When the last has ended, the cell is scheduled again.
+//! 3. [`finish_ending`](ProcessCell::finish_ending), on the runner: `finalize` (not after a
+//!    panic), the exit reason, the undelivered events dropped (abandoned), the id freed, linkers
+//!    and monitors told, waiters completed, and last the ending's units finished — so `settle`
+//!    and `wait` both see the whole subtree gone.
+
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{AnyCell, ProcessCell, Slot};
+use crate::event::ExitReason;
+use crate::process::{Context, Process};
+
+/// Why and how a process ends: the panic, if any, and the units of work for settle that end
+/// with it (the terminate event, the panicking event, an injected terminate).
+pub(super) struct Ending {
+    pub(super) panicked: Option<ExitReason>,
+    pub(super) units: u64,
+}
+
+impl Ending {
+    pub(super) fn panicked(reason: ExitReason) -> Self {
+        Ending {
+            panicked: Some(reason),
+            units: 1,
+        }
+    }
+}
+
+impl<P: Process> ProcessCell<P> {
+    /// Starts ending the process: its children first if it has any, else at once.
+    pub(super) fn begin_ending(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
+        let (children, queue) = {
+            let mut mailbox = self.mailbox.lock();
+            let children: Vec<Arc<dyn AnyCell>> = match mailbox.extras.as_mut() {
+                Some(extras) => mem::take(&mut extras.children),
+                None => Vec::new(),
+            };
+            let children: Vec<_> = children
+                .into_iter()
+                .filter(|c| !c.is_terminated())
+                .collect();
+            if children.is_empty() {
+                (children, None)
+            } else {
+                mailbox.terminated = true;
+                (children, Some(mem::take(&mut mailbox.queue)))
+            }
+        };
+        let Some(queue) = queue else {
+            return self.finish_ending(slot, ending);
+        };
+        tracing::debug!(process = %self.upid(), children = children.len(), "ending children first");
+        let quiesce = self.handle.quiesce();
+        for event in queue.into_iter().chain(slot.batch.drain(..)) {
+            drop(event);
+            quiesce.finished();
+        }
+        slot.stopping = Some(ending);
+        let me = self.clone();
+        end_newest_first(children, Box::new(move || me.resume()));
+    }
+
+    /// Schedules the visit that finishes a parked ending.
+    fn resume(self: &Arc<Self>) {
+        if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
+            self.handle.scheduler().schedule(self.clone());
+        }
+    }
+
+    /// Ends the process on its runner. The units of work that ended it are finished last, after
+    /// linkers were told and waiters completed, so `settle` sees every effect of the ending.
+    pub(super) fn finish_ending(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
+        let Ending {
+            panicked,
+            mut units,
+        } = ending;
+        let reason = match panicked {
+            Some(reason) => reason,
+            None => {
+                let process = slot.process.as_mut().expect("a live process has its value");
+                let mut ctx = Context::new(self, &mut slot.handlers);
+                match panic::catch_unwind(AssertUnwindSafe(|| process.finalize(&mut ctx))) {
+                    Ok(()) => ExitReason::Normal,
+                    Err(payload) => self.panicked(&*payload),
+                }
+            }
+        };
+        let (queue, linkers, waiters, monitors) = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            if self.inject.swap(false, Ordering::AcqRel) {
+                // The unit of work `terminate_now` counted ends with the process.
+                units += 1;
+            }
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.exit = Some(reason.clone());
+            let linkers = mem::take(&mut extras.linkers);
+            let waiters = mem::take(&mut extras.waiters);
+            let monitors = mem::take(&mut extras.monitors);
+            (mem::take(&mut mailbox.queue), linkers, waiters, monitors)
+        };
+        let process = slot.process.take();
+        let _handlers = mem::take(&mut slot.handlers);
+        drop(process);
+        self.drop_batch(slot);
+        let quiesce = self.handle.quiesce();
+        for event in queue {
+            drop(event);
+            quiesce.finished();
+        }
+        self.handle.table().remove(&self.id);
+        tracing::debug!(process = %self.upid(), %reason, "process ended");
+
+        let me = self.upid();
+        for linker in linkers {
+            self.handle.notify_exited(&linker, &me, &reason);
+        }
+        for (_, monitor) in monitors {
+            monitor.set(reason.clone());
+        }
+        for waiter in waiters {
+            waiter.set(());
+        }
+        for _ in 0..units {
+            quiesce.finished();
+        }
+    }
+}
+
+/// Ends `processes` one at a time, the last first, each after the one before has ended
+/// (subtree included); then calls `done`.
+pub(crate) fn end_newest_first(
+    mut processes: Vec<Arc<dyn AnyCell>>,
+    done: Box<dyn FnOnce() + Send>,
+) {
+    let Some(process) = processes.pop() else {
+        return done();
+    };
+    let ended = process.wait();
+    process.terminate(false);
+    ended.when_complete(move |_| end_newest_first(processes, done));
+}
