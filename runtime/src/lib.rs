@@ -70,6 +70,7 @@ pub mod process;
 mod quiesce;
 pub mod runtime;
 mod scheduler;
+pub mod supervisor;
 mod sync;
 mod task;
 mod timer;
@@ -101,4 +102,5 @@ pub use crate::process::{
 };
 pub use crate::runtime::{spawn_async, Runtime, ShutdownReport, Stats};
 pub use crate::scheduler::Trace;
+pub use crate::supervisor::{supervise, Strategy, Supervisor};
 pub use crate::transport::{Inbound, Transport};

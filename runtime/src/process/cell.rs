@@ -219,6 +219,42 @@ impl<P: Process> ProcessCell<P> {
         parent.add_child(self.clone())
     }
 
+    /// Brings an ended process back at the same cell, so its `Pid` and `Upid` stay valid: a
+    /// fresh state, a fresh mailbox, `initialize` first, `parent` as its parent again. Events
+    /// sent while it was down were dropped (abandoned); later ones reach the new instance.
+    ///
+    /// Returns false if the process has not ended, or its id was taken meanwhile.
+    pub(crate) fn reincarnate(self: &Arc<Self>, process: P, parent: &Arc<dyn AnyCell>) -> bool {
+        let mut slot = self.slot.lock();
+        {
+            let mut mailbox = self.mailbox.lock();
+            let ended = mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some());
+            if !mailbox.terminated || !ended || slot.process.is_some() {
+                return false;
+            }
+            // Counted before the cell is published again, as at spawn.
+            self.handle.quiesce().started();
+            if !self.handle.table().insert(self.clone()) {
+                self.handle.quiesce().finished();
+                return false;
+            }
+            mailbox.terminated = false;
+            mailbox.extras = Some(Box::new(Extras {
+                has_parent: true,
+                linkers: vec![parent.upid()],
+                ..Extras::default()
+            }));
+        }
+        slot.process = Some(process);
+        slot.initialized = false;
+        drop(slot);
+        if !parent.add_child(self.clone()) {
+            self.clone().terminate(false);
+        }
+        self.start();
+        true
+    }
+
     /// Ends a process that never started (spawned on a runtime that is shutting down): it is
     /// terminated before any event, so dispatches end abandoned and `wait` is ready at once.
     pub(crate) fn never_started(&self) {
@@ -356,6 +392,11 @@ impl<P: Process> ProcessCell<P> {
     }
 }
 
+/// Whether two handles are the same process cell.
+pub(crate) fn same_cell(a: &Arc<dyn AnyCell>, b: &Arc<dyn AnyCell>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
 impl<P: Process> Runnable for ProcessCell<P> {
     fn run(self: Arc<Self>) {
         self.visit();
@@ -483,7 +524,11 @@ impl<P: Process> AnyCell for ProcessCell<P> {
         if extras.children.len().is_power_of_two() {
             extras.children.retain(|c| !c.is_terminated());
         }
-        extras.children.push(child);
+        // A restarted child comes back at the same cell: keep one entry, at its place.
+        let known = extras.children.iter().any(|c| same_cell(c, &child));
+        if !known {
+            extras.children.push(child);
+        }
         true
     }
 
