@@ -57,10 +57,10 @@ use crate::message::Handlers;
 use crate::pid::Upid;
 use crate::scheduler::Runnable;
 
-mod ending;
+mod lifecycle;
 
-pub(crate) use self::ending::end_newest_first;
-use self::ending::Ending;
+pub(crate) use self::lifecycle::end_newest_first;
+use self::lifecycle::Ending;
 
 pub(crate) struct ProcessCell<P: Process> {
     id: Arc<str>,
@@ -97,7 +97,7 @@ struct Extras {
 
 struct Slot<P> {
     process: Option<P>,
-    /// The ending waiting for the children to end first (see `ending`).
+    /// The ending waiting for the children to end first (see `lifecycle`).
     stopping: Option<Ending>,
     /// `initialize` ran (the first visit sets it).
     initialized: bool,
@@ -205,76 +205,6 @@ impl<P: Process> ProcessCell<P> {
             return false;
         }
         self.push_unfiltered(Event::Dispatch(f))
-    }
-
-    /// Marks the process as a child of `parent`, which will hear of its end (`exited`) and end
-    /// it before ending itself. Called before the cell starts.
-    pub(crate) fn adopt_by(self: &Arc<Self>, parent: &Arc<dyn AnyCell>) -> bool {
-        {
-            let mut mailbox = self.mailbox.lock();
-            let extras = mailbox.extras.get_or_insert_with(Default::default);
-            extras.has_parent = true;
-            extras.linkers.push(parent.upid());
-        }
-        parent.add_child(self.clone())
-    }
-
-    /// Brings an ended process back at the same cell, so its `Pid` and `Upid` stay valid: a
-    /// fresh state, a fresh mailbox, `initialize` first, `parent` as its parent again. Events
-    /// sent while it was down were dropped (abandoned); later ones reach the new instance.
-    ///
-    /// Returns false if the process has not ended, or its id was taken meanwhile.
-    pub(crate) fn reincarnate(self: &Arc<Self>, process: P, parent: &Arc<dyn AnyCell>) -> bool {
-        let mut slot = self.slot.lock();
-        {
-            let mut mailbox = self.mailbox.lock();
-            let ended = mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some());
-            if !mailbox.terminated || !ended || slot.process.is_some() {
-                return false;
-            }
-            // Counted before the cell is published again, as at spawn.
-            self.handle.quiesce().started();
-            if !self.handle.table().insert(self.clone()) {
-                self.handle.quiesce().finished();
-                return false;
-            }
-            mailbox.terminated = false;
-            mailbox.extras = Some(Box::new(Extras {
-                has_parent: true,
-                linkers: vec![parent.upid()],
-                ..Extras::default()
-            }));
-        }
-        slot.process = Some(process);
-        slot.initialized = false;
-        drop(slot);
-        if !parent.add_child(self.clone()) {
-            self.clone().terminate(false);
-        }
-        self.start();
-        true
-    }
-
-    /// Ends a process that never started (spawned on a runtime that is shutting down): it is
-    /// terminated before any event, so dispatches end abandoned and `wait` is ready at once.
-    pub(crate) fn never_started(&self) {
-        let process = {
-            let mut mailbox = self.mailbox.lock();
-            mailbox.terminated = true;
-            mailbox.extras.get_or_insert_with(Default::default).exit = Some(ExitReason::NotFound);
-            self.slot.lock().process.take()
-        };
-        drop(process);
-    }
-
-    /// Schedules the first visit, which runs `initialize` before any event. Called once, after
-    /// the cell is published; the caller counted the visit as a unit of work for settle before
-    /// publishing it, so a sender that finds the id first cannot make the count run backwards.
-    pub(crate) fn start(self: &Arc<Self>) {
-        // A sender that found the id in the table first may have scheduled the visit already.
-        if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
-            self.handle.scheduler().schedule(self.clone());
-        }
     }
 
     fn visit(self: &Arc<Self>) {

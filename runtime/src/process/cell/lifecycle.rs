@@ -1,5 +1,6 @@
-//! Engine: how a process ends — its children first, newest first, then `finalize`, then the
-//! notices.
+//! Engine: how a process starts, ends and starts again — adoption by a parent, the first visit,
+//! the ending (children first, newest first, then `finalize`, then the notices), and the
+//! reincarnation a supervisor uses.
 //!
 //! # Protocol
 //!
@@ -20,7 +21,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{AnyCell, ProcessCell, Slot};
+use super::{AnyCell, Extras, ProcessCell, Slot};
 use crate::event::ExitReason;
 use crate::process::{Context, Process};
 
@@ -41,6 +42,76 @@ impl Ending {
 }
 
 impl<P: Process> ProcessCell<P> {
+    /// Marks the process as a child of `parent`, which will hear of its end (`exited`) and end
+    /// it before ending itself. Called before the cell starts.
+    pub(crate) fn adopt_by(self: &Arc<Self>, parent: &Arc<dyn AnyCell>) -> bool {
+        {
+            let mut mailbox = self.mailbox.lock();
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.has_parent = true;
+            extras.linkers.push(parent.upid());
+        }
+        parent.add_child(self.clone())
+    }
+
+    /// Brings an ended process back at the same cell, so its `Pid` and `Upid` stay valid: a
+    /// fresh state, a fresh mailbox, `initialize` first, `parent` as its parent again. Events
+    /// sent while it was down were dropped (abandoned); later ones reach the new instance.
+    ///
+    /// Returns false if the process has not ended, or its id was taken meanwhile.
+    pub(crate) fn reincarnate(self: &Arc<Self>, process: P, parent: &Arc<dyn AnyCell>) -> bool {
+        let mut slot = self.slot.lock();
+        {
+            let mut mailbox = self.mailbox.lock();
+            let ended = mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some());
+            if !mailbox.terminated || !ended || slot.process.is_some() {
+                return false;
+            }
+            // Counted before the cell is published again, as at spawn.
+            self.handle.quiesce().started();
+            if !self.handle.table().insert(self.clone()) {
+                self.handle.quiesce().finished();
+                return false;
+            }
+            mailbox.terminated = false;
+            mailbox.extras = Some(Box::new(Extras {
+                has_parent: true,
+                linkers: vec![parent.upid()],
+                ..Extras::default()
+            }));
+        }
+        slot.process = Some(process);
+        slot.initialized = false;
+        drop(slot);
+        if !parent.add_child(self.clone()) {
+            self.clone().terminate(false);
+        }
+        self.start();
+        true
+    }
+
+    /// Ends a process that never started (spawned on a runtime that is shutting down): it is
+    /// terminated before any event, so dispatches end abandoned and `wait` is ready at once.
+    pub(crate) fn never_started(&self) {
+        let process = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            mailbox.extras.get_or_insert_with(Default::default).exit = Some(ExitReason::NotFound);
+            self.slot.lock().process.take()
+        };
+        drop(process);
+    }
+
+    /// Schedules the first visit, which runs `initialize` before any event. Called once, after
+    /// the cell is published; the caller counted the visit as a unit of work for settle before
+    /// publishing it, so a sender that finds the id first cannot make the count run backwards.
+    pub(crate) fn start(self: &Arc<Self>) {
+        // A sender that found the id in the table first may have scheduled the visit already.
+        if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
+            self.handle.scheduler().schedule(self.clone());
+        }
+    }
+
     /// Starts ending the process: its children first if it has any, else at once.
     pub(super) fn begin_ending(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
         let (children, queue) = {
