@@ -45,6 +45,7 @@ pub(crate) struct Shared {
     io_handle: OnceLock<tokio::runtime::Handle>,
     pub(crate) shutting_down: AtomicBool,
     dropped_messages: AtomicU64,
+    dropped_at_bound: AtomicU64,
     next_task: AtomicU64,
 }
 
@@ -74,6 +75,7 @@ impl Shared {
             io_handle: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
             dropped_messages: AtomicU64::new(0),
+            dropped_at_bound: AtomicU64::new(0),
             next_task: AtomicU64::new(1),
         }
     }
@@ -153,6 +155,15 @@ impl Shared {
 
     pub(crate) fn dropped_messages(&self) -> u64 {
         self.dropped_messages.load(Ordering::Relaxed)
+    }
+
+    /// Counts an event dropped at a full mailbox (a `cast` or message that chose to drop).
+    pub(crate) fn count_dropped_at_bound(&self) {
+        self.dropped_at_bound.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped_at_bound(&self) -> u64 {
+        self.dropped_at_bound.load(Ordering::Relaxed)
     }
 
     /// Delivers a message to a local process, or hands it to the transport.

@@ -70,6 +70,7 @@ pub mod process;
 mod quiesce;
 pub mod runtime;
 mod scheduler;
+pub mod spawn;
 pub mod supervisor;
 mod sync;
 mod task;
@@ -85,7 +86,7 @@ pub use crate::clock::{after, Clock};
 pub use crate::context::EnterGuard;
 pub use crate::defer::defer;
 pub use crate::delay::{delay, Timer};
-pub use crate::dispatch::{cast, dispatch, dispatch_method};
+pub use crate::dispatch::{cast, cast_wait, dispatch, dispatch_method, try_cast, CastError};
 pub use crate::error::{Error, Failure};
 pub use crate::event::ExitReason;
 pub use crate::filter::{EventView, Filter, MessageBody, Verdict};
@@ -96,11 +97,9 @@ pub use crate::link::link;
 pub use crate::message::{post, send, InstallError, Message};
 pub use crate::monitor::{demonitor, monitor};
 pub use crate::pid::{ParseUpidError, Pid, Upid};
-pub use crate::process::{
-    spawn, spawn_child, spawn_named, terminate, terminate_now, wait, Context, Process, ProcessRef,
-    SpawnError,
-};
+pub use crate::process::{terminate, terminate_now, wait, Context, Process, ProcessRef};
 pub use crate::runtime::{spawn_async, Runtime, ShutdownReport, Stats};
 pub use crate::scheduler::Trace;
+pub use crate::spawn::{spawn, spawn_child, spawn_named, spawn_with, SpawnError, SpawnOptions};
 pub use crate::supervisor::{supervise, Strategy, Supervisor};
 pub use crate::transport::{Inbound, Transport};

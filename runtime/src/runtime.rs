@@ -57,8 +57,9 @@ use crate::handle::Handle;
 use crate::pid::Pid;
 use crate::pid::Upid;
 use crate::process::cell::end_newest_first;
-use crate::process::{spawn_on, Process, SpawnError};
+use crate::process::Process;
 use crate::scheduler::Trace;
+use crate::spawn::{spawn_on, SpawnError, SpawnOptions};
 use crate::transport::Inbound;
 
 /// A procession runtime. See the [module docs](self).
@@ -144,9 +145,10 @@ impl Runtime {
         context::enter(self.handle.clone())
     }
 
-    /// Spawns `process` with a generated id; see [`spawn`](crate::spawn).
+    /// Spawns `process` with a generated id; see [`spawn`](crate::spawn()).
     pub fn spawn<P: Process>(&self, process: P) -> Pid<P> {
-        spawn_on(&self.handle, None, process).expect("generated ids are unique")
+        spawn_on(&self.handle, process, SpawnOptions::new(), None)
+            .expect("generated ids are unique")
     }
 
     /// Spawns `process` with the id `id`.
@@ -155,7 +157,20 @@ impl Runtime {
     ///
     /// Fails if a live process of this runtime has this id.
     pub fn spawn_named<P: Process>(&self, id: &str, process: P) -> Result<Pid<P>, SpawnError> {
-        spawn_on(&self.handle, Some(id), process)
+        self.spawn_with(process, SpawnOptions::new().id(id))
+    }
+
+    /// Spawns `process` as `options` say (id, mailbox bound).
+    ///
+    /// # Errors
+    ///
+    /// Fails if the id is taken by a live process of this runtime, or for a zero capacity.
+    pub fn spawn_with<P: Process>(
+        &self,
+        process: P,
+        options: SpawnOptions,
+    ) -> Result<Pid<P>, SpawnError> {
+        spawn_on(&self.handle, process, options, None)
     }
 
     /// Drives a Rust future on this runtime's workers; see [`spawn_async`](crate::spawn_async).
@@ -217,6 +232,7 @@ impl Runtime {
         Stats {
             processes: self.handle.table().len(),
             dropped_messages: self.handle.dropped_messages(),
+            dropped_at_bound: self.handle.dropped_at_bound(),
             armed_timers: self.handle.timers().armed(),
         }
     }
@@ -353,6 +369,8 @@ pub struct Stats {
     pub processes: usize,
     /// Messages dropped: unknown receiver, no handler, undecodable, no transport.
     pub dropped_messages: u64,
+    /// Casts and messages dropped because a bounded mailbox was full.
+    pub dropped_at_bound: u64,
     /// Timers armed.
     pub armed_timers: usize,
 }

@@ -53,7 +53,8 @@ use crate::event::ExitReason;
 use crate::future::{Future, Promise};
 use crate::pid::{Pid, Upid};
 use crate::process::cell::{end_newest_first, AnyCell, ProcessCell};
-use crate::process::{spawn_child, Context, Process};
+use crate::process::{Context, Process};
+use crate::spawn::spawn_child;
 
 /// Which children a supervisor restarts when one crashes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -57,8 +57,11 @@ use crate::message::Handlers;
 use crate::pid::Upid;
 use crate::scheduler::Runnable;
 
+mod bound;
 mod lifecycle;
 
+use self::bound::Bound;
+pub(crate) use self::bound::{AtBound, Pushed};
 pub(crate) use self::lifecycle::end_newest_first;
 use self::lifecycle::Ending;
 
@@ -78,6 +81,19 @@ struct Mailbox<P> {
     scheduled: bool,
     terminated: bool,
     extras: Option<Box<Extras>>,
+    /// The bound, for processes spawned with one (see `bound`).
+    bound: Option<Box<Bound<P>>>,
+}
+
+impl<P> Mailbox<P> {
+    /// Every undelivered event, queued or parked at the bound (for dropping at the end).
+    fn take_all(&mut self) -> VecDeque<Event<P>> {
+        let mut events = mem::take(&mut self.queue);
+        if let Some(bound) = self.bound.as_mut() {
+            events.extend(bound.drain());
+        }
+        events
+    }
 }
 
 /// What most processes never need, allocated on first use.
@@ -146,6 +162,7 @@ impl<P: Process> ProcessCell<P> {
                 scheduled: false,
                 terminated: false,
                 extras: None,
+                bound: None,
             }),
             slot: Mutex::new(Slot {
                 process: Some(process),
@@ -176,22 +193,54 @@ impl<P: Process> ProcessCell<P> {
     }
 
     fn push_unfiltered(self: &Arc<Self>, event: Event<P>) -> bool {
+        matches!(self.push(event, AtBound::Ignore), Pushed::Queued)
+    }
+
+    /// Queues `event` (past the filter point), meeting a bounded mailbox's bound as `at_bound`
+    /// says. An event that is not queued or parked stays uncounted for settle.
+    pub(crate) fn push(self: &Arc<Self>, event: Event<P>, at_bound: AtBound) -> Pushed<P> {
         let quiesce = self.handle.quiesce();
         quiesce.started();
         let mut mailbox = self.mailbox.lock();
-        if mailbox.terminated {
-            drop(mailbox);
-            drop(event);
-            quiesce.finished();
-            return false;
-        }
-        mailbox.queue.push_back(event);
-        let schedule = !mem::replace(&mut mailbox.scheduled, true);
+        let outcome = if mailbox.terminated {
+            Pushed::Gone(event)
+        } else {
+            let queued = mailbox.queue.len();
+            match (mailbox.bound.as_mut(), at_bound) {
+                (Some(bound), AtBound::Wait(promise)) if bound.is_full(queued) => {
+                    bound.park(event, promise);
+                    return Pushed::Parked;
+                }
+                (Some(bound), at_bound @ (AtBound::Drop | AtBound::Refuse))
+                    if bound.is_full(queued) =>
+                {
+                    Pushed::Full(event, at_bound)
+                }
+                (_, at_bound) => {
+                    mailbox.queue.push_back(event);
+                    let schedule = !mem::replace(&mut mailbox.scheduled, true);
+                    drop(mailbox);
+                    if schedule {
+                        self.handle.scheduler().schedule(self.clone());
+                    }
+                    if let AtBound::Wait(Some(promise)) = at_bound {
+                        promise.set(());
+                    }
+                    return Pushed::Queued;
+                }
+            }
+        };
         drop(mailbox);
-        if schedule {
-            self.handle.scheduler().schedule(self.clone());
+        quiesce.finished();
+        if let Pushed::Full(_, AtBound::Drop) = &outcome {
+            self.handle.count_dropped_at_bound();
         }
-        true
+        outcome
+    }
+
+    /// Bounds the mailbox; called once, before the process starts.
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.mailbox.lock().bound = Some(Box::new(Bound::new(capacity)));
     }
 
     /// Queues a dispatch of `f`; false if the process is gone or the filter dropped it.
@@ -199,25 +248,31 @@ impl<P: Process> ProcessCell<P> {
         self: &Arc<Self>,
         method: Option<&'static str>,
         f: Box<dyn FnOnce(&mut P) + Send>,
-    ) -> bool {
+        at_bound: AtBound,
+    ) -> Pushed<P> {
         let filter = self.handle.filter();
         if !self.filter_allows(|to| filter.allows(&EventView::Dispatch { to, method })) {
-            return false;
+            return Pushed::Gone(Event::Dispatch(f));
         }
-        self.push_unfiltered(Event::Dispatch(f))
+        self.push(Event::Dispatch(f), at_bound)
     }
 
     fn visit(self: &Arc<Self>) {
         let budget = self.handle.scheduler().budget();
         let mut slot = self.slot.lock();
         let slot = &mut *slot;
-        {
+        let queued = {
             let mut mailbox = self.mailbox.lock();
             if mailbox.queue.len() <= budget {
                 mem::swap(&mut mailbox.queue, &mut slot.batch);
             } else {
                 slot.batch.extend(mailbox.queue.drain(..budget));
             }
+            let Mailbox { bound, queue, .. } = &mut *mailbox;
+            bound.as_mut().map(|bound| bound.refill(queue))
+        };
+        for promise in queued.into_iter().flatten() {
+            promise.set(());
         }
         if let Some(ending) = slot.stopping.take() {
             // Resumed after the children ended.
@@ -360,7 +415,11 @@ impl<P: Process> AnyCell for ProcessCell<P> {
                 body: (&envelope.body).into(),
             })
         });
-        allowed && self.push_unfiltered(Event::Message(Box::new(envelope)))
+        allowed
+            && matches!(
+                self.push(Event::Message(Box::new(envelope)), AtBound::Drop),
+                Pushed::Queued
+            )
     }
 
     fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason) {

@@ -128,7 +128,7 @@ impl<P: Process> ProcessCell<P> {
                 (children, None)
             } else {
                 mailbox.terminated = true;
-                (children, Some(mem::take(&mut mailbox.queue)))
+                (children, Some(mailbox.take_all()))
             }
         };
         let Some(queue) = queue else {
@@ -182,7 +182,7 @@ impl<P: Process> ProcessCell<P> {
             let linkers = mem::take(&mut extras.linkers);
             let waiters = mem::take(&mut extras.waiters);
             let monitors = mem::take(&mut extras.monitors);
-            (mem::take(&mut mailbox.queue), linkers, waiters, monitors)
+            (mailbox.take_all(), linkers, waiters, monitors)
         };
         let process = slot.process.take();
         let _handlers = mem::take(&mut slot.handlers);
