@@ -51,6 +51,22 @@ pub trait System {
         let _ = chains;
         None
     }
+    /// W3 into a mailbox bounded to `capacity`, senders waiting for room; `None` where it does
+    /// not apply.
+    fn fan_in_bounded(
+        &self,
+        producers: usize,
+        per_producer: u64,
+        capacity: usize,
+    ) -> Option<Duration> {
+        let _ = (producers, per_producer, capacity);
+        None
+    }
+    /// `restarts` crash-and-restart cycles of a supervised child; `None` where it does not apply.
+    fn restart(&self, restarts: u64) -> Option<Duration> {
+        let _ = restarts;
+        None
+    }
 }
 
 /// The systems, in the order of the table's columns.
@@ -83,7 +99,11 @@ fn system(name: &str) -> Option<Box<dyn System>> {
 /// Whether `system` runs `workload`: the `then` chain compares procession with a chain of
 /// `futures` combinators on a current-thread tokio runtime, reported as tokio-1w.
 fn supports(system: &str, workload: Workload) -> bool {
-    workload != Workload::Then || matches!(system, "procession" | "tokio-1w")
+    match workload {
+        Workload::Then => matches!(system, "procession" | "tokio-1w"),
+        Workload::W3Bounded | Workload::Restart => system == "procession",
+        _ => true,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +130,11 @@ fn measure(system: &dyn System, workload: Workload, counts: &Counts) -> Option<f
             counts.ring_hops,
         ),
         Workload::Then => ns_per(system.then_chain(counts.chains)?, counts.chains),
+        Workload::W3Bounded => per_second(
+            system.fan_in_bounded(counts.producers, counts.per_producer, 1024)?,
+            counts.producers as u64 * counts.per_producer,
+        ),
+        Workload::Restart => ns_per(system.restart(counts.restarts)?, counts.restarts),
     })
 }
 

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::procession::{
-    cast, dispatch, spawn, terminate, wait, Context, Future, Pid, Process, Promise, Runtime,
+    cast, cast_wait, dispatch, spawn, supervise, terminate, wait, Context, Future, Pid, Process,
+    Promise, Runtime, SpawnOptions, Strategy, Supervisor,
 };
 
 use crate::{per_actor, settled_rss_blocking, System};
@@ -344,5 +345,65 @@ impl System for Procession {
         let elapsed = start.elapsed();
         assert_eq!(checksum, (0..chains).map(|i| i + 10).sum::<u64>());
         Some(elapsed)
+    }
+
+    fn fan_in_bounded(
+        &self,
+        producers: usize,
+        per_producer: u64,
+        capacity: usize,
+    ) -> Option<Duration> {
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let promise = Promise::new();
+        let done = promise.future();
+        let counter = Counter {
+            seen: 0,
+            total: producers as u64 * per_producer,
+            done: Some(promise),
+        };
+        let counter = runtime
+            .spawn_with(counter, SpawnOptions::new().bounded(capacity))
+            .expect("spawn");
+        runtime
+            .block_on(dispatch(&counter, |_: &mut Counter| ()))
+            .expect("counter started");
+        let start = Instant::now();
+        for _ in 0..producers {
+            let counter = counter.clone();
+            let _ = runtime.spawn_async(async move {
+                for _ in 0..per_producer {
+                    // Wait for room: memory stays within the bound.
+                    let _ = cast_wait(&counter, |counter: &mut Counter| counter.add(1)).await;
+                }
+            });
+        }
+        runtime.block_on(done).expect("fan-in");
+        Some(start.elapsed())
+    }
+
+    fn restart(&self, restarts: u64) -> Option<Duration> {
+        // The crashes are the workload: keep the default hook from printing each one.
+        std::panic::set_hook(Box::new(|_| {}));
+        let runtime = runtime();
+        let supervisor = runtime.spawn(
+            Supervisor::new(Strategy::OneForOne).intensity(u32::MAX, Duration::from_secs(1)),
+        );
+        let child = runtime
+            .block_on(supervise(&supervisor, || Server))
+            .expect("supervised");
+        let start = Instant::now();
+        for _ in 0..restarts {
+            let crash = dispatch(&child, |_: &mut Server| -> u64 {
+                panic!("benchmark crash")
+            });
+            let _ = runtime.block_on(crash);
+            // The restart is asynchronous: ask until the new instance answers.
+            while runtime
+                .block_on(dispatch(&child, |_: &mut Server| 1))
+                .is_err()
+            {}
+        }
+        Some(start.elapsed())
     }
 }

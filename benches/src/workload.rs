@@ -22,11 +22,16 @@ pub enum Workload {
     W5,
     /// A 10-step chain of `map` on a future completed after the chain is built.
     Then,
+    /// W3 into a bounded mailbox (1,024), producers waiting for room (procession only).
+    W3Bounded,
+    /// A supervised child crashes and is restarted; until the new instance answers (procession
+    /// only).
+    Restart,
 }
 
 impl Workload {
     /// Every workload, in the order of the table.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::W1,
         Workload::W1b,
         Workload::W2,
@@ -35,6 +40,8 @@ impl Workload {
         Workload::W4Mem,
         Workload::W5,
         Workload::Then,
+        Workload::W3Bounded,
+        Workload::Restart,
     ];
 
     /// The name used on the command line, in the JSON lines and in the table.
@@ -48,6 +55,8 @@ impl Workload {
             Workload::W4Mem => "W4-mem",
             Workload::W5 => "W5",
             Workload::Then => "then",
+            Workload::W3Bounded => "W3-bounded",
+            Workload::Restart => "restart",
         }
     }
 
@@ -68,6 +77,8 @@ impl Workload {
             Workload::W4Mem => "W4-mem memory per idle actor",
             Workload::W5 => "W5 ring, 1,000 actors",
             Workload::Then => "10-step `map` chain, completed after building",
+            Workload::W3Bounded => "W3 into a bounded mailbox (1,024), senders wait for room",
+            Workload::Restart => "supervised restart, crash to first answer",
         }
     }
 
@@ -81,6 +92,8 @@ impl Workload {
             Workload::W4Mem => "bytes/actor",
             Workload::W5 => "hops/s",
             Workload::Then => "ns/chain",
+            Workload::W3Bounded => "msgs/s",
+            Workload::Restart => "ns/restart",
         }
     }
 
@@ -88,7 +101,7 @@ impl Workload {
     pub fn lower_is_better(self) -> bool {
         matches!(
             self,
-            Workload::W1 | Workload::W1b | Workload::W4Mem | Workload::Then
+            Workload::W1 | Workload::W1b | Workload::W4Mem | Workload::Then | Workload::Restart
         )
     }
 
@@ -102,6 +115,8 @@ impl Workload {
             Workload::W4Mem => 0.35,
             Workload::W5 => 1.5,
             Workload::Then => 1.0,
+            // Procession only: no peer to compare with.
+            Workload::W3Bounded | Workload::Restart => f64::NAN,
         }
     }
 }
@@ -131,6 +146,8 @@ pub struct Counts {
     pub ring_hops: u64,
     /// Chains built and completed in the `then` workload.
     pub chains: u64,
+    /// Crashes and restarts in the `restart` workload.
+    pub restarts: u64,
 }
 
 impl Counts {
@@ -148,6 +165,7 @@ impl Counts {
             ring_nodes: n(1e3, 2.0) as usize,
             ring_hops: n(5e6, 1.0),
             chains: n(1e6, 1.0),
+            restarts: n(2e4, 1.0),
         }
     }
 }
