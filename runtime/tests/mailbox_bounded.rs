@@ -264,3 +264,47 @@ rt_test!(
         rt.block_on(finished).unwrap();
     }
 );
+
+rt_test!(
+    a_fast_producer_that_drops_or_is_refused_loses_nothing_silently,
+    |flavor, rt| {
+        const CAPACITY: usize = 4;
+        let sink = bounded(rt, CAPACITY);
+        let offers = support::scaled(10_000) as u64;
+        // The producer is a process too, so in every flavour it offers far faster than the sink
+        // (one event of the producer makes many offers).
+        struct Producer;
+        impl Process for Producer {}
+        let producer = rt.spawn(Producer);
+        let target = sink.clone();
+        let (queued, refused) = rt
+            .block_on(dispatch(&producer, move |_: &mut Producer| {
+                let (mut queued, mut refused) = (0u64, 0u64);
+                for i in 0..offers {
+                    // The sink does real work per event: it cannot keep up.
+                    let slow = |s: &mut Sink| {
+                        s.seen += 1;
+                        std::hint::black_box((0..2_000u64).sum::<u64>());
+                    };
+                    let ok = match i % 2 {
+                        0 => cast(&target, slow),
+                        _ => try_cast(&target, slow).is_ok(),
+                    };
+                    if ok {
+                        queued += 1;
+                    } else {
+                        refused += 1;
+                    }
+                }
+                (queued, refused)
+            }))
+            .unwrap();
+        assert_eq!(queued + refused, offers);
+        assert!(refused > 0, "{flavor}: the bound was met");
+        assert_eq!(seen(rt, &sink), queued, "every queued event ran, no other");
+        assert!(
+            rt.stats().dropped_at_bound <= refused,
+            "casts counted, try_casts handed back"
+        );
+    }
+);
