@@ -1,12 +1,14 @@
 //! The tour in one file: spawn processes, dispatch to them, chain the answers, put a timeout
-//! on the whole computation, and watch a crash reach a linked process.
+//! on the whole computation, watch a crash reach a linked process, and let a supervisor restart
+//! a crashed worker at the same address.
 //!
 //! Run it with `cargo run --example hello`.
 
 use std::time::Duration;
 
 use procession::{
-    collect, dispatch, link, terminate, wait, Context, ExitReason, Future, Process, Runtime, Upid,
+    collect, dispatch, link, monitor, supervise, terminate, wait, Context, ExitReason, Future,
+    Process, Runtime, Strategy, Supervisor, Upid,
 };
 
 /// A worker that squares numbers, slowly for big ones.
@@ -106,9 +108,36 @@ fn main() {
     for line in exits.expect("watcher alive") {
         println!("watcher: {line}");
     }
+
+    // A supervisor restarts a crashed worker at the same address, with fresh state.
+    let supervisor = runtime.spawn(Supervisor::new(Strategy::OneForOne));
+    let supervised = runtime
+        .block_on(supervise(&supervisor, Squarer::default))
+        .expect("supervised");
+    let crashed = monitor(&supervised);
+    let _ = dispatch(&supervised, |w: &mut Squarer| w.square(13));
+    println!(
+        "supervised worker {} ended: {}",
+        supervised.id(),
+        runtime.block_on(crashed).expect("monitor")
+    );
+    clock.settle();
+    let again = dispatch(&supervised, |w: &mut Squarer| (w.square(7), w.handled));
+    let (square, handled) = runtime.block_on(again).expect("restarted");
+    println!(
+        "restarted at the same pid {}: 7 squared is {square}, handled {handled} (fresh state)",
+        supervised.id()
+    );
     drop(_entered);
-    runtime.shutdown();
-    println!("runtime shut down cleanly");
+    let report = runtime.shutdown();
+    println!(
+        "runtime shut down {}",
+        if report.is_complete() {
+            "cleanly"
+        } else {
+            "with processes abandoned"
+        }
+    );
 }
 
 fn names(pids: &[procession::Pid<Squarer>]) -> String {
