@@ -1,6 +1,8 @@
 //! Chaining: `then` (flattening), `map`, `repair`, `recover` and `after`, with a paused clock
 //! for everything that waits.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,15 +17,6 @@ fn paused_runtime() -> Runtime {
 fn counter() -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     (count.clone(), count)
-}
-
-fn message<T: Send + Sync + 'static>(future: &Future<T>) -> String {
-    let error = future.error().expect("the future has an error");
-    error
-        .failure()
-        .expect("the future failed")
-        .message()
-        .to_owned()
 }
 
 #[test]
@@ -45,7 +38,7 @@ fn then_follows_the_future_its_function_returns() {
 #[test]
 fn then_ends_as_the_inner_future_ends() {
     let failing = Future::ready(1u32).then(|_| Future::<u32>::failed("inner failed"));
-    assert_eq!(message(&failing), "inner failed");
+    assert_eq!(support::failure_message(&failing), "inner failed");
 
     let inner = Promise::<u32>::new();
     let follow = inner.future();
@@ -83,7 +76,7 @@ fn failure_propagates_through_a_chain_without_running_it() {
             Future::ready(*x)
         });
     promise.fail("root cause");
-    assert_eq!(message(&end), "root cause");
+    assert_eq!(support::failure_message(&end), "root cause");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -109,9 +102,9 @@ fn a_panic_in_then_fails_the_result_with_the_message() {
     promise.set(1);
     assert!(result.is_failed());
     assert!(
-        message(&result).contains("boom in then"),
+        support::failure_message(&result).contains("boom in then"),
         "{}",
-        message(&result)
+        support::failure_message(&result)
     );
 }
 
@@ -120,9 +113,9 @@ fn a_panic_in_map_fails_the_result_with_the_message() {
     let result = Future::ready(3u32).map(|x| -> u32 { panic!("boom in map {x}") });
     assert!(result.is_failed());
     assert!(
-        message(&result).contains("boom in map 3"),
+        support::failure_message(&result).contains("boom in map 3"),
         "{}",
-        message(&result)
+        support::failure_message(&result)
     );
     // The failure flows on like any other.
     assert!(result.map(|x| x + 1).is_failed());
@@ -149,7 +142,7 @@ fn repair_turns_a_failure_into_a_value() {
     assert_eq!(repaired.get(), Some(5));
 
     let still_failing = Future::<u32>::failed("x").repair(|_| Future::failed("y"));
-    assert_eq!(message(&still_failing), "y");
+    assert_eq!(support::failure_message(&still_failing), "y");
 }
 
 #[test]
@@ -223,7 +216,7 @@ fn after_times_out_exactly_at_the_deadline() {
     assert!(answer.is_pending(), "fired one nanosecond early");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     clock.advance(Duration::from_nanos(1));
-    assert_eq!(message(&answer), "timed out");
+    assert_eq!(support::failure_message(&answer), "timed out");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(rt.stats().armed_timers, 0);
     // The input is untouched by the timeout; completing it later changes nothing.
@@ -301,7 +294,7 @@ fn a_panic_in_the_after_function_fails_the_result() {
             panic!("timeout handler broke")
         });
     rt.clock().advance(Duration::from_secs(1));
-    assert!(message(&answer).contains("timeout handler broke"));
+    assert!(support::failure_message(&answer).contains("timeout handler broke"));
 }
 
 #[test]

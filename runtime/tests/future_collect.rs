@@ -1,21 +1,14 @@
 //! Many futures into one: `collect` (all values or the first error), `await_all` (every
 //! outcome) and `select` (the first value).
 
+mod support;
+
 use procession::{await_all, collect, select, Future, Promise};
 
 fn promises(n: usize) -> (Vec<Promise<u32>>, Vec<Future<u32>>) {
     let promises: Vec<_> = (0..n).map(|_| Promise::new()).collect();
     let futures = promises.iter().map(Promise::future).collect();
     (promises, futures)
-}
-
-fn message<T: Send + Sync + 'static>(future: &Future<T>) -> String {
-    let error = future.error().expect("the future has an error");
-    error
-        .failure()
-        .expect("the future failed")
-        .message()
-        .to_owned()
 }
 
 #[test]
@@ -52,18 +45,18 @@ fn collect_fails_on_the_first_failure_and_discards_the_others() {
     let first = inputs.pop().unwrap();
     first.set(1);
     second.fail("second broke");
-    assert_eq!(message(&all), "second broke");
+    assert_eq!(support::failure_message(&all), "second broke");
     assert!(third.has_discard(), "the pending input was not discarded");
     // A later failure does not replace the first.
     third.fail("third broke too");
-    assert_eq!(message(&all), "second broke");
+    assert_eq!(support::failure_message(&all), "second broke");
 }
 
 #[test]
 fn collect_with_an_already_failed_input_discards_the_others() {
     let pending = Promise::<u32>::new();
     let all = collect(vec![pending.future(), Future::failed("early")]);
-    assert_eq!(message(&all), "early");
+    assert_eq!(support::failure_message(&all), "early");
     assert!(pending.has_discard());
 }
 
@@ -187,7 +180,7 @@ fn select_fails_with_the_last_failure_when_none_can_be_ready() {
     last.fail("last failure");
     assert!(first.is_pending());
     zeroth.fail("final failure");
-    assert_eq!(message(&first), "final failure");
+    assert_eq!(support::failure_message(&first), "final failure");
 }
 
 #[test]

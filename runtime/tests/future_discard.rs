@@ -2,10 +2,11 @@
 //! combinator passes it on to its inputs, and the runtime's own producers (timers, async tasks)
 //! honour it.
 
+mod support;
+
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use procession::{
@@ -286,29 +287,10 @@ fn a_discarded_loop_stops_even_if_the_producer_answers() {
     assert_eq!(looped.bodies.load(Ordering::SeqCst), 0);
 }
 
-/// Runs `body` on another thread and fails if it does not finish: a deadlock would otherwise
-/// hang the suite. The timeout only elapses when the test is already failing.
-fn deadlock_guard(body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: the body did not finish"),
-    }
-}
-
 #[test]
 fn a_loop_body_may_discard_its_own_loop() {
     // The body is a callback of the loop; DESIGN lets a callback touch its own future.
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let item = Promise::<u32>::new();
         let waited = Arc::new(Mutex::new(Some(item.future())));
         let own = Arc::new(Mutex::new(None::<Future<u32>>));

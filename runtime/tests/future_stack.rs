@@ -2,11 +2,12 @@
 //! lock. Each long test runs on a thread with a 256 KiB stack, so stack growth per step would
 //! overflow it long before a million steps.
 
+mod support;
+
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
 
 use procession::{loop_, Future, Promise};
 
@@ -22,25 +23,6 @@ fn on_small_stack(body: impl FnOnce() + Send + 'static) {
         .unwrap()
         .join()
         .unwrap();
-}
-
-/// Runs `body` on another thread and fails if it does not finish: a deadlocked callback would
-/// otherwise hang the suite. The timeout only elapses when the test is already failing.
-fn deadlock_guard(body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: the body did not finish"),
-    }
 }
 
 #[test]
@@ -132,7 +114,7 @@ fn a_million_loop_rounds_completed_by_another_thread_complete() {
 
 #[test]
 fn a_completion_callback_may_use_its_future_while_it_completes() {
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let promise = Promise::<u32>::new();
         let future = promise.future();
         let (inner, observed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -155,7 +137,7 @@ fn a_completion_callback_may_use_its_future_while_it_completes() {
 
 #[test]
 fn a_discard_callback_may_use_its_future_while_the_request_runs() {
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let promise = Promise::<u32>::new();
         let future = promise.future();
         let completed = Arc::new(AtomicUsize::new(0));
@@ -177,7 +159,7 @@ fn a_discard_callback_may_use_its_future_while_the_request_runs() {
 
 #[test]
 fn a_chain_callback_may_use_an_earlier_future_of_the_chain() {
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let promise = Promise::<u32>::new();
         let root = promise.future();
         let r = root.clone();

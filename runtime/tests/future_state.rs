@@ -1,10 +1,11 @@
 //! Future states: every transition a promise can cause, what each accessor reports in it, and
 //! which `on_*` callbacks fire (exactly once, and only for their own state).
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
 
 use procession::{Future, Owned, Promise};
 
@@ -50,25 +51,6 @@ fn observe(future: &Future<u32>) -> Counts {
 
 fn snapshot(counts: &Counts) -> [usize; 6] {
     std::array::from_fn(|i| counts[i].load(Ordering::SeqCst))
-}
-
-/// Runs `body` on another thread and fails if it does not finish: a deadlocked callback would
-/// otherwise hang the suite. The timeout only elapses when the test is already failing.
-fn deadlock_guard(body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let worker = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: the body did not finish"),
-    }
 }
 
 #[test]
@@ -259,7 +241,7 @@ fn into_inner_gives_the_handle_back_otherwise() {
 
 #[test]
 fn a_callback_may_reenter_its_future() {
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let promise = Promise::<u32>::new();
         let future = promise.future();
         let nested = Arc::new(AtomicUsize::new(0));
@@ -282,7 +264,7 @@ fn a_callback_may_reenter_its_future() {
 
 #[test]
 fn a_discard_callback_may_reenter_its_future_and_promise() {
-    deadlock_guard(|| {
+    support::with_watchdog("a callback that could deadlock", || {
         let promise = Promise::<u32>::new();
         let future = promise.future();
         let slot = Arc::new(Mutex::new(Some(promise)));

@@ -247,3 +247,13 @@ pub fn quiet_expected_panics() {
         }));
     });
 }
+
+/// The message of a failed future's failure.
+pub fn failure_message<T: Send + Sync + 'static>(future: &procession::Future<T>) -> String {
+    let error = future.error().expect("the future has an error");
+    error
+        .failure()
+        .expect("the future failed")
+        .message()
+        .to_owned()
+}
