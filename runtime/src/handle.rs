@@ -269,38 +269,22 @@ impl Shared {
         }
     }
 
-    /// Every process at `address` is unreachable: tells their local linkers they were lost.
+    /// Every process at `address` is unreachable: tells their local linkers and monitors they
+    /// were lost.
     pub(crate) fn peer_lost(&self, address: SocketAddr) {
-        let lost: Vec<(Upid, Vec<Upid>)> = {
-            let mut links = self.remote_links.lock();
-            let gone: Vec<Upid> = links
-                .keys()
-                .filter(|u| u.address() == address)
-                .cloned()
-                .collect();
-            gone.into_iter()
-                .filter_map(|u| links.remove(&u).map(|l| (u, l)))
-                .collect()
-        };
-        for (upid, linkers) in lost {
-            for linker in linkers {
-                self.notify_exited(&linker, &upid, &ExitReason::Lost);
-            }
-        }
-        let monitors: Vec<Promise<ExitReason>> = {
-            let mut monitors = self.remote_monitors.lock();
-            let gone: Vec<Upid> = monitors
-                .keys()
-                .filter(|u| u.address() == address)
-                .cloned()
-                .collect();
-            gone.iter()
-                .filter_map(|u| monitors.remove(u))
-                .flatten()
-                .collect()
-        };
-        for monitor in monitors {
-            monitor.set(ExitReason::Lost);
+        let on_peer = |upid: &&Upid| upid.address() == address;
+        let mut lost: Vec<Upid> = self
+            .remote_links
+            .lock()
+            .keys()
+            .filter(on_peer)
+            .cloned()
+            .collect();
+        lost.extend(self.remote_monitors.lock().keys().filter(on_peer).cloned());
+        lost.sort();
+        lost.dedup();
+        for upid in lost {
+            self.remote_exited(&upid, &ExitReason::Lost);
         }
     }
 }
