@@ -7,7 +7,8 @@
 //!   thread: a ping-pong or a ring never crosses threads and wakes nobody. A task already in the
 //!   slot moves to the shared queue (and a sleeping worker is woken to take it). After
 //!   [`NEXT_STREAK`] hand-offs in a row the worker serves the shared queue, so two processes
-//!   bouncing a message cannot starve the rest.
+//!   bouncing a message cannot starve the rest (when the shared queue is empty there is nobody
+//!   to starve, and the hand-off goes on).
 //! - **Shared queue.** Everything else (work from other threads, requeues after a budget) goes
 //!   to one FIFO under a mutex; idle workers take from it.
 //! - **Parking.** A worker with nothing to do spins briefly, then sleeps on a condition
@@ -115,14 +116,20 @@ impl Threaded {
     }
 
     fn next_task(&self) -> Option<Task> {
-        let streak = STREAK.with(Cell::get);
-        if streak < NEXT_STREAK {
-            if let Some(task) = NEXT.with(|next| next.borrow_mut().take()) {
+        if let Some(task) = NEXT.with(|next| next.borrow_mut().take()) {
+            let streak = STREAK.with(Cell::get);
+            if streak < NEXT_STREAK {
                 STREAK.with(|s| s.set(streak + 1));
                 return Some(task);
             }
-        } else if let Some(task) = NEXT.with(|next| next.borrow_mut().take()) {
+            // Fair to the shared queue, but only if someone is waiting in it: otherwise moving
+            // the hand-off there would just wake the other worker to bounce it across threads.
+            STREAK.with(|s| s.set(0));
+            let Some(waiting) = self.pop_shared() else {
+                return Some(task);
+            };
             self.push(task);
+            return Some(waiting);
         }
         STREAK.with(|s| s.set(0));
         for _ in 0..SPINS {
@@ -150,6 +157,10 @@ impl Threaded {
     fn try_pop(&self) -> Option<Task> {
         let mut shared = self.shared.try_lock()?;
         shared.queue.pop_front()
+    }
+
+    fn pop_shared(&self) -> Option<Task> {
+        self.shared.lock().queue.pop_front()
     }
 
     pub(crate) fn shutdown(&self) {
