@@ -103,3 +103,15 @@ pub use crate::scheduler::Trace;
 pub use crate::spawn::{spawn, spawn_child, spawn_named, spawn_with, SpawnError, SpawnOptions};
 pub use crate::supervisor::{supervise, Strategy, Supervisor};
 pub use crate::transport::{Inbound, Transport};
+
+mod latch;
+mod mutex;
+mod queue;
+mod rate_limiter;
+mod sequence;
+
+pub use crate::latch::Latch;
+pub use crate::mutex::{Mutex, MutexGuard};
+pub use crate::queue::Queue;
+pub use crate::rate_limiter::RateLimiter;
+pub use crate::sequence::Sequence;
