@@ -1,7 +1,7 @@
 //! procession: an actor runtime modeled on libprocess, the C++ runtime under Apache Mesos.
 //!
 //! Lightweight *processes* addressed by PIDs run on a worker-thread pool and talk through typed
-//! [`dispatch`]/[`defer`] calls and [`Message`]s; every answer is a composable [`Future`] with
+//! [`dispatch()`]/[`defer`] calls and [`Message`]s; every answer is a composable [`Future`] with
 //! `then`/`map`/`after`/[`collect`]/`discard`; and a [`Clock`] a test can pause, advance and
 //! settle makes timing-dependent code deterministic to test.
 //!

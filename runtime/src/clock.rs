@@ -45,7 +45,7 @@ use crate::context;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
 
-/// A handle to one runtime's clock. See the [module docs](self).
+/// A handle to one runtime's clock: read it, pause it, move it, and settle the runtime.
 #[derive(Clone)]
 pub struct Clock {
     handle: Handle,
@@ -107,8 +107,10 @@ impl Clock {
         }
     }
 
-    /// Waits until the runtime has nothing left to do at the paused time (see the
-    /// [contract](self#contract)). In the deterministic mode it runs the scheduler itself.
+    /// Waits until the runtime has nothing left to do at the paused time: no process has a
+    /// queued or running event, no async task was woken and not yet polled, no `run_blocking`
+    /// job runs, and no timer is due. It cannot see a socket or a child process that has not
+    /// answered yet. In the deterministic mode it runs the scheduler itself.
     ///
     /// # Panics
     ///

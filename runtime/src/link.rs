@@ -36,7 +36,7 @@
 //!
 //! Each link delivers `exited` exactly once, however often it was made. Links are one-way: the
 //! target is not told when the linker ends. A remote target is watched through the transport; a
-//! broken connection reports [`ExitReason::Lost`](crate::ExitReason::Lost).
+//! broken connection reports [`ExitReason::Lost`].
 
 use crate::context;
 use crate::event::ExitReason;

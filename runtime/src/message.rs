@@ -1,7 +1,7 @@
 //! Typed messages: [`send`] a [`Message`] to any [`Upid`], local or remote; a process receives
 //! it through a handler it installed for that message type.
 //!
-//! Messages are the untyped half of procession's communication: where [`dispatch`](crate::dispatch)
+//! Messages are the untyped half of procession's communication: where [`dispatch`](crate::dispatch())
 //! needs a typed [`Pid`](crate::Pid) in the same runtime, a message needs only an address, can
 //! cross the network, and tells the handler who sent it so it can reply.
 //!

@@ -1,7 +1,7 @@
 //! Monitors: watch a process end without linking to it.
 //!
 //! [`monitor`] answers with a [`Future`] of the target's [`ExitReason`], completed once, when the
-//! target ends (at once if it already has). Unlike a [`link`](crate::link), it needs no process
+//! target ends (at once if it already has). Unlike a [`link`](crate::link()), it needs no process
 //! to receive an `exited` event: any code — a handler, a callback, a test — can hold it, chain
 //! on it, or put a timeout on it. [`demonitor`] (or a discard of the future) withdraws it.
 //!

@@ -1,6 +1,6 @@
 //! Processes: user state that handles one event at a time, addressed by a [`Pid`].
 //!
-//! A process is any `Send` value implementing [`Process`]. [`spawn`] gives it an id and a
+//! A process is any `Send` value implementing [`Process`]. [`spawn`](crate::spawn()) gives it an id and a
 //! mailbox on a runtime (no thread, no stack: an idle process is a few hundred bytes and costs no
 //! CPU). From then on the runtime runs its events — dispatches, messages, `exited` notices — one
 //! at a time, in order, on some worker thread, so its state needs no locks.

@@ -173,7 +173,7 @@ impl Runtime {
         spawn_on(&self.handle, process, options, None)
     }
 
-    /// Drives a Rust future on this runtime's workers; see [`spawn_async`](crate::spawn_async).
+    /// Drives a Rust future on this runtime's workers; see [`spawn_async`].
     pub fn spawn_async<F>(&self, future: F) -> Future<F::Output>
     where
         F: std::future::Future + Send + 'static,

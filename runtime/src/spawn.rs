@@ -83,7 +83,7 @@ impl SpawnOptions {
     }
 
     /// Bounds the mailbox to `capacity` queued events; what a sender meets at the bound is its
-    /// own choice (see [Bounded mailboxes](crate::dispatch#bounded-mailboxes)).
+    /// own choice (see [Bounded mailboxes](mod@crate::dispatch#bounded-mailboxes)).
     pub fn bounded(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity);
         self
@@ -96,7 +96,7 @@ impl std::error::Error for SpawnError {}
 /// type's name in lower case.
 ///
 /// On a runtime that is shutting down the process never starts: its dispatches end abandoned
-/// and [`wait`] completes at once.
+/// and [`wait`](crate::wait) completes at once.
 ///
 /// # Panics
 ///
