@@ -71,6 +71,8 @@ pub enum ExitReason {
     Lost,
     /// It was not running when the link was made: it ended earlier or never existed.
     NotFound,
+    /// The runtime's shutdown gave up on it: it had not ended by the deadline.
+    Abandoned,
 }
 
 impl fmt::Display for ExitReason {
@@ -80,6 +82,7 @@ impl fmt::Display for ExitReason {
             ExitReason::Panicked(message) => write!(f, "panicked: {message}"),
             ExitReason::Lost => f.write_str("lost: its node is unreachable"),
             ExitReason::NotFound => f.write_str("not found"),
+            ExitReason::Abandoned => f.write_str("abandoned at shutdown"),
         }
     }
 }

@@ -283,7 +283,9 @@ impl Runtime {
             end_newest_first(top, Box::new(move || promise.set(())));
             let left = deadline.saturating_duration_since(Instant::now());
             if !ended.wait_for(left) {
-                report.unfinished = self.handle.table().all().iter().map(|c| c.upid()).collect();
+                let unfinished = self.handle.table().all();
+                report.unfinished = unfinished.iter().map(|c| c.upid()).collect();
+                unfinished.iter().for_each(|cell| cell.abandon());
                 tracing::error!(
                     runtime = %self.handle.name,
                     unfinished = ?report.unfinished,

@@ -74,6 +74,8 @@ pub struct Supervisor {
     window: Duration,
     restarts: VecDeque<Instant>,
     children: Vec<Box<dyn Supervised>>,
+    /// Children ended for a restart that has not happened yet.
+    pending: Vec<Upid>,
     me: Option<Pid<Supervisor>>,
 }
 
@@ -86,6 +88,7 @@ impl Supervisor {
             window: Duration::from_secs(5),
             restarts: VecDeque::new(),
             children: Vec::new(),
+            pending: Vec::new(),
             me: None,
         }
     }
@@ -125,16 +128,19 @@ impl Supervisor {
             Strategy::OneForAll => (0..self.children.len()).collect(),
             Strategy::RestForOne => (index..self.children.len()).collect(),
         };
-        let siblings: Vec<Arc<dyn AnyCell>> = affected
+        // Siblings still running are ended (newest first) and restarted; siblings that had
+        // already ended on their own stay ended.
+        let running: Vec<usize> = affected
+            .into_iter()
+            .filter(|&i| i == index || !self.children[i].cell().has_ended())
+            .collect();
+        let siblings: Vec<Arc<dyn AnyCell>> = running
             .iter()
             .filter(|&&i| i != index)
             .map(|&i| self.children[i].cell())
-            .filter(|cell| !cell.is_terminated())
             .collect();
-        let restart: Vec<usize> = affected
-            .into_iter()
-            .filter(|&i| i == index || !self.children[i].cell().is_terminated())
-            .collect();
+        let restart: Vec<Upid> = running.iter().map(|&i| self.children[i].upid()).collect();
+        self.pending.extend(restart.iter().cloned());
         let me = self.me.clone().expect("set in initialize");
         end_newest_first(
             siblings,
@@ -146,24 +152,32 @@ impl Supervisor {
         );
     }
 
-    /// Restarts the children at `indices` one at a time, in order: each next one starts once
-    /// the one before has run `initialize` (as a supervisor starts its children at first).
-    fn restart(&mut self, indices: Vec<usize>) {
-        let Some((&first, rest)) = indices.split_first() else {
+    /// Restarts the children `upids` one at a time, in order: each next one starts once the one
+    /// before has run `initialize` (as a supervisor starts its children at first). A child that
+    /// is running again (an overlapping crash restarted it already) is skipped.
+    fn restart(&mut self, upids: Vec<Upid>) {
+        let Some((first, rest)) = upids.split_first() else {
             return;
         };
-        let parent = context::current_process().expect("restarts run in the supervisor");
-        let child = &self.children[first];
-        let Some(started) = child.restart(&parent) else {
-            panic!("could not restart {}: its id was taken", child.upid());
-        };
+        if let Some(at) = self.pending.iter().position(|u| u == first) {
+            self.pending.swap_remove(at);
+        }
         let me = self.me.clone().expect("set in initialize");
         let rest = rest.to_vec();
-        started.when_complete(move |_| {
+        let next = move || {
             cast(&me, move |supervisor: &mut Supervisor| {
                 supervisor.restart(rest)
             });
-        });
+        };
+        let child = self.children.iter().find(|c| c.upid() == *first);
+        let Some(child) = child.filter(|c| c.cell().has_ended()) else {
+            return next();
+        };
+        let parent = context::current_process().expect("restarts run in the supervisor");
+        let Some(started) = child.restart(&parent) else {
+            panic!("could not restart {}: its id was taken", child.upid());
+        };
+        started.when_complete(move |_| next());
     }
 }
 
@@ -173,11 +187,20 @@ impl Process for Supervisor {
     }
 
     fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
-        if !matches!(reason, ExitReason::Panicked(_)) {
+        let Some(index) = self.children.iter().position(|c| c.upid() == *upid) else {
+            return;
+        };
+        if !self.children[index].cell().has_ended() {
+            // A stale notice: the instance that ended was already replaced.
             return;
         }
-        if let Some(index) = self.children.iter().position(|c| c.upid() == *upid) {
-            self.crashed(index, reason);
+        match reason {
+            ExitReason::Panicked(_) => self.crashed(index, reason),
+            // Ended on purpose and not about to be restarted: forget it.
+            _ if !self.pending.contains(upid) => {
+                self.children.remove(index);
+            }
+            _ => {}
         }
     }
 }

@@ -80,19 +80,30 @@ struct Mailbox<P> {
     queue: VecDeque<Event<P>>,
     scheduled: bool,
     terminated: bool,
+    /// The children of an ending process have ended: the next visit finishes the ending.
+    resume_pending: bool,
     extras: Option<Box<Extras>>,
     /// The bound, for processes spawned with one (see `bound`).
     bound: Option<Box<Bound<P>>>,
 }
 
+/// What an ending process leaves undelivered: its events and the "queued" promises of parked
+/// senders. Dropped by the caller once the mailbox lock is released (dropping either runs
+/// callbacks).
+type Undelivered<P> = (VecDeque<Event<P>>, Vec<Promise<()>>);
+
 impl<P> Mailbox<P> {
     /// Every undelivered event, queued or parked at the bound (for dropping at the end).
-    fn take_all(&mut self) -> VecDeque<Event<P>> {
+    fn take_all(&mut self) -> Undelivered<P> {
         let mut events = mem::take(&mut self.queue);
+        let mut promises = Vec::new();
         if let Some(bound) = self.bound.as_mut() {
-            events.extend(bound.drain());
+            for (event, promise) in bound.drain() {
+                events.push_back(event);
+                promises.extend(promise);
+            }
         }
-        events
+        (events, promises)
     }
 }
 
@@ -146,8 +157,12 @@ pub(crate) trait AnyCell: Runnable {
     /// Adopts `child`: it ends before this process does. False (nothing recorded) if this
     /// process is already ending.
     fn add_child(&self, child: Arc<dyn AnyCell>) -> bool;
-    /// Whether the process has ended (or is ending and accepts nothing more).
-    fn is_terminated(&self) -> bool;
+    /// Gives up on a process that did not end in time (shutdown's deadline): it accepts nothing
+    /// more, its undelivered events, waiters and monitors are dropped (their futures end
+    /// abandoned) and its id is freed. Its handler, if stuck, is left alone.
+    fn abandon(&self);
+    /// Whether the process has ended: `finalize` ran (or was skipped), linkers were told.
+    fn has_ended(&self) -> bool;
 }
 
 impl<P: Process> ProcessCell<P> {
@@ -161,6 +176,7 @@ impl<P: Process> ProcessCell<P> {
                 queue: VecDeque::new(),
                 scheduled: false,
                 terminated: false,
+                resume_pending: false,
                 extras: None,
                 bound: None,
             }),
@@ -209,6 +225,11 @@ impl<P: Process> ProcessCell<P> {
             match (mailbox.bound.as_mut(), at_bound) {
                 (Some(bound), AtBound::Wait(promise)) if bound.is_full(queued) => {
                     bound.park(event, promise);
+                    return Pushed::Parked;
+                }
+                (Some(bound), AtBound::Ignore) if bound.has_waiting() => {
+                    // Behind the parked events, so a terminate still comes after them.
+                    bound.park(event, None);
                     return Pushed::Parked;
                 }
                 (Some(bound), at_bound @ (AtBound::Drop | AtBound::Refuse))
@@ -261,23 +282,27 @@ impl<P: Process> ProcessCell<P> {
         let budget = self.handle.scheduler().budget();
         let mut slot = self.slot.lock();
         let slot = &mut *slot;
-        let queued = {
+        let (queued, resume) = {
             let mut mailbox = self.mailbox.lock();
+            let resume = mem::take(&mut mailbox.resume_pending);
             if mailbox.queue.len() <= budget {
                 mem::swap(&mut mailbox.queue, &mut slot.batch);
             } else {
                 slot.batch.extend(mailbox.queue.drain(..budget));
             }
             let Mailbox { bound, queue, .. } = &mut *mailbox;
-            bound.as_mut().map(|bound| bound.refill(queue))
+            (bound.as_mut().map(|bound| bound.refill(queue)), resume)
         };
         for promise in queued.into_iter().flatten() {
             promise.set(());
         }
-        if let Some(ending) = slot.stopping.take() {
-            // Resumed after the children ended.
+        if slot.stopping.is_some() {
+            // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
-            self.finish_ending(slot, ending);
+            if let Some(ending) = slot.stopping.take_if(|_| resume) {
+                let _running = context::enter_process(self.clone());
+                self.finish_ending(slot, ending);
+            }
         } else if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
             self.drop_batch(slot);
@@ -359,6 +384,11 @@ impl<P: Process> ProcessCell<P> {
 
     fn end_visit(self: &Arc<Self>) {
         let mut mailbox = self.mailbox.lock();
+        if mailbox.resume_pending {
+            // The children ended while this visit ran: one more visit finishes the ending.
+            drop(mailbox);
+            return self.handle.scheduler().reschedule(self.clone());
+        }
         let idle = mailbox.queue.is_empty() && !self.inject.load(Ordering::Acquire);
         if idle || mailbox.terminated {
             mailbox.scheduled = false;
@@ -511,18 +541,36 @@ impl<P: Process> AnyCell for ProcessCell<P> {
         }
         let extras = mailbox.extras.get_or_insert_with(Default::default);
         if extras.children.len().is_power_of_two() {
-            extras.children.retain(|c| !c.is_terminated());
+            extras.children.retain(|c| !c.has_ended());
         }
-        // A restarted child comes back at the same cell: keep one entry, at its place.
-        let known = extras.children.iter().any(|c| same_cell(c, &child));
-        if !known {
-            extras.children.push(child);
+        // A restarted child comes back at the same cell: keep one entry, at its place in spawn
+        // order (the list is sorted by it), even if it was pruned while down.
+        if !extras.children.iter().any(|c| same_cell(c, &child)) {
+            let at = extras.children.partition_point(|c| c.seq() < child.seq());
+            extras.children.insert(at, child);
         }
         true
     }
 
-    fn is_terminated(&self) -> bool {
-        self.mailbox.lock().terminated
+    fn abandon(&self) {
+        let undelivered = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            // Later waits and monitors answer at once from the exit reason.
+            let ended = Extras {
+                exit: Some(ExitReason::Abandoned),
+                ..Extras::default()
+            };
+            let extras = mailbox.extras.replace(Box::new(ended));
+            (mailbox.take_all(), extras)
+        };
+        self.handle.table().remove(&self.id);
+        drop(undelivered);
+    }
+
+    fn has_ended(&self) -> bool {
+        let mailbox = self.mailbox.lock();
+        mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some())
     }
 
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {

@@ -76,8 +76,13 @@ impl<P> Bound<P> {
         queued
     }
 
-    /// Every parked event, for dropping when the process ends.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Event<P>> + '_ {
-        self.waiting.drain(..).map(|(event, _)| event)
+    /// Whether senders wait in line.
+    pub(crate) fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Every parked event and its "queued" promise, for dropping when the process ends.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Event<P>, Option<Promise<()>>)> + '_ {
+        self.waiting.drain(..)
     }
 }

@@ -120,10 +120,8 @@ impl<P: Process> ProcessCell<P> {
                 Some(extras) => mem::take(&mut extras.children),
                 None => Vec::new(),
             };
-            let children: Vec<_> = children
-                .into_iter()
-                .filter(|c| !c.is_terminated())
-                .collect();
+            // A child that is itself ending (its own children first) has not ended: wait for it.
+            let children: Vec<_> = children.into_iter().filter(|c| !c.has_ended()).collect();
             if children.is_empty() {
                 (children, None)
             } else {
@@ -131,10 +129,11 @@ impl<P: Process> ProcessCell<P> {
                 (children, Some(mailbox.take_all()))
             }
         };
-        let Some(queue) = queue else {
+        let Some((queue, parked)) = queue else {
             return self.finish_ending(slot, ending);
         };
         tracing::debug!(process = %self.upid(), children = children.len(), "ending children first");
+        drop(parked);
         let quiesce = self.handle.quiesce();
         for event in queue.into_iter().chain(slot.batch.drain(..)) {
             drop(event);
@@ -145,9 +144,15 @@ impl<P: Process> ProcessCell<P> {
         end_newest_first(children, Box::new(move || me.resume()));
     }
 
-    /// Schedules the visit that finishes a parked ending.
+    /// Schedules the visit that finishes a parked ending. If a visit is running now (the
+    /// children may end before the visit that started the ending is over), `resume_pending`
+    /// makes that visit reschedule the cell instead of going idle.
     fn resume(self: &Arc<Self>) {
-        if !mem::replace(&mut self.mailbox.lock().scheduled, true) {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.resume_pending = true;
+        let schedule = !mem::replace(&mut mailbox.scheduled, true);
+        drop(mailbox);
+        if schedule {
             self.handle.scheduler().schedule(self.clone());
         }
     }
@@ -159,6 +164,9 @@ impl<P: Process> ProcessCell<P> {
             panicked,
             mut units,
         } = ending;
+        // Nothing more is accepted from here on: not even a child spawned by `finalize`, which
+        // would outlive its parent (it is ended at once instead).
+        self.mailbox.lock().terminated = true;
         let reason = match panicked {
             Some(reason) => reason,
             None => {
@@ -170,9 +178,8 @@ impl<P: Process> ProcessCell<P> {
                 }
             }
         };
-        let (queue, linkers, waiters, monitors) = {
+        let ((queue, parked), linkers, waiters, monitors) = {
             let mut mailbox = self.mailbox.lock();
-            mailbox.terminated = true;
             if self.inject.swap(false, Ordering::AcqRel) {
                 // The unit of work `terminate_now` counted ends with the process.
                 units += 1;
@@ -184,6 +191,7 @@ impl<P: Process> ProcessCell<P> {
             let monitors = mem::take(&mut extras.monitors);
             (mailbox.take_all(), linkers, waiters, monitors)
         };
+        drop(parked);
         let process = slot.process.take();
         let _handlers = mem::take(&mut slot.handlers);
         drop(process);
