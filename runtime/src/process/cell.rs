@@ -125,7 +125,7 @@ struct Extras {
 struct Slot<P> {
     process: Option<P>,
     /// The ending waiting for the children to end first (see `lifecycle`).
-    stopping: Option<Ending>,
+    stopping: Option<Box<Ending>>,
     /// `initialize` ran (the first visit sets it).
     initialized: bool,
     handlers: Handlers<P>,
@@ -299,7 +299,7 @@ impl<P: Process> ProcessCell<P> {
         if slot.stopping.is_some() {
             // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
-            if let Some(ending) = slot.stopping.take_if(|_| resume) {
+            if let Some(ending) = slot.stopping.take_if(|_| resume).map(|e| *e) {
                 let _running = context::enter_process(self.clone());
                 self.finish_ending(slot, ending);
             }

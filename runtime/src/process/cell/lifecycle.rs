@@ -139,7 +139,7 @@ impl<P: Process> ProcessCell<P> {
             drop(event);
             quiesce.finished();
         }
-        slot.stopping = Some(ending);
+        slot.stopping = Some(Box::new(ending));
         let me = self.clone();
         end_newest_first(children, Box::new(move || me.resume()));
     }
