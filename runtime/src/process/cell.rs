@@ -31,12 +31,9 @@
 //!
 //! # Termination (on the runner)
 //!
-//! 1. Run `finalize` (skipped after a panic).
-//! 2. Lock `mailbox`, set `terminated` and the exit reason, clear `inject` (finishing its unit of
-//!    work for settle), take the queue, linkers and waiters.
-//! 3. Drop the process value, then every undelivered event (their dispatches end abandoned).
-//! 4. Remove the id from the process table.
-//! 5. Tell every linker (`exited`), then complete every `wait`.
+//! See `lifecycle`: children first, then `finalize`, then (under the lock) the exit reason is set
+//! and the undelivered events taken; linkers and monitors are told; then `ended` is set and the
+//! waiters complete, so a `wait` never completes before the `exited` notices were queued.
 
 use std::collections::VecDeque;
 use std::mem;
@@ -119,7 +116,10 @@ struct Extras {
     children: Vec<Arc<dyn AnyCell>>,
     /// Spawned as a child: ended by its parent, not by the runtime's shutdown.
     has_parent: bool,
+    /// Set as the ending begins to tell linkers and monitors: later ones are told at once.
     exit: Option<ExitReason>,
+    /// Set once every linker and monitor was told: `wait` completes from here on.
+    ended: bool,
 }
 
 struct Slot<P> {
@@ -490,7 +490,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
     fn wait(&self) -> Future<()> {
         let mut mailbox = self.mailbox.lock();
         let extras = mailbox.extras.get_or_insert_with(Default::default);
-        if extras.exit.is_some() {
+        if extras.ended {
             return Future::ready(());
         }
         let promise = Promise::new();
@@ -559,6 +559,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
             // Later waits and monitors answer at once from the exit reason.
             let ended = Extras {
                 exit: Some(ExitReason::Abandoned),
+                ended: true,
                 ..Extras::default()
             };
             let extras = mailbox.extras.replace(Box::new(ended));
@@ -570,7 +571,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
 
     fn has_ended(&self) -> bool {
         let mailbox = self.mailbox.lock();
-        mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some())
+        mailbox.extras.as_ref().is_some_and(|e| e.ended)
     }
 
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {

@@ -63,7 +63,7 @@ impl<P: Process> ProcessCell<P> {
         let mut slot = self.slot.lock();
         {
             let mut mailbox = self.mailbox.lock();
-            let ended = mailbox.extras.as_ref().is_some_and(|e| e.exit.is_some());
+            let ended = mailbox.extras.as_ref().is_some_and(|e| e.ended);
             if !mailbox.terminated || !ended || slot.process.is_some() {
                 return false;
             }
@@ -96,7 +96,9 @@ impl<P: Process> ProcessCell<P> {
         let process = {
             let mut mailbox = self.mailbox.lock();
             mailbox.terminated = true;
-            mailbox.extras.get_or_insert_with(Default::default).exit = Some(ExitReason::NotFound);
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.exit = Some(ExitReason::NotFound);
+            extras.ended = true;
             self.slot.lock().process.take()
         };
         drop(process);
@@ -178,7 +180,7 @@ impl<P: Process> ProcessCell<P> {
                 }
             }
         };
-        let ((queue, parked), linkers, waiters, monitors) = {
+        let ((queue, parked), linkers, monitors) = {
             let mut mailbox = self.mailbox.lock();
             if self.inject.swap(false, Ordering::AcqRel) {
                 // The unit of work `terminate_now` counted ends with the process.
@@ -187,9 +189,8 @@ impl<P: Process> ProcessCell<P> {
             let extras = mailbox.extras.get_or_insert_with(Default::default);
             extras.exit = Some(reason.clone());
             let linkers = mem::take(&mut extras.linkers);
-            let waiters = mem::take(&mut extras.waiters);
             let monitors = mem::take(&mut extras.monitors);
-            (mailbox.take_all(), linkers, waiters, monitors)
+            (mailbox.take_all(), linkers, monitors)
         };
         drop(parked);
         let process = slot.process.take();
@@ -211,6 +212,14 @@ impl<P: Process> ProcessCell<P> {
         for (_, monitor) in monitors {
             monitor.set(reason.clone());
         }
+        // Only now has the process ended for `wait`: whoever waits can count on the notices
+        // having been queued (a dispatch to a linker after `wait` runs after its `exited`).
+        let waiters = {
+            let mut mailbox = self.mailbox.lock();
+            let extras = mailbox.extras.get_or_insert_with(Default::default);
+            extras.ended = true;
+            mem::take(&mut extras.waiters)
+        };
         for waiter in waiters {
             waiter.set(());
         }
