@@ -62,6 +62,7 @@ mod event;
 pub mod filter;
 pub mod future;
 mod handle;
+mod line;
 pub mod link;
 pub mod message;
 pub mod monitor;

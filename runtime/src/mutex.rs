@@ -44,13 +44,13 @@
 //!   the grant's callbacks return, so a long line of waiters is handed over in constant stack,
 //!   and a grant's callback must not block waiting for this mutex.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex as Lock;
 
 use crate::future::{Future, Owned, Promise};
+use crate::line::Line;
 
 /// An asynchronous FIFO lock that guards no data, like libprocess's: [`lock`](Self::lock) gives
 /// a future of the guard, [`with`](Self::with) runs a future-returning closure under the lock.
@@ -104,14 +104,7 @@ struct State {
     handing_over: bool,
     /// Releases that arrived while `handing_over`, for the running loop to perform.
     releases: usize,
-    waiters: VecDeque<Waiter>,
-    next_id: u64,
-}
-
-/// A pending lock: the promise of its future, and the id its discard hook looks for.
-struct Waiter {
-    id: u64,
-    promise: Promise<Owned<MutexGuard>>,
+    waiters: Line<Owned<MutexGuard>>,
 }
 
 impl Mutex {
@@ -123,8 +116,7 @@ impl Mutex {
                     locked: false,
                     handing_over: false,
                     releases: 0,
-                    waiters: VecDeque::new(),
-                    next_id: 0,
+                    waiters: Line::new(),
                 }),
             }),
         }
@@ -172,12 +164,10 @@ impl Mutex {
         }
         let promise = Promise::new();
         let future = promise.future();
-        let id = state.next_id;
-        state.next_id += 1;
+        let key = state.waiters.push(promise);
         let shared = Arc::downgrade(&self.shared);
-        // A fresh promise has no discard request yet, so the hook cannot run under our lock.
-        promise.on_discard(move || leave(&shared, id));
-        state.waiters.push_back(Waiter { id, promise });
+        // A fresh future has no discard request yet, so the hook cannot run under our lock.
+        future.when_discard(move || leave(&shared, key));
         future
     }
 
@@ -234,17 +224,12 @@ impl Mutex {
 
 /// The discard hook of a pending lock: leave the line and end discarded (a no-op once a release
 /// took the waiter out of the line).
-fn leave(shared: &Weak<Shared>, id: u64) {
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
-    let removed = {
-        let mut state = shared.state.lock();
-        let index = state.waiters.iter().position(|waiter| waiter.id == id);
-        index.and_then(|index| state.waiters.remove(index))
-    };
-    if let Some(waiter) = removed {
-        waiter.promise.discard();
+fn leave(shared: &Weak<Shared>, key: u64) {
+    let withdrawn = shared
+        .upgrade()
+        .and_then(|s| s.state.lock().waiters.withdraw(key));
+    if let Some(waiter) = withdrawn {
+        waiter.discard();
     }
 }
 
@@ -269,9 +254,9 @@ fn release(shared: &Arc<Shared>) {
         let next = {
             let mut state = shared.state.lock();
             loop {
-                match state.waiters.pop_front() {
-                    Some(waiter) if waiter.promise.has_discard() => skipped.push(waiter.promise),
-                    Some(waiter) => break Some(waiter.promise),
+                match state.waiters.pop() {
+                    Some(waiter) if waiter.has_discard() => skipped.push(waiter),
+                    Some(waiter) => break Some(waiter),
                     None => {
                         state.locked = false;
                         break None;

@@ -40,6 +40,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use crate::future::{Future, Promise};
+use crate::line::Line;
 
 /// An unbounded FIFO queue whose [`get`](Self::get) returns a future, completed by a later
 /// [`put`](Self::put) if no item is waiting.
@@ -75,14 +76,7 @@ struct Shared<T: Send + Sync + 'static> {
 /// Invariant: `items` and `getters` are never both non-empty.
 struct State<T: Send + Sync + 'static> {
     items: VecDeque<T>,
-    getters: VecDeque<Getter<T>>,
-    next_id: u64,
-}
-
-/// A pending get: the promise of its future, and the id its discard hook looks for.
-struct Getter<T: Send + Sync + 'static> {
-    id: u64,
-    promise: Promise<T>,
+    getters: Line<T>,
 }
 
 impl<T: Send + Sync + 'static> Queue<T> {
@@ -92,8 +86,7 @@ impl<T: Send + Sync + 'static> Queue<T> {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     items: VecDeque::new(),
-                    getters: VecDeque::new(),
-                    next_id: 0,
+                    getters: Line::new(),
                 }),
             }),
         }
@@ -108,13 +101,13 @@ impl<T: Send + Sync + 'static> Queue<T> {
         let receiver = {
             let mut state = self.shared.state.lock();
             let getter = loop {
-                match state.getters.pop_front() {
-                    Some(getter) if getter.promise.has_discard() => skipped.push(getter.promise),
+                match state.getters.pop() {
+                    Some(getter) if getter.has_discard() => skipped.push(getter),
                     other => break other,
                 }
             };
             match getter {
-                Some(getter) => Some((getter.promise, item)),
+                Some(getter) => Some((getter, item)),
                 None => {
                     state.items.push_back(item);
                     None
@@ -163,12 +156,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
         }
         let promise = Promise::new();
         let future = promise.future();
-        let id = state.next_id;
-        state.next_id += 1;
+        let key = state.getters.push(promise);
         let shared = Arc::downgrade(&self.shared);
-        // A fresh promise has no discard request yet, so the hook cannot run under our lock.
-        promise.on_discard(move || leave(&shared, id));
-        state.getters.push_back(Getter { id, promise });
+        // A fresh future has no discard request yet, so the hook cannot run under our lock.
+        future.when_discard(move || leave(&shared, key));
         future
     }
 
@@ -185,17 +176,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
 /// The discard hook of a pending get: leave the line and end discarded (a no-op if a put
 /// already took the get out of the line).
-fn leave<T: Send + Sync + 'static>(shared: &Weak<Shared<T>>, id: u64) {
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
-    let removed = {
-        let mut state = shared.state.lock();
-        let index = state.getters.iter().position(|getter| getter.id == id);
-        index.and_then(|index| state.getters.remove(index))
-    };
-    if let Some(getter) = removed {
-        getter.promise.discard();
+fn leave<T: Send + Sync + 'static>(shared: &Weak<Shared<T>>, key: u64) {
+    let withdrawn = shared
+        .upgrade()
+        .and_then(|s| s.state.lock().getters.withdraw(key));
+    if let Some(getter) = withdrawn {
+        getter.discard();
     }
 }
 
