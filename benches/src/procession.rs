@@ -227,29 +227,7 @@ impl System for Procession {
     }
 
     fn fan_in(&self, producers: usize, per_producer: u64) -> Duration {
-        let runtime = runtime();
-        let _entered = runtime.enter();
-        let promise = Promise::new();
-        let done = promise.future();
-        let counter = runtime.spawn(Counter {
-            seen: 0,
-            total: producers as u64 * per_producer,
-            done: Some(promise),
-        });
-        runtime
-            .block_on(dispatch(&counter, |_: &mut Counter| ()))
-            .expect("counter started");
-        let start = Instant::now();
-        for _ in 0..producers {
-            let counter = counter.clone();
-            let _ = runtime.spawn_async(async move {
-                for _ in 0..per_producer {
-                    cast(&counter, |counter: &mut Counter| counter.add(1));
-                }
-            });
-        }
-        runtime.block_on(done).expect("fan-in");
-        start.elapsed()
+        fan_in(producers, per_producer, None)
     }
 
     fn spawn_ask_stop(&self, actors: usize) -> Duration {
@@ -353,33 +331,7 @@ impl System for Procession {
         per_producer: u64,
         capacity: usize,
     ) -> Option<Duration> {
-        let runtime = runtime();
-        let _entered = runtime.enter();
-        let promise = Promise::new();
-        let done = promise.future();
-        let counter = Counter {
-            seen: 0,
-            total: producers as u64 * per_producer,
-            done: Some(promise),
-        };
-        let counter = runtime
-            .spawn_with(counter, SpawnOptions::new().bounded(capacity))
-            .expect("spawn");
-        runtime
-            .block_on(dispatch(&counter, |_: &mut Counter| ()))
-            .expect("counter started");
-        let start = Instant::now();
-        for _ in 0..producers {
-            let counter = counter.clone();
-            let _ = runtime.spawn_async(async move {
-                for _ in 0..per_producer {
-                    // Wait for room: memory stays within the bound.
-                    let _ = cast_wait(&counter, |counter: &mut Counter| counter.add(1)).await;
-                }
-            });
-        }
-        runtime.block_on(done).expect("fan-in");
-        Some(start.elapsed())
+        Some(fan_in(producers, per_producer, Some(capacity)))
     }
 
     fn restart(&self, restarts: u64) -> Option<Duration> {
@@ -406,4 +358,43 @@ impl System for Procession {
         }
         Some(start.elapsed())
     }
+}
+
+/// W3: `producers` tasks send to one counter; with a `capacity`, its mailbox is bounded and the
+/// senders wait for room (`cast_wait`), else they `cast` into an unbounded one.
+fn fan_in(producers: usize, per_producer: u64, capacity: Option<usize>) -> Duration {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let promise = Promise::new();
+    let done = promise.future();
+    let counter = Counter {
+        seen: 0,
+        total: producers as u64 * per_producer,
+        done: Some(promise),
+    };
+    let options = match capacity {
+        Some(capacity) => SpawnOptions::new().bounded(capacity),
+        None => SpawnOptions::new(),
+    };
+    let counter = runtime.spawn_with(counter, options).expect("spawn");
+    runtime
+        .block_on(dispatch(&counter, |_: &mut Counter| ()))
+        .expect("counter started");
+    let start = Instant::now();
+    for _ in 0..producers {
+        let counter = counter.clone();
+        let _ = runtime.spawn_async(async move {
+            for _ in 0..per_producer {
+                let add = |counter: &mut Counter| counter.add(1);
+                if capacity.is_some() {
+                    // Wait for room: memory stays within the bound.
+                    let _ = cast_wait(&counter, add).await;
+                } else {
+                    cast(&counter, add);
+                }
+            }
+        });
+    }
+    runtime.block_on(done).expect("fan-in");
+    start.elapsed()
 }

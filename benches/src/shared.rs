@@ -24,35 +24,50 @@ const SETTLE_MAX_STEPS: usize = 200;
 /// The RSS once it has stopped changing (two equal readings in a row, 50 ms apart): every actor
 /// just spawned has started and gone idle. Blocks this thread while others work.
 pub fn settled_rss_blocking() -> u64 {
-    let mut last = rss_bytes();
-    let mut stable = 0;
+    let mut settling = Settling::new();
     for _ in 0..SETTLE_MAX_STEPS {
         std::thread::sleep(SETTLE_STEP);
-        let now = rss_bytes();
-        stable = if now == last { stable + 1 } else { 0 };
-        last = now;
-        if stable == 2 {
+        if settling.observe() {
             break;
         }
     }
-    last
+    settling.last
 }
 
 /// [`settled_rss_blocking`] for a driver task: sleeps with tokio's timer, so the runtime's
 /// threads (or actix's one thread) run the actors' start-up meanwhile.
 pub async fn settled_rss() -> u64 {
-    let mut last = rss_bytes();
-    let mut stable = 0;
+    let mut settling = Settling::new();
     for _ in 0..SETTLE_MAX_STEPS {
         tokio::time::sleep(SETTLE_STEP).await;
-        let now = rss_bytes();
-        stable = if now == last { stable + 1 } else { 0 };
-        last = now;
-        if stable == 2 {
+        if settling.observe() {
             break;
         }
     }
-    last
+    settling.last
+}
+
+/// Readings of the RSS until it holds still for two steps in a row.
+struct Settling {
+    last: u64,
+    stable: u32,
+}
+
+impl Settling {
+    fn new() -> Self {
+        Settling {
+            last: rss_bytes(),
+            stable: 0,
+        }
+    }
+
+    /// Takes a reading; true once the RSS has held still long enough.
+    fn observe(&mut self) -> bool {
+        let now = rss_bytes();
+        self.stable = if now == self.last { self.stable + 1 } else { 0 };
+        self.last = now;
+        self.stable == 2
+    }
 }
 
 /// A multi-thread tokio runtime with `workers` workers.
