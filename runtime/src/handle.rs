@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::event::{Envelope, ExitReason, Payload};
 use crate::filter::FilterPoint;
 use crate::future::Promise;
+use crate::metrics::Registry;
 use crate::pid::Upid;
 use crate::process::table::Table;
 use crate::quiesce::Quiesce;
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     dropped_messages: AtomicU64,
     dropped_at_bound: AtomicU64,
     next_task: AtomicU64,
+    /// The metrics registered by name (`Runtime::metrics`).
+    metrics: Registry,
 }
 
 impl Shared {
@@ -77,6 +80,7 @@ impl Shared {
             dropped_messages: AtomicU64::new(0),
             dropped_at_bound: AtomicU64::new(0),
             next_task: AtomicU64::new(1),
+            metrics: Registry::default(),
         }
     }
 
@@ -110,6 +114,10 @@ impl Shared {
 
     pub(crate) fn filter(&self) -> &FilterPoint {
         &self.filter
+    }
+
+    pub(crate) fn metrics(&self) -> &Registry {
+        &self.metrics
     }
 
     pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {

@@ -65,6 +65,7 @@ mod handle;
 mod line;
 pub mod link;
 pub mod message;
+pub mod metrics;
 pub mod monitor;
 mod pid;
 pub mod process;
@@ -96,6 +97,7 @@ pub use crate::future::{
 };
 pub use crate::link::link;
 pub use crate::message::{post, send, InstallError, Message};
+pub use crate::metrics::Metrics;
 pub use crate::monitor::{demonitor, monitor};
 pub use crate::pid::{ParseUpidError, Pid, Upid};
 pub use crate::process::{terminate, terminate_now, wait, Context, Process, ProcessRef};

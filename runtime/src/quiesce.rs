@@ -1,5 +1,6 @@
 //! Engine: counts of work started and finished, so [`Clock::settle`](crate::Clock::settle) can
-//! tell exactly when the runtime has nothing left to do.
+//! tell exactly when the runtime has nothing left to do; and, in the same slots, the count of
+//! events processes ran, for the `runtime.events_handled` metric.
 //!
 //! # Protocol
 //!
@@ -28,6 +29,8 @@ use crate::sync::{fence, AtomicU64, Ordering};
 struct Slot {
     started: AtomicU64,
     finished: AtomicU64,
+    /// Events a process handler ran (not a unit of work: a subset of them, counted apart).
+    events: AtomicU64,
 }
 
 pub(crate) struct Quiesce {
@@ -63,6 +66,26 @@ impl Quiesce {
     /// [`finished`](Self::finished) from worker `worker` (`None`: any other thread).
     pub(crate) fn finished_on(&self, worker: Option<usize>) {
         self.bump(worker, |slot| &slot.finished);
+    }
+
+    /// Counts an event a process ran and finishes its unit of work: the common step of a visit,
+    /// with one worker lookup for both counters (this is on every event's path).
+    pub(crate) fn finished_event(&self) {
+        let worker = context::worker_of(self.runtime_id);
+        self.bump(worker, |slot| &slot.events);
+        self.bump(worker, |slot| &slot.finished);
+    }
+
+    /// Counts an event a process ran whose unit of work finishes later (it ended the process).
+    pub(crate) fn ran_event(&self) {
+        self.bump(context::worker_of(self.runtime_id), |slot| &slot.events);
+    }
+
+    /// Events run by processes so far (see [`finished_event`](Self::finished_event)); a sum
+    /// of independent counters, so it may miss events that finish while it reads.
+    pub(crate) fn events_run(&self) -> u64 {
+        let slots = self.workers.iter().chain(std::iter::once(&self.external));
+        slots.map(|s| s.events.load(Ordering::Relaxed)).sum()
     }
 
     fn bump(&self, worker: Option<usize>, counter: impl Fn(&Slot) -> &AtomicU64) {

@@ -54,6 +54,7 @@ use crate::context::{self, EnterGuard};
 use crate::filter::Filter;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
+use crate::metrics::Metrics;
 use crate::pid::Pid;
 use crate::pid::Upid;
 use crate::process::cell::end_newest_first;
@@ -225,6 +226,13 @@ impl Runtime {
             .scheduler()
             .as_deterministic()
             .map(|s| s.trace())
+    }
+
+    /// The runtime's metrics: counters, gauges and timers registered by name, and snapshots of
+    /// them with the runtime's own (see [metrics](crate::metrics)). Every handle reaches the
+    /// same registry.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(self.handle.clone())
     }
 
     /// A snapshot of the runtime's counters.

@@ -163,6 +163,8 @@ pub(crate) trait AnyCell: Runnable {
     fn abandon(&self);
     /// Whether the process has ended: `finalize` ran (or was skipped), linkers were told.
     fn has_ended(&self) -> bool;
+    /// Events waiting in the mailbox, parked senders included (not the batch being run).
+    fn queued(&self) -> usize;
 }
 
 impl<P: Process> ProcessCell<P> {
@@ -337,6 +339,7 @@ impl<P: Process> ProcessCell<P> {
 
     /// Runs the batch until it is empty or the process must end (a terminate event, an injected
     /// terminate, a panic); each event that does not end the process is finished for settle.
+    /// Every event run counts for the `runtime.events_handled` metric.
     fn run_batch(self: &Arc<Self>, slot: &mut Slot<P>) -> Option<Ending> {
         let quiesce = self.handle.quiesce();
         loop {
@@ -347,16 +350,19 @@ impl<P: Process> ProcessCell<P> {
                 });
             }
             let event = slot.batch.pop_front()?;
-            match panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event))) {
-                Ok(false) => quiesce.finished(),
-                Ok(true) => {
-                    return Some(Ending {
-                        panicked: None,
-                        units: 1,
-                    })
-                }
-                Err(payload) => return Some(Ending::panicked(self.panicked(&*payload))),
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
+            if let Ok(false) = outcome {
+                quiesce.finished_event();
+                continue;
             }
+            quiesce.ran_event();
+            return Some(match outcome {
+                Err(payload) => Ending::panicked(self.panicked(&*payload)),
+                Ok(_) => Ending {
+                    panicked: None,
+                    units: 1,
+                },
+            });
         }
     }
 
@@ -572,6 +578,11 @@ impl<P: Process> AnyCell for ProcessCell<P> {
     fn has_ended(&self) -> bool {
         let mailbox = self.mailbox.lock();
         mailbox.extras.as_ref().is_some_and(|e| e.ended)
+    }
+
+    fn queued(&self) -> usize {
+        let mailbox = self.mailbox.lock();
+        mailbox.queue.len() + mailbox.bound.as_ref().map_or(0, |b| b.waiting())
     }
 
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {

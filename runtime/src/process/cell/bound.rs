@@ -81,6 +81,11 @@ impl<P> Bound<P> {
         !self.waiting.is_empty()
     }
 
+    /// How many events are parked (read for the queue-depth metrics).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Every parked event and its "queued" promise, for dropping when the process ends.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Event<P>, Option<Promise<()>>)> + '_ {
         self.waiting.drain(..)
