@@ -66,6 +66,12 @@ impl Failure {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The error that caused this failure, if it is an `E`: how a caller tells, say, a
+    /// [`PipeError`](crate::pipe::PipeError) from other failures.
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.source.as_deref()?.downcast_ref::<E>()
+    }
 }
 
 impl fmt::Debug for Failure {

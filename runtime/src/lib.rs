@@ -109,6 +109,7 @@ pub use crate::transport::{Inbound, Transport};
 
 mod latch;
 mod mutex;
+pub mod pipe;
 mod queue;
 mod rate_limiter;
 mod sequence;

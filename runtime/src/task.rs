@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use parking_lot::Mutex;
 
+use crate::error::Failure;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
 use crate::scheduler::Runnable;
@@ -25,14 +26,27 @@ struct Task<T: Send + Sync + 'static> {
     name: Arc<str>,
     handle: Handle,
     scheduled: AtomicBool,
-    state: Mutex<Option<(BoxFuture<T>, Promise<T>)>>,
+    state: Mutex<Option<Job<T>>>,
 }
+
+/// The computation and the promise its outcome completes; taken out when it finishes.
+type Job<T> = (BoxFuture<Result<T, Failure>>, Promise<T>);
 
 /// Drives `future` on `handle`'s workers; the returned future completes with its output.
 pub(crate) fn spawn<F>(handle: &Handle, future: F) -> Future<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + Sync + 'static,
+{
+    spawn_try(handle, async move { Ok(future.await) })
+}
+
+/// Drives `future` on `handle`'s workers; the returned future completes with its value or
+/// fails with its failure.
+pub(crate) fn spawn_try<F, T>(handle: &Handle, future: F) -> Future<T>
+where
+    F: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    T: Send + Sync + 'static,
 {
     let promise = Promise::new();
     let output = promise.future();
@@ -42,7 +56,7 @@ where
         scheduled: AtomicBool::new(false),
         state: Mutex::new(Some((Box::pin(future), promise))),
     });
-    let weak: Weak<Task<F::Output>> = Arc::downgrade(&task);
+    let weak: Weak<Task<T>> = Arc::downgrade(&task);
     output.when_discard(move || {
         if let Some(task) = weak.upgrade() {
             task.wake();
@@ -83,12 +97,12 @@ impl<T: Send + Sync + 'static> Runnable for Task<T> {
                     crate::future::catch(|| future.as_mut().poll(&mut Context::from_waker(&waker)));
                 match poll {
                     Ok(Poll::Pending) => drop(state),
-                    Ok(Poll::Ready(value)) => {
+                    Ok(Poll::Ready(Ok(value))) => {
                         let (_, promise) = state.take().expect("checked above");
                         drop(state);
                         promise.set(value);
                     }
-                    Err(failure) => {
+                    Ok(Poll::Ready(Err(failure))) | Err(failure) => {
                         let (_, promise) = state.take().expect("checked above");
                         drop(state);
                         promise.fail(failure);
