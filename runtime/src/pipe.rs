@@ -31,7 +31,7 @@
 //! reader, and a [`Writer`] (or any stage that consumes) ends the pipeline with a `Future<()>`
 //! that completes when all data has flowed, fails when any stage fails, and, when discarded,
 //! closes every stage: upstream ends see their reader closed, downstream ends see their writer
-//! dropped. Stages run on the current runtime's workers; each holds at most one item beyond its
+//! dropped. Stages run on the current runtime's workers; each holds at most two items beyond its
 //! output pipe's bound, so back-pressure from the last stage slows the first.
 //!
 //! ```
@@ -272,16 +272,25 @@ impl Reader<Bytes> {
     /// Discarding the result withdraws its pending read and puts the bytes it had taken back at
     /// the front of the pipe, so nothing is lost.
     pub fn read_exact(&mut self, n: usize) -> Future<Bytes> {
-        let channel = self.channel.clone();
+        if n == 0 {
+            return Future::ready(Bytes::new());
+        }
         let drain = Drain {
             channel: self.channel.clone(),
             owner: None,
             acc: (Vec::new(), 0),
-            step: Box::new(
-                move |(chunks, len): &mut (Vec<Bytes>, usize), mut chunk: Bytes| {
-                    if *len + chunk.len() > n {
-                        channel.unread(chunk.split_off(n - *len));
+            split: Some(Box::new(
+                move |&(_, len): &(Vec<Bytes>, usize), mut chunk: Bytes| {
+                    if len + chunk.len() > n {
+                        let rest = chunk.split_off(n - len);
+                        (chunk, Some(rest))
+                    } else {
+                        (chunk, None)
                     }
+                },
+            )),
+            step: Box::new(
+                move |(chunks, len): &mut (Vec<Bytes>, usize), chunk: Bytes| {
                     *len += chunk.len();
                     chunks.push(chunk);
                     *len == n
@@ -419,10 +428,14 @@ struct Drain<T: Send + Sync + 'static, A, R> {
     channel: Arc<Channel<T>>,
     owner: Option<Reader<T>>,
     acc: A,
+    split: Option<Want<A, T>>,
     step: Step<A, T>,
     finish: Box<dyn FnOnce(A) -> Result<R, Failure> + Send>,
     give_back: GiveBack<A, T>,
 }
+
+/// How much of the next item the accumulator wants: the part to take and the rest.
+type Want<A, T> = Box<dyn FnMut(&A, T) -> (T, Option<T>) + Send>;
 
 /// Takes one item into the accumulator; true when it has enough.
 type Step<A, T> = Box<dyn FnMut(&mut A, T) -> bool + Send>;
@@ -450,6 +463,7 @@ where
         channel: reader.channel.clone(),
         owner: Some(reader),
         acc,
+        split: None,
         step: Box::new(move |acc, item| {
             step(acc, item);
             false
@@ -482,6 +496,17 @@ where
         output
     }
 
+    /// Takes the next item, or the part of it `split` wants, if one is ready.
+    fn try_read(&mut self) -> Polled<T> {
+        match &mut self.split {
+            Some(split) => {
+                let acc = &self.acc;
+                self.channel.try_read(Some(&mut |item| split(acc, item)))
+            }
+            None => self.channel.try_read(None),
+        }
+    }
+
     /// Continues with `first` (a read that completed), then with every read ready at once.
     fn resume(
         mut self,
@@ -491,12 +516,27 @@ where
     ) {
         loop {
             if promise.has_discard() {
+                // A read served just before the discard holds the item after the taken ones.
+                if let Some(Ok(Some(item))) = first.take() {
+                    self.channel.unread(item);
+                }
                 (self.give_back)(&self.channel, self.acc);
                 return promise.discard();
             }
             let next = match first.take() {
+                // A pending read was served a whole item: keep only the part wanted.
+                Some(Ok(Some(item))) => Ok(Some(match &mut self.split {
+                    Some(split) => {
+                        let (item, rest) = split(&self.acc, item);
+                        if let Some(rest) = rest {
+                            self.channel.unread(rest);
+                        }
+                        item
+                    }
+                    None => item,
+                })),
                 Some(next) => next,
-                None => match self.channel.try_read() {
+                None => match self.try_read() {
                     Polled::Item(item) => Ok(Some(item)),
                     Polled::Ended(outcome) => outcome.map(|()| None).map_err(Error::from),
                     Polled::Empty => {

@@ -98,13 +98,17 @@ impl<T: Send + Sync + 'static> Runnable for Task<T> {
                 match poll {
                     Ok(Poll::Pending) => drop(state),
                     Ok(Poll::Ready(Ok(value))) => {
-                        let (_, promise) = state.take().expect("checked above");
+                        let (future, promise) = state.take().expect("checked above");
+                        // Dropping the future may run arbitrary code: not under the lock.
                         drop(state);
+                        drop(future);
                         promise.set(value);
                     }
                     Ok(Poll::Ready(Err(failure))) | Err(failure) => {
-                        let (_, promise) = state.take().expect("checked above");
+                        let (future, promise) = state.take().expect("checked above");
+                        // Dropping the future may run arbitrary code: not under the lock.
                         drop(state);
+                        drop(future);
                         promise.fail(failure);
                     }
                 }

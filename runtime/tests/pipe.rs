@@ -208,6 +208,18 @@ fn closing_the_reader_fails_held_and_later_writes() {
 }
 
 #[test]
+fn a_discarded_reader_closed_watch_ends_alone() {
+    let (reader, writer) = pipe::pipe();
+    let given_up = writer.reader_closed();
+    let kept = writer.reader_closed();
+    given_up.discard();
+    assert!(given_up.is_discarded());
+    assert!(kept.is_pending());
+    drop(reader);
+    assert!(kept.is_ready());
+}
+
+#[test]
 fn dropping_the_reader_closes_it() {
     let (reader, mut writer) = pipe::pipe();
     let closed = writer.reader_closed();

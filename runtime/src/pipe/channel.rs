@@ -57,7 +57,7 @@ struct State<T: Send + Sync + 'static> {
     read_waker: Option<Waker>,
     held: Option<Held<T>>,
     write_waker: Option<Waker>,
-    closed_watchers: Vec<Promise<()>>,
+    closed_watchers: Line<()>,
     next_write: u64,
 }
 
@@ -69,6 +69,9 @@ struct Held<T: Send + Sync + 'static> {
 
 type Completion<T> = (Promise<T>, Result<T, Failure>);
 
+/// Splits the front item into the part a read takes and the rest that stays in front.
+pub(crate) type Split<'a, T> = dyn FnMut(T) -> (T, Option<T>) + 'a;
+
 /// Completions gathered under the lock, run after it is released.
 struct Effects<T: Send + Sync + 'static> {
     reads: Vec<Completion<Option<T>>>,
@@ -76,6 +79,9 @@ struct Effects<T: Send + Sync + 'static> {
     write: Option<Completion<()>>,
     closed_watchers: Vec<Promise<()>>,
     wakers: Vec<Waker>,
+    /// Items the pipe let go of (a closed reader's buffer, a refused or withdrawn write): their
+    /// drop may run arbitrary code, such as abandoning a promise, so it waits for the unlock.
+    dropped: Vec<T>,
 }
 
 impl<T: Send + Sync + 'static> Effects<T> {
@@ -86,6 +92,7 @@ impl<T: Send + Sync + 'static> Effects<T> {
             write: None,
             closed_watchers: Vec::new(),
             wakers: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -111,6 +118,7 @@ impl<T: Send + Sync + 'static> Effects<T> {
         for waker in self.wakers {
             waker.wake();
         }
+        drop(self.dropped);
     }
 }
 
@@ -133,7 +141,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
                 read_waker: None,
                 held: None,
                 write_waker: None,
-                closed_watchers: Vec::new(),
+                closed_watchers: Line::new(),
                 next_write: 0,
             }),
             capacity,
@@ -157,10 +165,27 @@ impl<T: Send + Sync + 'static> Channel<T> {
         state.buffer.is_empty() || state.buffered + weight <= self.capacity
     }
 
-    /// Takes the front item, then lets the held item in if it now fits.
-    fn pop(&self, state: &mut State<T>, effects: &mut Effects<T>) -> Option<T> {
-        let item = state.buffer.pop_front()?;
-        state.buffered -= self.weight(&item);
+    /// Takes the front item (only the part `split` takes, the rest staying in front), then
+    /// lets the held item in if it now fits.
+    fn pop(
+        &self,
+        state: &mut State<T>,
+        effects: &mut Effects<T>,
+        split: Option<&mut Split<'_, T>>,
+    ) -> Option<T> {
+        let front = state.buffer.pop_front()?;
+        state.buffered -= self.weight(&front);
+        let item = match split {
+            None => front,
+            Some(split) => {
+                let (item, rest) = split(front);
+                if let Some(rest) = rest {
+                    state.buffered += self.weight(&rest);
+                    state.buffer.push_front(rest);
+                }
+                item
+            }
+        };
         if let Some(held) = state.held.take() {
             let weight = self.weight(&held.item);
             if self.fits(state, weight) {
@@ -177,22 +202,28 @@ impl<T: Send + Sync + 'static> Channel<T> {
         Some(item)
     }
 
-    /// Takes an item without waiting; `Empty` while the writer may still write.
-    pub(crate) fn try_read(&self) -> Polled<T> {
+    /// Takes an item (or the part of the front one `split` takes) without waiting; `Empty`
+    /// while the writer may still write.
+    pub(crate) fn try_read(&self, split: Option<&mut Split<'_, T>>) -> Polled<T> {
         let mut effects = Effects::new();
         let polled = {
             let mut state = self.state.lock();
-            self.try_read_locked(&mut state, &mut effects)
+            self.try_read_locked(&mut state, &mut effects, split)
         };
         effects.run();
         polled
     }
 
-    fn try_read_locked(&self, state: &mut State<T>, effects: &mut Effects<T>) -> Polled<T> {
+    fn try_read_locked(
+        &self,
+        state: &mut State<T>,
+        effects: &mut Effects<T>,
+        split: Option<&mut Split<'_, T>>,
+    ) -> Polled<T> {
         if state.reader_closed {
             return Polled::Ended(Err(PipeError::ReaderClosed.into()));
         }
-        if let Some(item) = self.pop(state, effects) {
+        if let Some(item) = self.pop(state, effects, split) {
             return Polled::Item(item);
         }
         match end_of(&state.end) {
@@ -206,7 +237,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
         let mut effects = Effects::new();
         let future = {
             let mut state = self.state.lock();
-            match self.try_read_locked(&mut state, &mut effects) {
+            match self.try_read_locked(&mut state, &mut effects, None) {
                 Polled::Item(item) => Future::ready(Some(item)),
                 Polled::Ended(Ok(())) => Future::ready(None),
                 Polled::Ended(Err(failure)) => Future::failed(failure),
@@ -225,12 +256,17 @@ impl<T: Send + Sync + 'static> Channel<T> {
         future
     }
 
-    /// The next item, or registers the task to be woken when there may be one.
-    pub(crate) fn poll_read(&self, cx: &mut Context<'_>) -> Poll<Result<Option<T>, Failure>> {
+    /// The next item (or the part of the front one `split` takes), or registers the task to be
+    /// woken when there may be one.
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        split: Option<&mut Split<'_, T>>,
+    ) -> Poll<Result<Option<T>, Failure>> {
         let mut effects = Effects::new();
         let poll = {
             let mut state = self.state.lock();
-            match self.try_read_locked(&mut state, &mut effects) {
+            match self.try_read_locked(&mut state, &mut effects, split) {
                 Polled::Item(item) => Poll::Ready(Ok(Some(item))),
                 Polled::Ended(outcome) => Poll::Ready(outcome.map(|()| None)),
                 Polled::Empty => {
@@ -263,6 +299,13 @@ impl<T: Send + Sync + 'static> Channel<T> {
         }
     }
 
+    /// Why a new item cannot be written now: also while one is held, since even an item that
+    /// would fit must not overtake it.
+    fn write_refusal(state: &State<T>) -> Option<Failure> {
+        Self::refusal(state)
+            .or_else(|| state.held.is_some().then(|| PipeError::WritePending.into()))
+    }
+
     /// Hands `item` to the oldest pending read, or buffers it if it fits; gives it back if not.
     fn offer(&self, state: &mut State<T>, effects: &mut Effects<T>, item: T) -> Result<(), T> {
         loop {
@@ -291,12 +334,14 @@ impl<T: Send + Sync + 'static> Channel<T> {
         let mut effects = Effects::new();
         let future = {
             let mut state = self.state.lock();
-            if let Some(failure) = Self::refusal(&state) {
+            if let Some(failure) = Self::write_refusal(&state) {
+                effects.dropped.push(item);
+                drop(state);
+                effects.run();
                 return Future::failed(failure);
             }
             match self.offer(&mut state, &mut effects, item) {
                 Ok(()) => Future::ready(()),
-                Err(_) if state.held.is_some() => Future::failed(PipeError::WritePending),
                 Err(item) => {
                     let promise = Promise::new();
                     let future = promise.future();
@@ -351,12 +396,14 @@ impl<T: Send + Sync + 'static> Channel<T> {
         let mut effects = Effects::new();
         let result = {
             let mut state = self.state.lock();
-            if let Some(failure) = Self::refusal(&state) {
+            if let Some(failure) = Self::write_refusal(&state) {
+                effects.dropped.push(item);
+                drop(state);
+                effects.run();
                 return Err(failure);
             }
             match self.offer(&mut state, &mut effects, item) {
                 Ok(()) => Ok(()),
-                Err(_) if state.held.is_some() => Err(PipeError::WritePending.into()),
                 Err(item) => {
                     state.held = Some(Held { item, write: None });
                     Ok(())
@@ -378,14 +425,24 @@ impl<T: Send + Sync + 'static> Channel<T> {
         }
     }
 
-    pub(crate) fn reader_closed(&self) -> Future<()> {
+    pub(crate) fn reader_closed(self: &Arc<Self>) -> Future<()> {
         let mut state = self.state.lock();
         if state.reader_closed {
             return Future::ready(());
         }
         let promise = Promise::new();
         let future = promise.future();
-        state.closed_watchers.push(promise);
+        let key = state.closed_watchers.push(promise);
+        let channel = Arc::downgrade(self);
+        // A fresh future has no discard request yet, so the hook cannot run here.
+        future.when_discard(move || {
+            let withdrawn = channel
+                .upgrade()
+                .and_then(|c| c.state.lock().closed_watchers.withdraw(key));
+            if let Some(watcher) = withdrawn {
+                watcher.discard();
+            }
+        });
         future
     }
 
@@ -424,21 +481,22 @@ impl<T: Send + Sync + 'static> Channel<T> {
                 return;
             }
             state.reader_closed = true;
-            state.buffer.clear();
+            effects.dropped = std::mem::take(&mut state.buffer).into();
             state.buffered = 0;
-            if let Some(Held {
-                write: Some((_, promise)),
-                ..
-            }) = state.held.take()
-            {
-                effects.write = Some((promise, Err(PipeError::ReaderClosed.into())));
+            if let Some(held) = state.held.take() {
+                effects.dropped.push(held.item);
+                if let Some((_, promise)) = held.write {
+                    effects.write = Some((promise, Err(PipeError::ReaderClosed.into())));
+                }
             }
             while let Some(read) = state.reads.pop() {
                 effects
                     .reads
                     .push((read, Err(PipeError::ReaderClosed.into())));
             }
-            effects.closed_watchers = std::mem::take(&mut state.closed_watchers);
+            while let Some(watcher) = state.closed_watchers.pop() {
+                effects.closed_watchers.push(watcher);
+            }
             effects.wakers.extend(state.write_waker.take());
             effects.wakers.extend(state.read_waker.take());
         }
@@ -465,16 +523,24 @@ fn withdraw_write<T: Send + Sync + 'static>(channel: &Weak<Channel<T>>, key: u64
         let mut state = channel.state.lock();
         match state.held.take() {
             Some(Held {
+                item,
                 write: Some((k, promise)),
-                ..
-            }) if k == key => Some(promise),
+            }) if k == key => {
+                // The writer may be waiting for the slot through the `Sink` adapter too.
+                let waker = state.write_waker.take();
+                Some((item, promise, waker))
+            }
             other => {
                 state.held = other;
                 None
             }
         }
     };
-    if let Some(promise) = withdrawn {
+    if let Some((item, promise, waker)) = withdrawn {
+        drop(item);
         promise.discard();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }

@@ -43,10 +43,16 @@ where
     let mut source = source;
     let handle = context::expect_current("pipe::read_from");
     task::spawn(&handle, async move {
+        // One buffer, split after each read: small reads share an allocation rather than each
+        // pinning a whole chunk's worth of memory, so the memory the buffered chunks pin stays
+        // within a few chunks of their length.
+        let mut buffer = BytesMut::new();
         loop {
-            let mut chunk = BytesMut::with_capacity(CHUNK);
+            if buffer.capacity() < CHUNK / 16 {
+                buffer.reserve(CHUNK);
+            }
             let read = {
-                let mut fill = std::pin::pin!(source.read_buf(&mut chunk));
+                let mut fill = std::pin::pin!(source.read_buf(&mut buffer));
                 std::future::poll_fn(|cx| match fill.as_mut().poll(cx) {
                     Poll::Ready(result) => Poll::Ready(Some(result)),
                     Poll::Pending => output.channel.poll_reader_closed(cx).map(|()| None),
@@ -57,7 +63,7 @@ where
                 None => return,
                 Some(Ok(0)) => return output.close(),
                 Some(Ok(_)) => {
-                    if send(&mut output, chunk.freeze()).await.is_err() {
+                    if send(&mut output, buffer.split().freeze()).await.is_err() {
                         return;
                     }
                 }
@@ -88,7 +94,9 @@ where
     move |input| {
         let mut sink = sink;
         spawn_try(async move {
-            while let Some(chunk) = std::future::poll_fn(|cx| input.channel.poll_read(cx)).await? {
+            while let Some(chunk) =
+                std::future::poll_fn(|cx| input.channel.poll_read(cx, None)).await?
+            {
                 sink.write_all(&chunk).await.map_err(Failure::from_error)?;
             }
             sink.flush().await.map_err(Failure::from_error)?;
@@ -105,7 +113,7 @@ impl<T: Send + Sync + 'static> futures_core::Stream for Reader<T> {
         if self.done {
             return Poll::Ready(None);
         }
-        let next = std::task::ready!(self.channel.poll_read(cx));
+        let next = std::task::ready!(self.channel.poll_read(cx, None));
         self.done = !matches!(next, Ok(Some(_)));
         Poll::Ready(next.transpose())
     }
@@ -144,20 +152,26 @@ impl AsyncRead for Reader<Bytes> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if buf.remaining() == 0 {
+        let room = buf.remaining();
+        if room == 0 {
             return Poll::Ready(Ok(()));
         }
-        match std::task::ready!(self.channel.poll_read(cx)) {
-            Ok(Some(mut chunk)) => {
-                let n = chunk.len().min(buf.remaining());
-                buf.put_slice(&chunk[..n]);
-                if n < chunk.len() {
-                    self.channel.unread(chunk.split_off(n));
+        // Taking only what fits, under the pipe's lock, keeps the rest counted in the bound.
+        let mut fit = |mut chunk: Bytes| {
+            let rest = (chunk.len() > room).then(|| chunk.split_off(room));
+            (chunk, rest)
+        };
+        loop {
+            match std::task::ready!(self.channel.poll_read(cx, Some(&mut fit))) {
+                // An empty read would tell the caller the stream has ended.
+                Ok(Some(chunk)) if chunk.is_empty() => continue,
+                Ok(Some(chunk)) => {
+                    buf.put_slice(&chunk);
+                    return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(Ok(()))
+                Ok(None) => return Poll::Ready(Ok(())),
+                Err(failure) => return Poll::Ready(Err(io_error(failure))),
             }
-            Ok(None) => Poll::Ready(Ok(())),
-            Err(failure) => Poll::Ready(Err(io_error(failure))),
         }
     }
 }

@@ -207,7 +207,7 @@ where
     U: Send + Sync + 'static,
 {
     poll_fn(|cx| {
-        if let Poll::Ready(next) = input.channel.poll_read(cx) {
+        if let Poll::Ready(next) = input.channel.poll_read(cx, None) {
             return Poll::Ready(Some(next));
         }
         output.channel.poll_reader_closed(cx).map(|()| None)

@@ -1,0 +1,111 @@
+//! Memory a pipe pins: `read_from` over a source that trickles one byte per read must not keep
+//! a whole read buffer alive per chunk, or a pipe bounded in bytes could pin gigabytes. This
+//! binary counts live heap bytes with its own global allocator, so it holds this test alone.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::task::{Context, Poll};
+
+use procession::pipe;
+use procession::{Promise, Runtime};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Counts the bytes live on the heap, so a test can see memory a pipe pins beyond its bound.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method defers to `System` and only adds bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A source that yields one byte per read, then the end (a socket or a child's stdout that
+/// trickles).
+struct Trickle {
+    left: usize,
+    eof: Option<Promise<()>>,
+}
+
+impl AsyncRead for Trickle {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.left == 0 {
+            if let Some(eof) = self.eof.take() {
+                eof.set(());
+            }
+        } else {
+            self.left -= 1;
+            buf.put_slice(&[7]);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `read_from` allocates 64 KiB for every read and freezes it as the chunk, so each small read
+/// pins a whole 64 KiB buffer while the pipe's bound counts its length: a pipe bounded at
+/// 256 KiB of data can pin 256 Ki chunks x 64 KiB = 16 GiB. Here 512 one-byte reads (512 bytes
+/// of data, far under the bound) pin 32 MiB.
+#[test]
+fn read_from_does_not_pin_a_64k_buffer_per_small_read() {
+    const READS: usize = 512;
+    let runtime = Runtime::builder().workers(1).build().unwrap();
+    let _entered = runtime.enter();
+    let eof = Promise::new();
+    let reached = eof.future();
+    let before = LIVE.load(Ordering::Relaxed);
+    let reader = pipe::read_from(Trickle {
+        left: READS,
+        eof: Some(eof),
+    });
+    runtime.block_on(reached).unwrap();
+    let pinned = LIVE.load(Ordering::Relaxed) - before;
+    let all = runtime.block_on(reader.read_all()).unwrap();
+    assert_eq!(all.len(), READS);
+    let limit = 4 * 1024 * 1024;
+    assert!(
+        pinned < limit,
+        "{READS} bytes of data in the pipe pin {} KiB of heap",
+        pinned / 1024
+    );
+    drop(_entered);
+    runtime.shutdown();
+}
