@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     next_task: AtomicU64,
     /// The metrics registered by name (`Runtime::metrics`).
     metrics: Registry,
+    /// Child processes started and not yet reaped.
+    #[cfg(unix)]
+    children: crate::subprocess::Children,
 }
 
 impl Shared {
@@ -81,6 +84,8 @@ impl Shared {
             dropped_at_bound: AtomicU64::new(0),
             next_task: AtomicU64::new(1),
             metrics: Registry::default(),
+            #[cfg(unix)]
+            children: Default::default(),
         }
     }
 
@@ -118,6 +123,11 @@ impl Shared {
 
     pub(crate) fn metrics(&self) -> &Registry {
         &self.metrics
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn children(&self) -> &crate::subprocess::Children {
+        &self.children
     }
 
     pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {

@@ -113,6 +113,8 @@ pub mod pipe;
 mod queue;
 mod rate_limiter;
 mod sequence;
+#[cfg(unix)]
+pub mod subprocess;
 
 pub use crate::latch::Latch;
 pub use crate::mutex::{Mutex, MutexGuard};

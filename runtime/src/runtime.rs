@@ -302,6 +302,19 @@ impl Runtime {
                 break;
             }
         }
+        #[cfg(unix)]
+        {
+            // Children outlive no runtime: kill and reap them while the I/O driver still runs.
+            let grace = Instant::now() + Duration::from_secs(1);
+            report.unreaped = self.handle.children().kill_all(deadline.max(grace));
+            if !report.unreaped.is_empty() {
+                tracing::error!(
+                    runtime = %self.handle.name,
+                    unreaped = ?report.unreaped,
+                    "shutdown deadline passed with child processes not reaped"
+                );
+            }
+        }
         self.handle.timers().shutdown();
         self.handle.scheduler().shutdown();
         let grace = Instant::now() + Duration::from_millis(100);
@@ -338,12 +351,20 @@ impl Default for Runtime {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     unfinished: Vec<Upid>,
+    unreaped: Vec<u32>,
 }
 
 impl ShutdownReport {
-    /// Whether every process ended (and ran `finalize`) before the deadline.
+    /// Whether every process ended (and ran `finalize`) and every child process was reaped
+    /// before the deadline.
     pub fn is_complete(&self) -> bool {
-        self.unfinished.is_empty()
+        self.unfinished.is_empty() && self.unreaped.is_empty()
+    }
+
+    /// The OS ids of child processes (started with `subprocess`) that were killed but not
+    /// reaped by the deadline.
+    pub fn unreaped(&self) -> &[u32] {
+        &self.unreaped
     }
 
     /// The processes that had not ended by the deadline and were abandoned.
@@ -431,6 +452,8 @@ impl Parker {
                     continue;
                 }
                 // Only another thread (an I/O driver, a blocking job) can make progress now.
+                scheduler.idle(deadline);
+                continue;
             }
             match deadline {
                 Some(deadline) => {

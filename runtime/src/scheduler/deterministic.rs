@@ -6,6 +6,9 @@
 //! seed and the same inputs give the same sequence of steps, which the [`Trace`] (a count and an
 //! FNV-1a hash of the runnables' names in run order) lets a test compare between two runs.
 
+use std::thread::{self, Thread};
+use std::time::Instant;
+
 use parking_lot::Mutex;
 
 use super::Task;
@@ -27,6 +30,8 @@ struct State {
     runnable: Vec<Task>,
     /// Set at shutdown: nothing runs any more, so nothing is kept.
     shutdown: bool,
+    /// Driving threads parked until another thread (an I/O driver, a blocking job) schedules.
+    idle: Vec<Thread>,
     rng: SplitMix64,
     trace: Trace,
 }
@@ -37,6 +42,7 @@ impl Deterministic {
             state: Mutex::new(State {
                 runnable: Vec::new(),
                 shutdown: false,
+                idle: Vec::new(),
                 rng: SplitMix64(seed),
                 trace: Trace {
                     steps: 0,
@@ -54,6 +60,29 @@ impl Deterministic {
             return;
         }
         state.runnable.push(task);
+        for driver in &state.idle {
+            driver.unpark();
+        }
+    }
+
+    /// Parks the driving thread until a runnable is scheduled from another thread, it is
+    /// unparked otherwise, or `deadline` passes.
+    pub(crate) fn idle(&self, deadline: Option<Instant>) {
+        let me = thread::current();
+        {
+            let mut state = self.state.lock();
+            if !state.runnable.is_empty() {
+                return;
+            }
+            state.idle.push(me.clone());
+        }
+        match deadline {
+            Some(deadline) => {
+                thread::park_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => thread::park(),
+        }
+        self.state.lock().idle.retain(|t| t.id() != me.id());
     }
 
     /// Drops every runnable and refuses new ones (the runtime is shut down).
