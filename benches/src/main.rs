@@ -67,6 +67,42 @@ pub trait System {
         let _ = restarts;
         None
     }
+    /// `chunks` clones of one `chunk`-byte `Bytes` from a producer task, which awaits each
+    /// write, to a consumer task, through a channel that holds `capacity` bytes: procession's
+    /// pipe whatever `peer` says, `peer` for tokio; `None` where it does not apply.
+    fn pipe(&self, peer: PipePeer, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        let _ = (peer, chunks, chunk, capacity);
+        None
+    }
+    /// The same `chunks` through source | transform | sink, a task per stage and each hop
+    /// bounded at `capacity` bytes; the transform XORs every byte into a new chunk ([`xor`]).
+    /// `None` where it does not apply.
+    fn pipeline(&self, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        let _ = (chunks, chunk, capacity);
+        None
+    }
+    /// One producer task puts `items` into an unbounded queue, one consumer task awaits them
+    /// one at a time; elapsed until it has them all. `None` where it does not apply.
+    fn queue(&self, items: u64) -> Option<Duration> {
+        let _ = items;
+        None
+    }
+    /// `tasks` tasks each lock one mutex, increment a shared counter and unlock, `per_task`
+    /// times. `None` where it does not apply.
+    fn mutex(&self, tasks: usize, per_task: u64) -> Option<Duration> {
+        let _ = (tasks, per_task);
+        None
+    }
+}
+
+/// The tokio channel a pipe run is measured against.
+#[derive(Clone, Copy, Debug)]
+pub enum PipePeer {
+    /// A bounded mpsc of `Bytes` (bounded in chunks): chunks are moved, as in the pipe.
+    Mpsc,
+    /// `tokio::io::duplex` (bounded in bytes): a byte stream, so every chunk is copied in with
+    /// `write_all` and out with `read` into a buffer.
+    Duplex,
 }
 
 /// The systems, in the order of the table's columns.
@@ -102,6 +138,16 @@ fn supports(system: &str, workload: Workload) -> bool {
     match workload {
         Workload::Then => matches!(system, "procession" | "tokio-1w"),
         Workload::W3Bounded | Workload::Restart => system == "procession",
+        // actix, ractor and kameo have no pipe, queue or mutex of their own: these rows compare
+        // procession with tokio by hand only.
+        Workload::Pipe
+        | Workload::PipeDuplex
+        | Workload::Pipeline
+        | Workload::Queue
+        | Workload::Mutex
+        | Workload::MutexContended => {
+            matches!(system, "procession" | "tokio-2w" | "tokio-1w")
+        }
         _ => true,
     }
 }
@@ -112,6 +158,8 @@ fn supports(system: &str, workload: Workload) -> bool {
 fn measure(system: &dyn System, workload: Workload, counts: &Counts) -> Option<f64> {
     let ns_per = |elapsed: Duration, n: u64| elapsed.as_nanos() as f64 / n as f64;
     let per_second = |elapsed: Duration, n: u64| n as f64 / elapsed.as_secs_f64();
+    let streamed = counts.chunks * counts.chunk as u64;
+    let gib_per_second = |elapsed: Duration| per_second(elapsed, streamed) / (1u64 << 30) as f64;
     Some(match workload {
         Workload::W1 => ns_per(system.ping_pong(counts.ping_pong), counts.ping_pong),
         Workload::W1b => ns_per(system.ask(counts.ask_one, 1), counts.ask_one),
@@ -135,6 +183,27 @@ fn measure(system: &dyn System, workload: Workload, counts: &Counts) -> Option<f
             counts.producers as u64 * counts.per_producer,
         ),
         Workload::Restart => ns_per(system.restart(counts.restarts)?, counts.restarts),
+        Workload::Pipe | Workload::PipeDuplex => {
+            let peer = if workload == Workload::Pipe {
+                PipePeer::Mpsc
+            } else {
+                PipePeer::Duplex
+            };
+            gib_per_second(system.pipe(peer, counts.chunks, counts.chunk, counts.pipe_capacity)?)
+        }
+        Workload::Pipeline => {
+            keep_freed_memory();
+            gib_per_second(system.pipeline(counts.chunks, counts.chunk, counts.pipe_capacity)?)
+        }
+        Workload::Queue => per_second(system.queue(counts.queue_items)?, counts.queue_items),
+        Workload::Mutex => ns_per(system.mutex(1, counts.locks)?, counts.locks),
+        Workload::MutexContended => {
+            let per_task = (counts.locks / counts.contenders as u64).max(1);
+            ns_per(
+                system.mutex(counts.contenders, per_task)?,
+                per_task * counts.contenders as u64,
+            )
+        }
     })
 }
 
@@ -201,7 +270,8 @@ fn usage() -> &'static str {
      \x20      bench run SYSTEM WORKLOAD   (one measurement in this process)\n\
      \x20      bench list\n\
      systems: procession tokio-2w tokio-1w actix ractor kameo\n\
-     workloads: W1 W1b W2 W3 W4 W4-mem W5 then\n\
+     workloads: W1 W1b W2 W3 W4 W4-mem W5 then W3-bounded restart\n\
+     \x20          pipe pipe-duplex pipeline queue mutex mutex-contended\n\
      PROCESSION_BENCH_SCALE (default 1.0) multiplies every count."
 }
 

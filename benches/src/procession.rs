@@ -1,15 +1,17 @@
 //! procession on a 2-worker pool: an ask is a `dispatch` (its reply is a Future), a tell is a
 //! `cast` (no reply); the main thread waits with `Runtime::block_on`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ::procession::{
-    cast, cast_wait, dispatch, spawn, supervise, terminate, wait, Context, Future, Pid, Process,
-    Promise, Runtime, SpawnOptions, Strategy, Supervisor,
+    cast, cast_wait, dispatch, pipe, spawn, spawn_async, supervise, terminate, wait, Context,
+    Future, Pid, Process, Promise, Queue, Runtime, SpawnOptions, Strategy, Supervisor,
 };
+use bytes::Bytes;
 
-use crate::{per_actor, settled_rss_blocking, System};
+use crate::{payload, per_actor, settled_rss_blocking, xor, PipePeer, System};
 
 /// procession, `Runtime::builder().workers(2)`.
 pub struct Procession;
@@ -358,6 +360,115 @@ impl System for Procession {
         }
         Some(start.elapsed())
     }
+
+    /// The pipe is measured the same way against either peer.
+    fn pipe(&self, _: PipePeer, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        let runtime = runtime();
+        let data = payload(chunk);
+        let (reader, writer) = pipe::pipe_with_capacity(capacity);
+        let start = Instant::now();
+        let _ = runtime.spawn_async(produce(writer, data, chunks));
+        let received = runtime
+            .block_on(runtime.spawn_async(consume(reader)))
+            .expect("consumer");
+        let elapsed = start.elapsed();
+        assert_eq!(received, chunks * chunk as u64);
+        Some(elapsed)
+    }
+
+    fn pipeline(&self, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        // `map` writes into a pipe of the default capacity: the same bound as the source's.
+        assert_eq!(capacity, pipe::DEFAULT_CAPACITY);
+        let runtime = runtime();
+        let _entered = runtime.enter(); // the stages run on the current runtime
+        let data = payload(chunk);
+        let (source, writer) = pipe::pipe_with_capacity(capacity);
+        let start = Instant::now();
+        let _ = runtime.spawn_async(produce(writer, data, chunks));
+        // The sink is a stage that drains `map`'s output itself: two pipes and a task per stage,
+        // the shape of the tokio reference (ending in `| writer` would add a third pipe and a
+        // task that moves each chunk into it).
+        let sink = |output: pipe::Reader| spawn_async(consume(output));
+        let received = runtime
+            .block_on(source | pipe::map(|chunk: Bytes| Ok(xor(&chunk))) | sink)
+            .expect("pipeline");
+        let elapsed = start.elapsed();
+        assert_eq!(received, chunks * chunk as u64);
+        Some(elapsed)
+    }
+
+    fn queue(&self, items: u64) -> Option<Duration> {
+        let runtime = runtime();
+        let queue = Queue::new();
+        let start = Instant::now();
+        let consumer = runtime.spawn_async({
+            let queue = queue.clone();
+            async move {
+                let mut sum = 0;
+                for _ in 0..items {
+                    sum += queue.get().await.expect("an item");
+                }
+                sum
+            }
+        });
+        let _ = runtime.spawn_async(async move {
+            for i in 0..items {
+                queue.put(i);
+            }
+        });
+        let sum = runtime.block_on(consumer).expect("consumer");
+        let elapsed = start.elapsed();
+        assert_eq!(sum, items * (items - 1) / 2, "every item got once");
+        Some(elapsed)
+    }
+
+    fn mutex(&self, tasks: usize, per_task: u64) -> Option<Duration> {
+        let runtime = runtime();
+        let mutex = ::procession::Mutex::new();
+        // procession's Mutex guards no data: the counter is an atomic only to be shared, and
+        // its separate load and store lose increments unless the lock orders them.
+        let counter = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let lockers: Vec<Future<()>> = (0..tasks)
+            .map(|_| {
+                let (mutex, counter) = (mutex.clone(), counter.clone());
+                runtime.spawn_async(async move {
+                    for _ in 0..per_task {
+                        let owned = mutex.lock().await.expect("granted");
+                        let guard = owned.take().expect("the guard is ours");
+                        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                        drop(guard);
+                    }
+                })
+            })
+            .collect();
+        for locker in lockers {
+            runtime.block_on(locker).expect("locker");
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(counter.load(Ordering::Relaxed), tasks as u64 * per_task);
+        Some(elapsed)
+    }
+}
+
+/// Writes `chunks` clones of `data`, each write awaited (back-pressure), then closes.
+async fn produce(mut writer: pipe::Writer, data: Bytes, chunks: u64) {
+    for _ in 0..chunks {
+        writer
+            .write(data.clone())
+            .await
+            .expect("the reader reads to the end");
+    }
+    writer.close();
+}
+
+/// Reads `reader` to the end of the stream; the bytes read.
+async fn consume(mut reader: pipe::Reader) -> u64 {
+    let mut received = 0;
+    while let Some(chunk) = reader.read().await.expect("the writer closes the stream") {
+        received += chunk.len() as u64;
+    }
+    received
 }
 
 /// W3: `producers` tasks send to one counter; with a `capacity`, its mailbox is bounded and the

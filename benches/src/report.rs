@@ -37,7 +37,9 @@ fn thousands(value: f64) -> String {
 }
 
 pub fn format_value(workload: Workload, value: f64) -> String {
-    if workload.lower_is_better() {
+    if workload.unit() == "GiB/s" {
+        format!("{value:.2}")
+    } else if workload.lower_is_better() {
         thousands(value)
     } else if value >= 1e6 {
         format!("{:.2} M", value / 1e6)
@@ -102,6 +104,12 @@ pub fn table(options: &Options, results: &BTreeMap<(Workload, &'static str), Vec
         } else {
             "≥"
         };
+        // Rows without a target in PERFORMANCE.md still show their ratio.
+        let target_cell = if target.is_nan() {
+            "–".to_owned()
+        } else {
+            format!("{bound} {target}")
+        };
         match (best, ours) {
             (Some((name, best)), Some(ours)) => {
                 let ratio = ours / best;
@@ -110,14 +118,15 @@ pub fn table(options: &Options, results: &BTreeMap<(Workload, &'static str), Vec
                 } else {
                     ratio >= target
                 };
-                let _ = write!(
-                    row,
-                    " {name} | {ratio:.2} | {bound} {target} | {} |",
-                    if met { "yes" } else { "no" }
-                );
+                let met = match (target.is_nan(), met) {
+                    (true, _) => "–",
+                    (false, true) => "yes",
+                    (false, false) => "no",
+                };
+                let _ = write!(row, " {name} | {ratio:.2} | {target_cell} | {met} |");
             }
             (Some((name, _)), None) => {
-                let _ = write!(row, " {name} | – | {bound} {target} | – |");
+                let _ = write!(row, " {name} | – | {target_cell} | – |");
             }
             _ => row.push_str(" – | – | – | – |"),
         }
@@ -134,7 +143,10 @@ pub fn table(options: &Options, results: &BTreeMap<(Workload, &'static str), Vec
          bytes lower is better, for rates higher is better. Best peer: the best of tokio-2w, \
          actix, ractor, kameo. The `then` row's peer is a chain of 10 `futures` `map`s on a \
          oneshot awaited on a current-thread tokio runtime, reported as tokio-1w. W1's target \
-         also asks procession ÷ tokio-1w ≤ 1.\n",
+         also asks procession ÷ tokio-1w ≤ 1. The pipe, pipeline, queue and mutex rows have \
+         tokio by hand as their only peer (actix, ractor and kameo have no such primitives); \
+         both pipe rows measure the same procession pipe, against a bounded mpsc of `Bytes` and \
+         against `tokio::io::duplex`.\n",
     );
     out
 }

@@ -5,10 +5,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::FutureExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{drive, per_actor, settled_rss, tokio_runtime, System};
+use crate::{drive, payload, per_actor, settled_rss, tokio_runtime, xor, PipePeer, System};
 
 /// tokio by hand on a multi-thread runtime with `workers` workers.
 pub struct TokioByHand {
@@ -225,4 +227,131 @@ impl System for TokioByHand {
         assert_eq!(checksum, (0..chains).map(|i| i + 10).sum::<u64>());
         Some(elapsed)
     }
+
+    fn pipe(&self, peer: PipePeer, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        let data = payload(chunk);
+        Some(drive(&runtime, async move {
+            let start = Instant::now();
+            let received = match peer {
+                PipePeer::Mpsc => {
+                    let (tx, rx) = mpsc::channel(chunks_in(capacity, chunk));
+                    tokio::spawn(send_chunks(tx, data, chunks));
+                    tokio::spawn(receive_chunks(rx)).await
+                }
+                PipePeer::Duplex => {
+                    let (mut tx, mut rx) = tokio::io::duplex(capacity);
+                    tokio::spawn(async move {
+                        for _ in 0..chunks {
+                            tx.write_all(&data).await.expect("reader alive");
+                        }
+                        // Dropping `tx` ends the stream.
+                    });
+                    tokio::spawn(async move {
+                        let mut buffer = vec![0; chunk];
+                        let mut received = 0;
+                        loop {
+                            match rx.read(&mut buffer).await.expect("read") {
+                                0 => return received,
+                                n => received += n as u64,
+                            }
+                        }
+                    })
+                    .await
+                }
+            };
+            let elapsed = start.elapsed();
+            assert_eq!(received.expect("consumer"), chunks * chunk as u64);
+            elapsed
+        }))
+    }
+
+    fn pipeline(&self, chunks: u64, chunk: usize, capacity: usize) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        let data = payload(chunk);
+        Some(drive(&runtime, async move {
+            let start = Instant::now();
+            let (source, mut input) = mpsc::channel::<Bytes>(chunks_in(capacity, chunk));
+            let (output, sink) = mpsc::channel(chunks_in(capacity, chunk));
+            tokio::spawn(send_chunks(source, data, chunks));
+            tokio::spawn(async move {
+                while let Some(chunk) = input.recv().await {
+                    output.send(xor(&chunk)).await.expect("sink alive");
+                }
+            });
+            let received = tokio::spawn(receive_chunks(sink)).await.expect("sink");
+            let elapsed = start.elapsed();
+            assert_eq!(received, chunks * chunk as u64);
+            elapsed
+        }))
+    }
+
+    fn queue(&self, items: u64) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        Some(drive(&runtime, async move {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+            let start = Instant::now();
+            let consumer = tokio::spawn(async move {
+                let mut sum = 0;
+                for _ in 0..items {
+                    sum += rx.recv().await.expect("an item");
+                }
+                sum
+            });
+            tokio::spawn(async move {
+                for i in 0..items {
+                    let _ = tx.send(i);
+                }
+            });
+            let sum = consumer.await.expect("consumer");
+            let elapsed = start.elapsed();
+            assert_eq!(sum, items * (items - 1) / 2, "every item got once");
+            elapsed
+        }))
+    }
+
+    fn mutex(&self, tasks: usize, per_task: u64) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        Some(drive(&runtime, async move {
+            let counter = Arc::new(tokio::sync::Mutex::new(0u64));
+            let start = Instant::now();
+            let lockers: Vec<_> = (0..tasks)
+                .map(|_| {
+                    let counter = counter.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            *counter.lock().await += 1;
+                        }
+                    })
+                })
+                .collect();
+            for locker in lockers {
+                locker.await.expect("locker");
+            }
+            let elapsed = start.elapsed();
+            assert_eq!(*counter.lock().await, tasks as u64 * per_task);
+            elapsed
+        }))
+    }
+}
+
+/// How many chunks a channel bounded in chunks holds to match a bound of `capacity` bytes.
+fn chunks_in(capacity: usize, chunk: usize) -> usize {
+    (capacity / chunk).max(1)
+}
+
+/// Sends `chunks` clones of `data`, each send awaited (back-pressure); dropping `tx` ends.
+async fn send_chunks(tx: mpsc::Sender<Bytes>, data: Bytes, chunks: u64) {
+    for _ in 0..chunks {
+        tx.send(data.clone()).await.expect("receiver alive");
+    }
+}
+
+/// Receives until every sender is gone; the bytes received.
+async fn receive_chunks(mut rx: mpsc::Receiver<Bytes>) -> u64 {
+    let mut received = 0;
+    while let Some(chunk) = rx.recv().await {
+        received += chunk.len() as u64;
+    }
+    received
 }

@@ -27,11 +27,23 @@ pub enum Workload {
     /// A supervised child crashes and is restarted; until the new instance answers (procession
     /// only).
     Restart,
+    /// 1 GiB in 64 KiB `Bytes` chunks through a pipe, vs a bounded tokio mpsc of `Bytes`.
+    Pipe,
+    /// The same pipe run, vs `tokio::io::duplex`, which copies every byte in and out.
+    PipeDuplex,
+    /// 1 GiB through source | XOR transform | sink, vs the same by hand with tokio mpscs.
+    Pipeline,
+    /// One producer puts into a `Queue`, one consumer awaits `get`s, vs a tokio unbounded mpsc.
+    Queue,
+    /// One task locks and unlocks a `Mutex` in a loop, vs `tokio::sync::Mutex`.
+    Mutex,
+    /// Four tasks increment a counter under one `Mutex`, vs `tokio::sync::Mutex`.
+    MutexContended,
 }
 
 impl Workload {
     /// Every workload, in the order of the table.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 16] = [
         Workload::W1,
         Workload::W1b,
         Workload::W2,
@@ -42,6 +54,12 @@ impl Workload {
         Workload::Then,
         Workload::W3Bounded,
         Workload::Restart,
+        Workload::Pipe,
+        Workload::PipeDuplex,
+        Workload::Pipeline,
+        Workload::Queue,
+        Workload::Mutex,
+        Workload::MutexContended,
     ];
 
     /// The name used on the command line, in the JSON lines and in the table.
@@ -57,6 +75,12 @@ impl Workload {
             Workload::Then => "then",
             Workload::W3Bounded => "W3-bounded",
             Workload::Restart => "restart",
+            Workload::Pipe => "pipe",
+            Workload::PipeDuplex => "pipe-duplex",
+            Workload::Pipeline => "pipeline",
+            Workload::Queue => "queue",
+            Workload::Mutex => "mutex",
+            Workload::MutexContended => "mutex-contended",
         }
     }
 
@@ -79,6 +103,12 @@ impl Workload {
             Workload::Then => "10-step `map` chain, completed after building",
             Workload::W3Bounded => "W3 into a bounded mailbox (1,024), senders wait for room",
             Workload::Restart => "supervised restart, crash to first answer",
+            Workload::Pipe => "pipe, 64 KiB chunks; peer: bounded mpsc of `Bytes` (4 chunks)",
+            Workload::PipeDuplex => "pipe, 64 KiB chunks; peer: `tokio::io::duplex` (256 KiB)",
+            Workload::Pipeline => "3-stage pipeline (source, XOR `map`, sink), 64 KiB chunks",
+            Workload::Queue => "`Queue` put/get, 1 producer, 1 consumer",
+            Workload::Mutex => "`Mutex` lock/unlock, uncontended",
+            Workload::MutexContended => "`Mutex` lock/unlock, 4 tasks contending",
         }
     }
 
@@ -94,6 +124,9 @@ impl Workload {
             Workload::Then => "ns/chain",
             Workload::W3Bounded => "msgs/s",
             Workload::Restart => "ns/restart",
+            Workload::Pipe | Workload::PipeDuplex | Workload::Pipeline => "GiB/s",
+            Workload::Queue => "items/s",
+            Workload::Mutex | Workload::MutexContended => "ns/lock",
         }
     }
 
@@ -101,7 +134,13 @@ impl Workload {
     pub fn lower_is_better(self) -> bool {
         matches!(
             self,
-            Workload::W1 | Workload::W1b | Workload::W4Mem | Workload::Then | Workload::Restart
+            Workload::W1
+                | Workload::W1b
+                | Workload::W4Mem
+                | Workload::Then
+                | Workload::Restart
+                | Workload::Mutex
+                | Workload::MutexContended
         )
     }
 
@@ -115,8 +154,15 @@ impl Workload {
             Workload::W4Mem => 0.35,
             Workload::W5 => 1.5,
             Workload::Then => 1.0,
-            // Procession only: no peer to compare with.
-            Workload::W3Bounded | Workload::Restart => f64::NAN,
+            Workload::Pipe => 1.0,
+            Workload::PipeDuplex => 3.0,
+            // Procession only (no peer to compare with), or no target in PERFORMANCE.md.
+            Workload::W3Bounded
+            | Workload::Restart
+            | Workload::Pipeline
+            | Workload::Queue
+            | Workload::Mutex
+            | Workload::MutexContended => f64::NAN,
         }
     }
 }
@@ -148,6 +194,19 @@ pub struct Counts {
     pub chains: u64,
     /// Crashes and restarts in the `restart` workload.
     pub restarts: u64,
+    /// Chunks through the pipe and the pipeline (1 GiB of them).
+    pub chunks: u64,
+    /// Bytes per chunk (not scaled).
+    pub chunk: usize,
+    /// The bound of every pipe or channel in the pipe and pipeline workloads, in bytes (not
+    /// scaled): procession's default pipe capacity.
+    pub pipe_capacity: usize,
+    /// Items through the queue.
+    pub queue_items: u64,
+    /// Lock/unlock pairs in each mutex workload, over all tasks.
+    pub locks: u64,
+    /// Tasks contending in `mutex-contended` (not scaled).
+    pub contenders: usize,
 }
 
 impl Counts {
@@ -166,6 +225,12 @@ impl Counts {
             ring_hops: n(5e6, 1.0),
             chains: n(1e6, 1.0),
             restarts: n(2e4, 1.0),
+            chunks: n(16_384.0, 1.0),
+            chunk: 64 * 1024,
+            pipe_capacity: procession::pipe::DEFAULT_CAPACITY,
+            queue_items: n(1e7, 1.0),
+            locks: n(1e7, 1.0),
+            contenders: 4,
         }
     }
 }
