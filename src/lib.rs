@@ -26,17 +26,25 @@
 //! assert_eq!(runtime.block_on(total).unwrap(), 4);
 //! ```
 //!
-//! Everything is re-exported from the runtime crate; see its modules for the model:
-//! [`process`], [`dispatch`](mod@dispatch), [`future`], [`message`], [`link`](mod@link),
+//! Three macros come with it: [`#[derive(Message)]`](derive@Message) names a message type,
+//! [`#[process]`](macro@process) gives a `Pid` typed methods that dispatch a process's own
+//! (`counter.add(5)`), and [`#[procession::test]`](macro@test) runs a test on a fresh runtime
+//! and fails it if a process panicked.
+//!
+//! Everything else is re-exported from the runtime crate; see its modules for the model:
+//! [`process`](mod@process), [`dispatch`](mod@dispatch), [`future`], [`message`], [`link`](mod@link),
 //! [`filter`], [`transport`], and [`Clock`].
 
 #![forbid(unsafe_code)]
 
-pub use procession_macros::Message;
+mod harness;
+
+pub use procession_macros::{process, test, Message};
 pub use procession_runtime::*;
 
 /// What generated code needs; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::harness::run_test;
     pub use serde;
 }

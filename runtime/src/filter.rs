@@ -2,8 +2,9 @@
 //!
 //! A message, a dispatch or an `exited` notice addressed to a process of this runtime is shown to
 //! the installed [`Filter`] (if any) just before it enters the mailbox; the filter lets it through
-//! or drops it. The testkit builds its drop, capture and expectation helpers on this point; most
-//! programs never install a filter.
+//! or drops it. The testkit builds its drop, capture and expectation helpers on this point (one
+//! filter of its own per runtime, holding every expectation a test sets); most programs never
+//! install a filter.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -129,6 +130,10 @@ impl FilterPoint {
         let mut slot = self.filter.write();
         self.installed.store(filter.is_some(), Ordering::Release);
         *slot = filter;
+    }
+
+    pub(crate) fn get(&self) -> Option<Arc<dyn Filter>> {
+        self.filter.read().clone()
     }
 
     #[inline]

@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) shutting_down: AtomicBool,
     dropped_messages: AtomicU64,
     dropped_at_bound: AtomicU64,
+    /// Processes ended by a panic (`Stats::panicked`), so a test harness can fail on one.
+    panicked: AtomicU64,
     next_task: AtomicU64,
     /// The metrics registered by name (`Runtime::metrics`).
     metrics: Registry,
@@ -82,6 +84,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             dropped_messages: AtomicU64::new(0),
             dropped_at_bound: AtomicU64::new(0),
+            panicked: AtomicU64::new(0),
             next_task: AtomicU64::new(1),
             metrics: Registry::default(),
             #[cfg(unix)]
@@ -182,6 +185,15 @@ impl Shared {
 
     pub(crate) fn dropped_at_bound(&self) -> u64 {
         self.dropped_at_bound.load(Ordering::Relaxed)
+    }
+
+    /// Counts a process that a panic ended.
+    pub(crate) fn count_panicked(&self) {
+        self.panicked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn panicked(&self) -> u64 {
+        self.panicked.load(Ordering::Relaxed)
     }
 
     /// Delivers a message to a local process, or hands it to the transport.

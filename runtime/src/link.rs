@@ -68,3 +68,40 @@ pub fn link(to: &Upid) {
         linker.deliver_exited(to.clone(), reason);
     }
 }
+
+/// Queues an `exited(from, reason)` notice for process `to`, as if `from`, a process it linked
+/// to, had ended (libprocess's `inject::exited`), whether or not `to` ever linked to `from`. A
+/// test uses it to play a crash or a lost node to a linker without staging one; nothing happens
+/// to `from`.
+///
+/// The notice passes the receiving runtime's [filter](crate::filter) like any other. A `to` of
+/// another node is told through the transport; an unknown local `to` is ignored.
+///
+/// # Panics
+///
+/// Panics if no runtime is current.
+///
+/// # Examples
+///
+/// ```
+/// use procession::{dispatch, inject_exited, Context, ExitReason, Process, Runtime, Upid};
+///
+/// #[derive(Default)]
+/// struct Linker { exits: Vec<(String, ExitReason)> }
+/// impl Process for Linker {
+///     fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
+///         self.exits.push((upid.id().to_owned(), reason.clone()));
+///     }
+/// }
+///
+/// let runtime = Runtime::new();
+/// let _entered = runtime.enter();
+/// let linker = runtime.spawn(Linker::default());
+/// let peer: Upid = "agent(1)@10.0.0.2:5051".parse().unwrap();
+/// inject_exited(&peer, &linker.upid(), ExitReason::Lost);
+/// let exits = runtime.block_on(dispatch(&linker, |l: &mut Linker| l.exits.clone())).unwrap();
+/// assert_eq!(exits, vec![("agent(1)".to_owned(), ExitReason::Lost)]);
+/// ```
+pub fn inject_exited(from: &Upid, to: &Upid, reason: ExitReason) {
+    context::expect_current("inject_exited").notify_exited(to, from, &reason);
+}

@@ -34,10 +34,10 @@
 //! # Contract
 //!
 //! Local delivery moves the value itself; only a remote receiver makes the runtime encode it
-//! (serde with bincode's standard configuration). Messages from one sender to one receiver
-//! arrive in the order sent. A message to an unknown process, to a process without a handler
-//! for its name, or that fails to decode is dropped, counted and logged at debug level; sending
-//! never fails and never panics. A message's [`NAME`](Message::NAME) is its identity on the
+//! (serde with bincode's standard configuration; [`encode`] and [`decode`] are that codec).
+//! Messages from one sender to one receiver arrive in the order sent. A message to an unknown
+//! process, to a process without a handler for its name, or that fails to decode is dropped,
+//! counted and logged at debug level; sending never fails and never panics. A message's [`NAME`](Message::NAME) is its identity on the
 //! wire: keep it stable when moving the type.
 
 use std::any::Any;
@@ -90,11 +90,40 @@ pub fn send<M: Message>(to: &Upid, message: M) {
 }
 
 /// Sends `message` to `to` as if `from` had sent it. The receiver's handler sees `from` as the
-/// sender; this is how a test replays or spoofs a message (libprocess's `post`).
+/// sender; this is how a test replays or spoofs a message (libprocess's `post`). `from` need
+/// not exist: a reply to it is dropped and counted like any undeliverable message.
 ///
 /// # Panics
 ///
 /// Panics if no runtime is current.
+///
+/// # Examples
+///
+/// ```
+/// use procession::{dispatch, post, Context, Message, Process, Runtime, Upid};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Message)]
+/// struct Register { hostname: String }
+///
+/// #[derive(Default)]
+/// struct Master { agents: Vec<(Upid, String)> }
+/// impl Process for Master {
+///     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+///         ctx.install(|m: &mut Self, from: &Upid, r: Register| {
+///             m.agents.push((from.clone(), r.hostname))
+///         })
+///         .unwrap();
+///     }
+/// }
+///
+/// let runtime = Runtime::new();
+/// let _entered = runtime.enter();
+/// let master = runtime.spawn(Master::default());
+/// let agent: Upid = "agent(1)@10.0.0.2:5051".parse().unwrap();
+/// post(&agent, &master.upid(), Register { hostname: "host-a".into() });
+/// let agents = runtime.block_on(dispatch(&master, |m: &mut Master| m.agents.clone())).unwrap();
+/// assert_eq!(agents, [(agent, "host-a".to_owned())]);
+/// ```
 pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
     let handle = context::expect_current("post");
     deliver(&handle, from.clone(), to, message);
@@ -113,18 +142,9 @@ fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
 
 /// Encodes a local value known to be an `M`, for a receiver on another node.
 fn encode_any<M: Message>(value: &(dyn Any + Send)) -> Option<Bytes> {
-    value.downcast_ref::<M>().and_then(encode)
-}
-
-/// The sender of messages sent from outside any process.
-fn anonymous(handle: &Handle) -> Upid {
-    Upid::new("anonymous", handle.address())
-}
-
-/// Encodes a message body the way the transport carries it.
-fn encode<M: Message>(message: &M) -> Option<Bytes> {
-    match bincode::serde::encode_to_vec(message, bincode::config::standard()) {
-        Ok(bytes) => Some(Bytes::from(bytes)),
+    let message = value.downcast_ref::<M>()?;
+    match encode(message) {
+        Ok(bytes) => Some(bytes),
         Err(error) => {
             tracing::warn!(message = M::NAME, %error, "message encoding failed; dropping it");
             None
@@ -132,16 +152,79 @@ fn encode<M: Message>(message: &M) -> Option<Bytes> {
     }
 }
 
-fn decode<M: Message>(bytes: &[u8]) -> Result<M, String> {
+/// The sender of messages sent from outside any process.
+fn anonymous(handle: &Handle) -> Upid {
+    Upid::new("anonymous", handle.address())
+}
+
+/// Encodes `message` the way the runtime carries it to another node (serde with bincode's
+/// standard configuration), for code that handles message bodies itself: a transport, a test
+/// that feeds [`Inbound::deliver`](crate::Inbound::deliver).
+///
+/// # Errors
+///
+/// Fails if the message's `Serialize` implementation fails.
+///
+/// # Examples
+///
+/// ```
+/// use procession::message::{decode, encode};
+///
+/// #[derive(serde::Serialize, serde::Deserialize, procession::Message, PartialEq, Debug)]
+/// struct Ping(u32);
+///
+/// let bytes = encode(&Ping(7)).unwrap();
+/// assert_eq!(decode::<Ping>(&bytes).unwrap(), Ping(7));
+/// assert!(decode::<Ping>(&bytes[..0]).is_err());
+/// ```
+pub fn encode<M: Message>(message: &M) -> Result<Bytes, CodecError> {
+    bincode::serde::encode_to_vec(message, bincode::config::standard())
+        .map(Bytes::from)
+        .map_err(|error| CodecError::new(M::NAME, error.to_string()))
+}
+
+/// Decodes a body that [`encode`] produced (what a receiver on another node does).
+///
+/// # Errors
+///
+/// Fails if `bytes` is not exactly one encoded `M`: malformed, truncated, or followed by
+/// trailing bytes.
+pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, CodecError> {
     match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
         Ok((message, read)) if read == bytes.len() => Ok(message),
-        Ok((_, read)) => Err(format!(
-            "{} trailing bytes after the message",
-            bytes.len() - read
+        Ok((_, read)) => Err(CodecError::new(
+            M::NAME,
+            format!("{} trailing bytes after the message", bytes.len() - read),
         )),
-        Err(error) => Err(error.to_string()),
+        Err(error) => Err(CodecError::new(M::NAME, error.to_string())),
     }
 }
+
+/// A message body could not be encoded or decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodecError {
+    name: &'static str,
+    reason: String,
+}
+
+impl CodecError {
+    fn new(name: &'static str, reason: String) -> Self {
+        CodecError { name, reason }
+    }
+
+    /// The name of the message type being encoded or decoded.
+    pub fn message_name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message {:?}: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for CodecError {}
 
 /// `install` found a handler for this message name already.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +274,7 @@ impl<P: Process> Handlers<P> {
                 Payload::Local { value, .. } => *value
                     .downcast::<M>()
                     .map_err(|_| format!("a local message named {:?} has another type", M::NAME))?,
-                Payload::Encoded { bytes, .. } => decode::<M>(&bytes)?,
+                Payload::Encoded { bytes, .. } => decode::<M>(&bytes).map_err(|e| e.to_string())?,
             };
             handler(process, from, message);
             Ok(())

@@ -215,6 +215,12 @@ impl Runtime {
         self.handle.filter().set(filter);
     }
 
+    /// The filter installed with [`set_filter`](Self::set_filter), if any: what a helper that
+    /// adds to the filter (rather than replacing it) starts from.
+    pub fn filter(&self) -> Option<Arc<dyn Filter>> {
+        self.handle.filter().get()
+    }
+
     /// The runtime's side of the transport seam, for transport implementations.
     pub fn inbound(&self) -> Inbound {
         Inbound::new(self.handle.clone())
@@ -242,6 +248,7 @@ impl Runtime {
             dropped_messages: self.handle.dropped_messages(),
             dropped_at_bound: self.handle.dropped_at_bound(),
             armed_timers: self.handle.timers().armed(),
+            panicked: self.handle.panicked(),
         }
     }
 
@@ -333,6 +340,7 @@ impl Runtime {
                 tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");
             }
         }
+        report.panicked = self.handle.panicked();
         self.handle.stop_io();
         self.handle.set_transport(None);
         self.handle.filter().set(None);
@@ -352,6 +360,7 @@ impl Default for Runtime {
 pub struct ShutdownReport {
     unfinished: Vec<Upid>,
     unreaped: Vec<u32>,
+    panicked: u64,
 }
 
 impl ShutdownReport {
@@ -370,6 +379,14 @@ impl ShutdownReport {
     /// The processes that had not ended by the deadline and were abandoned.
     pub fn unfinished(&self) -> &[Upid] {
         &self.unfinished
+    }
+
+    /// How many processes a panic ended over the runtime's life, shutdown included (in a
+    /// handler, or in a `finalize` the shutdown ran): the last [`Stats::panicked`], which
+    /// cannot be read once the runtime is gone. They did end, so
+    /// [`is_complete`](Self::is_complete) does not count them.
+    pub fn panicked(&self) -> u64 {
+        self.panicked
     }
 }
 
@@ -404,6 +421,8 @@ pub struct Stats {
     pub dropped_at_bound: u64,
     /// Timers armed.
     pub armed_timers: usize,
+    /// Processes that ended because a handler (`initialize`, an event, `finalize`) panicked.
+    pub panicked: u64,
 }
 
 /// Spins of a blocked thread before it parks.

@@ -369,6 +369,7 @@ impl<P: Process> ProcessCell<P> {
     /// Logs a handler's panic and names it as the exit reason.
     fn panicked(&self, payload: &(dyn std::any::Any + Send)) -> ExitReason {
         let message = crate::future::panic_message(payload).to_owned();
+        self.handle.count_panicked();
         tracing::error!(process = %self.upid(), panic = %message, "process panicked; it ends now");
         ExitReason::Panicked(message.into())
     }

@@ -1,0 +1,4 @@
+#[procession::test(seed = 3, workers = 2)]
+fn both() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[procession::test]
+fn two(runtime: &procession::Runtime, other: &procession::Runtime) {
+    let _ = (runtime, other);
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[procession::test(threads = 2)]
+fn unknown() {}
+
+fn main() {}

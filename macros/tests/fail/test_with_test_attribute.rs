@@ -1,0 +1,5 @@
+#[procession::test]
+#[test]
+fn twice() {}
+
+fn main() {}
