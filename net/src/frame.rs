@@ -94,6 +94,13 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The length of the encoded frame, prefix included.
+    pub fn encoded_len(&self) -> usize {
+        // Upids print as `id@ip:port`; measuring them costs what encoding them does.
+        let upid = |u: &Upid| u.id().len() + 1 + u.address().to_string().len();
+        PREFIX + 2 + 6 + upid(&self.from) + upid(&self.to) + self.name.len() + self.body.len()
+    }
+
     /// Appends the encoded frame to `out`.
     ///
     /// # Panics

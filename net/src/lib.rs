@@ -1,11 +1,72 @@
-//! The remote transport for procession.
+//! The remote transport for procession: processes on different nodes talk as if local.
 //!
-//! This crate grows into the TCP [`Transport`](procession::Transport) (one connection per peer,
-//! links across nodes, authentication). Today it holds the wire format every part of it stands
-//! on: the [`frame`] codec, which turns events into length-prefixed, versioned frames and
-//! back, and refuses bad input with an error instead of panicking or allocating what a length
-//! prefix claims.
+//! [`Net::start`] listens on a TCP address (loopback by default) and installs itself as the
+//! runtime's [`Transport`](procession::Transport): from then on the runtime's Upids carry that
+//! address, and `send`, `post`, `link` and `exited` reach processes on other nodes exactly as
+//! they reach local ones. Process code cannot tell the difference.
+//!
+//! ```
+//! use procession::{send, Context, Message, Process, Runtime, Upid};
+//! use procession_net::Net;
+//! # use std::sync::mpsc;
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Hello(String);
+//! impl Message for Hello { const NAME: &'static str = "doc::Hello"; }
+//!
+//! struct Greeter(mpsc::Sender<String>);
+//! impl Process for Greeter {
+//!     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+//!         ctx.install(|me: &mut Self, _from: &Upid, Hello(text)| me.0.send(text).unwrap())
+//!             .unwrap();
+//!     }
+//! }
+//!
+//! let (here, there) = (Runtime::new(), Runtime::new());
+//! let (_a, _b) = (Net::start(&here).unwrap(), Net::start(&there).unwrap());
+//! let (heard, hearing) = mpsc::channel();
+//! let greeter = there.spawn(Greeter(heard)).upid();
+//! {
+//!     let _entered = here.enter();
+//!     send(&greeter, Hello("over TCP".into()));
+//! }
+//! assert_eq!(hearing.recv().unwrap(), "over TCP");
+//! ```
+//!
+//! # Model
+//!
+//! - **Connections.** One outbound TCP connection per peer node, made on the first event for
+//!   it, kept, and made again after it breaks; frames arrive on the peer's inbound connections.
+//!   Senders never wait: each peer has a bounded queue of encoded frames, written in batches.
+//! - **Frames** ([`frame`]): length-prefixed, versioned, with the sender, receiver and message
+//!   name; bodies are the serde + bincode encoding, decoded by the receiving handler's type.
+//! - **Links.** A link to a remote process travels to its node; when the process ends, the
+//!   linker gets `exited` with the reason. When the connection to a node breaks or the node
+//!   cannot be reached, every local process linked to one of its processes gets
+//!   `exited(Lost)`. A later send reconnects.
+//! - **Order.** Messages from one process to another arrive in the order sent while the
+//!   connection lives.
+//! - **Back-pressure.** A peer's queue is bounded ([`Builder::peer_buffer`], 8 MiB by
+//!   default): a slow reader cannot grow the sender's memory; frames past the bound are dropped
+//!   and counted (`net.dropped.peer_full`), as a lossy network would, and a send never blocks a
+//!   handler.
+//! - **Security.** Loopback by default; an optional shared secret authenticates every
+//!   connection both ways ([`Builder::secret`]); frames over [`Builder::max_frame`] close the
+//!   connection before their bytes are read. Bad input — garbage, truncated frames, oversized
+//!   length prefixes, unknown versions, names or receivers — is logged, counted and dropped (the
+//!   connection closed where the stream cannot be trusted), and every other peer is served on.
+//! - **Metrics** on the runtime's registry: `net.connections`, `net.bytes_in`/`_out`,
+//!   `net.messages_in`/`_out`, `net.dropped.{peer_full, unreachable, malformed,
+//!   unauthenticated}`.
 
 #![forbid(unsafe_code)]
 
+mod auth;
+mod connection;
 pub mod frame;
+mod peer;
+mod stats;
+mod transport;
+mod wire;
+
+pub use transport::{Builder, Net, DEFAULT_MAX_FRAME, DEFAULT_PEER_BUFFER};

@@ -44,6 +44,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::event::ExitReason;
+use crate::future::Future;
 use crate::handle::Handle;
 use crate::pid::Upid;
 
@@ -111,6 +112,22 @@ impl Inbound {
     /// Remote `upid`, to which local processes linked, ended.
     pub fn exited(&self, upid: &Upid, reason: &ExitReason) {
         self.handle.remote_exited(upid, reason);
+    }
+
+    /// Drives `future` (a connection's reader or writer) on this runtime's workers, with the
+    /// runtime's I/O driver current, so sockets made inside it register there. See
+    /// [`spawn_async`](crate::spawn_async).
+    pub fn spawn<F>(&self, future: F) -> Future<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + Sync + 'static,
+    {
+        crate::task::spawn(&self.handle, future)
+    }
+
+    /// The runtime's metrics, where a transport registers its own.
+    pub fn metrics(&self) -> crate::Metrics {
+        crate::Metrics::new(self.handle.clone())
     }
 
     /// The node at `address` is unreachable: every local process linked to one of its processes

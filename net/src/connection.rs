@@ -1,0 +1,109 @@
+//! Inbound: one task per accepted connection, reading frames and handing them to the runtime.
+//!
+//! A connection that fails the handshake, sends a malformed or oversized frame, or breaks is
+//! closed, logged and counted; every other connection carries on. A frame's events reach the
+//! runtime in the order they arrived, so messages from one process to another keep their order
+//! while the connection lives. An unknown message name or receiver is the runtime's to drop and
+//! count (as for a local send).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use crate::frame::{Frame, FrameDecoder, Kind};
+use crate::stats::Reason;
+use crate::transport::Shared;
+use crate::wire;
+
+/// How long a connecting peer has to pass the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much the reader asks the socket for at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
+    let peer = stream
+        .peer_addr()
+        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    if let Some(secret) = &shared.config.secret {
+        let handshake = crate::auth::accept(&mut stream, secret);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                shared.stats.dropped(Reason::Unauthenticated, 1);
+                tracing::warn!(%peer, %error, "connection refused: authentication failed");
+                return;
+            }
+            Err(_) => {
+                shared.stats.dropped(Reason::Unauthenticated, 1);
+                tracing::warn!(%peer, "connection refused: no handshake in time");
+                return;
+            }
+        }
+    }
+    shared.stats.connections.increment();
+    let error = read_frames(&shared, &mut stream).await;
+    shared.stats.connections.decrement();
+    match error {
+        None => tracing::debug!(%peer, "peer closed its connection"),
+        Some(error) => tracing::info!(%peer, %error, "inbound connection closed"),
+    }
+}
+
+/// Reads until the end of the stream (`None`) or an error, which it returns.
+async fn read_frames(shared: &Shared, stream: &mut TcpStream) -> Option<String> {
+    let decoder = FrameDecoder::new(shared.config.max_frame);
+    let mut buffer = BytesMut::new();
+    loop {
+        loop {
+            match decoder.decode(&mut buffer) {
+                Ok(Some(frame)) => deliver(shared, frame),
+                Ok(None) => break,
+                Err(error) => {
+                    shared.stats.dropped(Reason::Malformed, 1);
+                    return Some(format!("malformed frame: {error}"));
+                }
+            }
+        }
+        buffer.reserve(READ_CHUNK);
+        match stream.read_buf(&mut buffer).await {
+            Ok(0) if buffer.is_empty() => return None,
+            Ok(0) => {
+                shared.stats.dropped(Reason::Malformed, 1);
+                return Some(format!(
+                    "stream ended inside a frame ({} bytes)",
+                    buffer.len()
+                ));
+            }
+            Ok(n) => shared.stats.bytes_in.add(n as u64),
+            Err(error) => return Some(error.to_string()),
+        }
+    }
+}
+
+fn deliver(shared: &Shared, frame: Frame) {
+    let Frame {
+        kind,
+        from,
+        to,
+        name,
+        body,
+    } = frame;
+    match kind {
+        Kind::Message => {
+            shared.stats.messages_in.increment();
+            shared.inbound.deliver(from, &to, &name, body);
+        }
+        Kind::Link => shared.inbound.link(from, &to),
+        Kind::Exited => match wire::decode_reason(&name) {
+            Some(reason) => shared.inbound.exited(&from, &reason),
+            None => {
+                shared.stats.dropped(Reason::Malformed, 1);
+                tracing::warn!(%from, reason = %name, "exited frame with an unknown reason dropped");
+            }
+        },
+    }
+}

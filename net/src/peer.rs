@@ -1,0 +1,198 @@
+//! Outbound: one connection per peer node, made on the first frame for it and kept.
+//!
+//! Senders append encoded frames to the peer's buffer under a short lock and never wait; the
+//! peer's writer task takes the whole buffer at once, so under load many frames leave in one
+//! write. The buffer is bounded: a frame that would take it past [`Config::peer_buffer`] is
+//! dropped and counted, because a send must not block a handler and a slow peer must not grow
+//! the sender's memory. The writer also watches the connection's read side: the peer closing it
+//! or an I/O error ends the connection, drops what was still queued (counted), and reports the
+//! node lost so every local process linked to one of its processes gets `exited(Lost)`. The next
+//! frame for the node makes a new connection.
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::frame::Frame;
+use crate::stats::Reason;
+use crate::transport::Shared;
+
+/// How long a connection attempt (with its handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Peer {
+    address: SocketAddr,
+    queue: Mutex<Queue>,
+}
+
+struct Queue {
+    buffer: BytesMut,
+    frames: u64,
+    writer: Option<Waker>,
+    /// The connection ended: frames are no longer accepted.
+    closed: bool,
+}
+
+impl Peer {
+    /// A peer for `address` whose connection is made by a task on the runtime.
+    pub(crate) fn start(shared: &Arc<Shared>, address: SocketAddr) -> Arc<Peer> {
+        let peer = Arc::new(Peer {
+            address,
+            queue: Mutex::new(Queue {
+                buffer: BytesMut::new(),
+                frames: 0,
+                writer: None,
+                closed: false,
+            }),
+        });
+        let task = run(shared.clone(), peer.clone());
+        shared.inbound.spawn(task);
+        peer
+    }
+
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Ends the connection from this side (the transport is shutting down).
+    pub(crate) fn stop(&self) {
+        let writer = {
+            let mut queue = self.queue.lock();
+            queue.closed = true;
+            queue.writer.take()
+        };
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+    }
+
+    /// Queues `frame`; false if this connection has ended (the caller makes a new one).
+    pub(crate) fn push(&self, shared: &Shared, frame: &Frame) -> bool {
+        let waker = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return false;
+            }
+            if queue.buffer.len() + frame.encoded_len() > shared.config.peer_buffer {
+                drop(queue);
+                shared.stats.dropped(Reason::PeerFull, 1);
+                tracing::warn!(peer = %self.address, name = %frame.name, "peer send buffer full; frame dropped");
+                return true;
+            }
+            frame.encode(&mut queue.buffer);
+            queue.frames += 1;
+            queue.writer.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Ends this connection: later pushes fail; what was queued is dropped and counted.
+    fn close(&self, shared: &Shared) {
+        let dropped = {
+            let mut queue = self.queue.lock();
+            queue.closed = true;
+            queue.buffer = BytesMut::new();
+            std::mem::take(&mut queue.frames)
+        };
+        if dropped > 0 {
+            shared.stats.dropped(Reason::Unreachable, dropped);
+        }
+    }
+
+    /// The next batch of encoded frames; `None` once the peer is closed.
+    async fn next_batch(&self) -> Option<(BytesMut, u64)> {
+        poll_fn(|cx| {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return Poll::Ready(None);
+            }
+            if queue.buffer.is_empty() {
+                queue.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let frames = std::mem::take(&mut queue.frames);
+            Poll::Ready(Some((queue.buffer.split(), frames)))
+        })
+        .await
+    }
+}
+
+/// The connection's life: connect (and authenticate), write batches until it breaks, then
+/// report the node lost.
+async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let outcome = connect_and_write(&shared, &peer).await;
+    if let Err(error) = &outcome {
+        tracing::info!(peer = %peer.address, %error, "connection to peer ended");
+    }
+    peer.close(&shared);
+    shared.forget_peer(&peer);
+    shared.inbound.peer_lost(peer.address);
+}
+
+async fn connect_and_write(shared: &Shared, peer: &Peer) -> std::io::Result<()> {
+    let connect = async {
+        let mut stream = TcpStream::connect(peer.address).await?;
+        stream.set_nodelay(true)?;
+        if let Some(secret) = &shared.config.secret {
+            crate::auth::connect(&mut stream, secret).await?;
+        }
+        Ok::<_, std::io::Error>(stream)
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    shared.stats.connections.increment();
+    let _connected = scopeguard(|| shared.stats.connections.decrement());
+    tracing::debug!(peer = %peer.address, "connected");
+    let (mut read, mut write) = stream.into_split();
+    let writing = async {
+        while let Some((batch, frames)) = peer.next_batch().await {
+            write.write_all(&batch).await?;
+            shared.stats.bytes_out.add(batch.len() as u64);
+            shared.stats.messages_out.add(frames);
+        }
+        Ok(())
+    };
+    // The peer never writes on this connection: any byte or the end means it is gone.
+    let watching = async {
+        let mut byte = [0u8; 1];
+        match read.read(&mut byte).await {
+            Ok(0) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the peer closed the connection",
+            )),
+            Ok(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the peer wrote on an outbound connection",
+            )),
+            Err(error) => Err(error),
+        }
+    };
+    tokio::select! {
+        outcome = writing => outcome,
+        outcome = watching => outcome,
+    }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl std::ops::Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> std::ops::Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}

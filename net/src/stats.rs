@@ -1,0 +1,63 @@
+//! The transport's metrics, registered on the runtime's registry under `net.`.
+
+use procession::metrics::{Counter, Gauge};
+use procession::Metrics;
+
+/// Why a frame, message or connection was dropped.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reason {
+    /// The peer's send buffer was full.
+    PeerFull,
+    /// The peer could not be reached, or the connection broke with messages still queued.
+    Unreachable,
+    /// Bytes that are not a frame (bad length, version, kind or field).
+    Malformed,
+    /// A peer that failed the shared-secret handshake.
+    Unauthenticated,
+}
+
+/// Handles to every `net.*` metric; updates are relaxed atomics.
+pub(crate) struct Stats {
+    pub(crate) connections: Gauge,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) messages_in: Counter,
+    pub(crate) messages_out: Counter,
+    peer_full: Counter,
+    unreachable: Counter,
+    malformed: Counter,
+    unauthenticated: Counter,
+}
+
+impl Stats {
+    pub(crate) fn register(metrics: &Metrics) -> Stats {
+        let counter = |name: &str| {
+            metrics
+                .counter(name)
+                .unwrap_or_else(|e| panic!("registering {name}: {e}"))
+        };
+        Stats {
+            connections: metrics
+                .gauge("net.connections")
+                .unwrap_or_else(|e| panic!("registering net.connections: {e}")),
+            bytes_in: counter("net.bytes_in"),
+            bytes_out: counter("net.bytes_out"),
+            messages_in: counter("net.messages_in"),
+            messages_out: counter("net.messages_out"),
+            peer_full: counter("net.dropped.peer_full"),
+            unreachable: counter("net.dropped.unreachable"),
+            malformed: counter("net.dropped.malformed"),
+            unauthenticated: counter("net.dropped.unauthenticated"),
+        }
+    }
+
+    pub(crate) fn dropped(&self, why: Reason, count: u64) {
+        let counter = match why {
+            Reason::PeerFull => &self.peer_full,
+            Reason::Unreachable => &self.unreachable,
+            Reason::Malformed => &self.malformed,
+            Reason::Unauthenticated => &self.unauthenticated,
+        };
+        counter.add(count);
+    }
+}

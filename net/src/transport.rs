@@ -1,0 +1,284 @@
+//! The TCP transport: [`Net`] listens on an address, gives the runtime's Upids that address, and
+//! carries messages, links and `exited` notices to and from other nodes.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use procession::{ExitReason, Future, Inbound, Runtime, Transport, Upid};
+
+use crate::connection;
+use crate::frame::{Frame, Kind};
+use crate::peer::Peer;
+use crate::stats::Stats;
+use crate::wire;
+
+/// The largest frame accepted by default: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The default bound of the frames queued for one peer: 8 MiB.
+pub const DEFAULT_PEER_BUFFER: usize = 8 * 1024 * 1024;
+
+pub(crate) struct Config {
+    pub(crate) secret: Option<Vec<u8>>,
+    pub(crate) max_frame: usize,
+    pub(crate) peer_buffer: usize,
+}
+
+/// Options for [`Net`]: where to listen, what address to advertise, the shared secret and the
+/// bounds. Made by [`Net::builder`].
+#[derive(Debug)]
+pub struct Builder {
+    listen: SocketAddr,
+    advertise: Option<SocketAddr>,
+    secret: Option<Vec<u8>>,
+    max_frame: usize,
+    peer_buffer: usize,
+}
+
+impl Builder {
+    /// Listens on `address` (default `127.0.0.1:0`: loopback, a port the OS picks).
+    pub fn listen(mut self, address: SocketAddr) -> Self {
+        self.listen = address;
+        self
+    }
+
+    /// The address other nodes reach this one at, carried by its Upids (default: the address
+    /// listened on). Needed when listening on an unspecified address such as `0.0.0.0`.
+    pub fn advertise(mut self, address: SocketAddr) -> Self {
+        self.advertise = Some(address);
+        self
+    }
+
+    /// Requires every connection, both ways, to prove it holds `secret` (a challenge–response
+    /// with HMAC-SHA256; the secret never crosses the wire). Peers without it are refused.
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Refuses frames longer than `bytes` (default [`DEFAULT_MAX_FRAME`]): the connection that
+    /// sends one is closed before its bytes are read.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Bounds the frames queued for one peer (default [`DEFAULT_PEER_BUFFER`]); past it, sends
+    /// to that peer are dropped and counted in `net.dropped.peer_full`.
+    pub fn peer_buffer(mut self, bytes: usize) -> Self {
+        self.peer_buffer = bytes;
+        self
+    }
+
+    /// Binds the address and installs the transport on `runtime`, whose Upids carry the
+    /// advertised address from now on.
+    ///
+    /// # Errors
+    ///
+    /// The bind's I/O error, or `InvalidInput` when listening on an unspecified address (such
+    /// as `0.0.0.0`) with no [`advertise`](Self::advertise) address.
+    pub fn start(self, runtime: &Runtime) -> io::Result<Net> {
+        let listener = TcpListener::bind(self.listen)?;
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        let address = self.advertise.unwrap_or(bound);
+        if address.ip().is_unspecified() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("listening on {bound} needs an address to advertise to other nodes"),
+            ));
+        }
+        let inbound = runtime.inbound();
+        let shared = Arc::new(Shared {
+            stats: Stats::register(&inbound.metrics()),
+            inbound: inbound.clone(),
+            address,
+            config: Config {
+                secret: self.secret,
+                max_frame: self.max_frame,
+                peer_buffer: self.peer_buffer,
+            },
+            peers: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let accepting = inbound.spawn(accept(shared.clone(), listener));
+        shared.tasks.lock().push(accepting);
+        inbound.set_address(address);
+        inbound.set_transport(Arc::new(Tcp {
+            shared: shared.clone(),
+        }));
+        tracing::info!(%address, "transport listening");
+        Ok(Net { shared })
+    }
+}
+
+/// The TCP transport of one runtime.
+///
+/// ```
+/// use procession::Runtime;
+/// use procession_net::Net;
+///
+/// let runtime = Runtime::new();
+/// let net = Net::start(&runtime).unwrap();
+/// assert!(net.address().ip().is_loopback());
+/// let _entered = runtime.enter();
+/// # struct Idle; impl procession::Process for Idle {}
+/// let pid = runtime.spawn(Idle);
+/// assert_eq!(pid.upid().address(), net.address());
+/// net.shutdown();
+/// ```
+pub struct Net {
+    shared: Arc<Shared>,
+}
+
+impl Net {
+    /// Options, to set before [`Builder::start`].
+    pub fn builder() -> Builder {
+        Builder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise: None,
+            secret: None,
+            max_frame: DEFAULT_MAX_FRAME,
+            peer_buffer: DEFAULT_PEER_BUFFER,
+        }
+    }
+
+    /// Listens on loopback (a port the OS picks) with the default options.
+    ///
+    /// # Errors
+    ///
+    /// The bind's I/O error.
+    pub fn start(runtime: &Runtime) -> io::Result<Net> {
+        Net::builder().start(runtime)
+    }
+
+    /// The address this node's Upids carry.
+    pub fn address(&self) -> SocketAddr {
+        self.shared.address
+    }
+
+    /// Stops listening, closes every connection (linked processes on other nodes are reported
+    /// lost, here and there) and removes the transport; later remote sends are dropped and
+    /// counted by the runtime.
+    pub fn shutdown(self) {
+        self.shared.inbound.clear_transport();
+        for task in self.shared.tasks.lock().drain(..) {
+            task.discard();
+        }
+        let peers: Vec<_> = self.shared.peers.lock().drain().map(|(_, p)| p).collect();
+        for peer in peers {
+            peer.stop();
+        }
+    }
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("address", &self.shared.address)
+            .finish()
+    }
+}
+
+/// What the connections and the runtime share.
+pub(crate) struct Shared {
+    pub(crate) inbound: Inbound,
+    address: SocketAddr,
+    pub(crate) config: Config,
+    pub(crate) stats: Stats,
+    peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
+    /// The accept loop and the inbound connections, discarded at shutdown.
+    tasks: Mutex<Vec<Future<()>>>,
+}
+
+impl Shared {
+    fn send(self: &Arc<Self>, frame: Frame) {
+        let address = frame.to.address();
+        loop {
+            let peer = self
+                .peers
+                .lock()
+                .entry(address)
+                .or_insert_with(|| Peer::start(self, address))
+                .clone();
+            if peer.push(self, &frame) {
+                return;
+            }
+            self.forget_peer(&peer);
+        }
+    }
+
+    /// Removes `peer` from the map if it is still the connection for its address.
+    pub(crate) fn forget_peer(&self, peer: &Arc<Peer>) {
+        let mut peers = self.peers.lock();
+        if peers
+            .get(&peer.address())
+            .is_some_and(|p| Arc::ptr_eq(p, peer))
+        {
+            peers.remove(&peer.address());
+        }
+    }
+}
+
+async fn accept(shared: Arc<Shared>, listener: TcpListener) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => return tracing::error!(%error, "cannot listen"),
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                let serving = shared
+                    .inbound
+                    .spawn(connection::serve(shared.clone(), stream));
+                let mut tasks = shared.tasks.lock();
+                tasks.retain(Future::is_pending);
+                tasks.push(serving);
+            }
+            // Out of descriptors, a connection reset before accept: the listener itself is fine.
+            Err(error) => tracing::warn!(%error, "accept failed"),
+        }
+    }
+}
+
+/// The runtime's view of the transport.
+struct Tcp {
+    shared: Arc<Shared>,
+}
+
+impl Transport for Tcp {
+    fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes) {
+        self.shared.send(Frame {
+            kind: Kind::Message,
+            from: from.clone(),
+            to: to.clone(),
+            name: name.to_owned(),
+            body,
+        });
+    }
+
+    fn link(&self, linker: &Upid, to: &Upid) {
+        self.shared.send(Frame {
+            kind: Kind::Link,
+            from: linker.clone(),
+            to: to.clone(),
+            name: String::new(),
+            body: Bytes::new(),
+        });
+    }
+
+    fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
+        self.shared.send(Frame {
+            kind: Kind::Exited,
+            from: upid.clone(),
+            to: linker.clone(),
+            name: wire::encode_reason(reason),
+            body: Bytes::new(),
+        });
+    }
+}

@@ -1,0 +1,132 @@
+//! Bad input over real sockets: garbage, an oversized length prefix, an unknown version, a frame
+//! cut short, unknown message names and receivers. The node closes what cannot be trusted,
+//! counts and drops the rest, never panics, and keeps serving a well-behaved peer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use procession::metrics::Value;
+use procession::{send, Context, Message, Process, Runtime, Upid};
+use procession_net::frame::{Frame, Kind};
+use procession_net::Net;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Note(u64);
+impl Message for Note {
+    const NAME: &'static str = "bad-input::Note";
+}
+
+struct Inbox(mpsc::Sender<u64>);
+impl Process for Inbox {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.0.send(n);
+        })
+        .unwrap();
+    }
+}
+
+fn malformed(runtime: &Runtime) -> u64 {
+    match runtime.metrics().snapshot().get("net.dropped.malformed") {
+        Some(Value::Counter(n)) => *n,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Writes `bytes` on a fresh connection, ends it, and waits for the node to close its side.
+fn closed_after(net: &Net, bytes: &[u8]) {
+    let mut stream = TcpStream::connect(net.address()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    // Ending our side turns a frame cut short into one the node can tell is broken.
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    // The node closes the connection: the read ends (or is reset) rather than timing out.
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty()),
+        Err(error) => assert_ne!(error.kind(), std::io::ErrorKind::WouldBlock, "not closed"),
+    }
+}
+
+fn frame(to: &Upid, name: &str, body: Bytes) -> BytesMut {
+    let mut wire = BytesMut::new();
+    Frame {
+        kind: Kind::Message,
+        from: "stranger@127.0.0.1:9".parse().unwrap(),
+        to: to.clone(),
+        name: name.into(),
+        body,
+    }
+    .encode(&mut wire);
+    wire
+}
+
+#[test]
+fn garbage_and_broken_frames_close_only_their_connection() {
+    let runtime = Runtime::new();
+    let net = Net::builder().max_frame(1024).start(&runtime).unwrap();
+    let (notes, received) = mpsc::channel();
+    let inbox = runtime.spawn(Inbox(notes)).upid();
+    let good = frame(
+        &inbox,
+        Note::NAME,
+        procession::message::encode(&Note(5)).unwrap(),
+    );
+
+    closed_after(&net, b"\x00\x00\x00\x08GARBAGE!");
+    closed_after(&net, &u32::MAX.to_be_bytes());
+    let mut wrong_version = good.clone();
+    wrong_version[4] = 99;
+    closed_after(&net, &wrong_version);
+    closed_after(&net, &good[..good.len() - 3]);
+    let oversized = frame(&inbox, Note::NAME, Bytes::from(vec![0; 2048]));
+    closed_after(&net, &oversized);
+    assert!(malformed(&runtime) >= 5, "{}", malformed(&runtime));
+
+    // A well-behaved peer is still served.
+    let mut stream = TcpStream::connect(net.address()).unwrap();
+    stream.write_all(&good).unwrap();
+    assert_eq!(received.recv_timeout(Duration::from_secs(20)).unwrap(), 5);
+}
+
+#[test]
+fn unknown_names_and_receivers_are_dropped_and_counted() {
+    let runtime = Runtime::new();
+    let net = Net::start(&runtime).unwrap();
+    let (notes, received) = mpsc::channel();
+    let inbox = runtime.spawn(Inbox(notes)).upid();
+    let nobody: Upid = format!("nobody@{}", net.address()).parse().unwrap();
+    let before = runtime.stats().dropped_messages;
+    let mut stream = TcpStream::connect(net.address()).unwrap();
+    let body = procession::message::encode(&Note(1)).unwrap();
+    stream
+        .write_all(&frame(&inbox, "no::SuchMessage", body.clone()))
+        .unwrap();
+    stream.write_all(&frame(&nobody, Note::NAME, body)).unwrap();
+    stream
+        .write_all(&frame(
+            &inbox,
+            Note::NAME,
+            Bytes::from_static(b"\xff\xff\xff"),
+        ))
+        .unwrap();
+    stream
+        .write_all(&frame(
+            &inbox,
+            Note::NAME,
+            procession::message::encode(&Note(2)).unwrap(),
+        ))
+        .unwrap();
+    // The connection survived the three bad messages: the good one after them arrives.
+    assert_eq!(received.recv_timeout(Duration::from_secs(20)).unwrap(), 2);
+    assert!(runtime.stats().dropped_messages >= before + 3);
+    let _entered = runtime.enter();
+    send(&inbox, Note(3));
+    assert_eq!(received.recv_timeout(Duration::from_secs(20)).unwrap(), 3);
+}

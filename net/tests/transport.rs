@@ -1,0 +1,321 @@
+//! Several nodes in one binary, each a runtime with its own transport on a loopback port:
+//! request/reply, order under load, a relay through three nodes, links and monitors across
+//! nodes (remote terminate, a node shut down, an unreachable node), reconnecting after a node
+//! restarts, the shared secret, and a bounded send queue towards a peer that never reads.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use procession::metrics::Value;
+use procession::{
+    dispatch, link, monitor, send, terminate, Context, ExitReason, Message, Process, Runtime, Upid,
+};
+use procession_net::Net;
+use serde::{Deserialize, Serialize};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Note(u64);
+impl Message for Note {
+    const NAME: &'static str = "net-test::Note";
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Ask(u64);
+impl Message for Ask {
+    const NAME: &'static str = "net-test::Ask";
+}
+
+/// Records every `Note` (with its sender) into a channel; answers an `Ask(n)` with `Note(n * 2)`
+/// to the sender; forwards notes to `relay` when set.
+struct Inbox {
+    notes: mpsc::Sender<(Upid, u64)>,
+    relay: Option<Upid>,
+}
+
+impl Process for Inbox {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, from: &Upid, Note(n)| match &me.relay {
+            Some(next) => send(next, Note(n)),
+            None => {
+                let _ = me.notes.send((from.clone(), n));
+            }
+        })
+        .unwrap();
+        ctx.install(|_: &mut Self, from: &Upid, Ask(n)| send(from, Note(n * 2)))
+            .unwrap();
+    }
+}
+
+fn node() -> (Runtime, Net) {
+    let runtime = Runtime::new();
+    let net = Net::start(&runtime).unwrap();
+    (runtime, net)
+}
+
+fn inbox(runtime: &Runtime, relay: Option<Upid>) -> (Upid, mpsc::Receiver<(Upid, u64)>) {
+    let (notes, received) = mpsc::channel();
+    (runtime.spawn(Inbox { notes, relay }).upid(), received)
+}
+
+fn counter(runtime: &Runtime, name: &str) -> u64 {
+    match runtime.metrics().snapshot().get(name) {
+        Some(Value::Counter(n)) => *n,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn request_and_reply_across_nodes() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (asker, replies) = inbox(&a, None);
+    let (answerer, _) = inbox(&b, None);
+    {
+        let _entered = a.enter();
+        procession::post(&asker, &answerer, Ask(21));
+    }
+    let (from, n) = replies.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((from, n), (answerer, 42));
+}
+
+#[test]
+fn messages_between_two_processes_keep_their_order_under_load() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (sender, _) = inbox(&a, None);
+    let (receiver, received) = inbox(&b, None);
+    let count = 20_000;
+    {
+        let _entered = a.enter();
+        for i in 0..count {
+            procession::post(&sender, &receiver, Note(i));
+        }
+    }
+    for expected in 0..count {
+        let (from, n) = received.recv_timeout(PATIENCE).unwrap();
+        assert_eq!((&from, n), (&sender, expected));
+    }
+    assert!(counter(&a, "net.messages_out") >= count);
+    assert!(counter(&b, "net.messages_in") >= count);
+    assert!(counter(&a, "net.bytes_out") > 0);
+}
+
+#[test]
+fn a_relay_through_three_nodes() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (c, _net_c) = node();
+    let (end, received) = inbox(&c, None);
+    let (middle, _) = inbox(&b, Some(end.clone()));
+    let (start, _) = inbox(&a, Some(middle));
+    {
+        let _entered = a.enter();
+        for i in 0..100 {
+            send(&start, Note(i));
+        }
+    }
+    let got: Vec<u64> = (0..100)
+        .map(|_| received.recv_timeout(PATIENCE).unwrap().1)
+        .collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+/// Links to `target` at start and reports every `exited` notice.
+struct Watcher {
+    target: Upid,
+    notices: mpsc::Sender<(Upid, ExitReason)>,
+}
+
+impl Process for Watcher {
+    fn initialize(&mut self, _ctx: &mut Context<'_, Self>) {
+        link(&self.target);
+    }
+
+    fn exited(&mut self, _ctx: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
+        let _ = self.notices.send((upid.clone(), reason.clone()));
+    }
+}
+
+fn watch(runtime: &Runtime, target: &Upid) -> mpsc::Receiver<(Upid, ExitReason)> {
+    let (notices, received) = mpsc::channel();
+    runtime.spawn(Watcher {
+        target: target.clone(),
+        notices,
+    });
+    received
+}
+
+#[test]
+fn a_linker_hears_when_a_remote_process_terminates() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let target = b.spawn(Inbox {
+        notes: mpsc::channel().0,
+        relay: None,
+    });
+    let notices = watch(&a, &target.upid());
+    // The link must reach node b before the terminate does: a round trip proves it.
+    let (probe, replies) = inbox(&a, None);
+    {
+        let _entered = a.enter();
+        procession::post(&probe, &target.upid(), Ask(1));
+    }
+    replies.recv_timeout(PATIENCE).unwrap();
+    terminate(&target);
+    let (upid, reason) = notices.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((upid, reason), (target.upid(), ExitReason::Normal));
+}
+
+#[test]
+fn a_monitor_of_a_remote_process_that_never_existed_answers_not_found() {
+    let (a, _net_a) = node();
+    let (b, net_b) = node();
+    let ghost: Upid = format!("ghost@{}", net_b.address()).parse().unwrap();
+    let _entered = a.enter();
+    let reason = a.block_on(monitor(&ghost)).unwrap();
+    assert_eq!(reason, ExitReason::NotFound);
+    drop(b);
+}
+
+#[test]
+fn linkers_hear_lost_when_the_remote_node_goes_away() {
+    let (a, _net_a) = node();
+    let (b, net_b) = node();
+    let (target, _) = inbox(&b, None);
+    let notices = watch(&a, &target);
+    let (probe, replies) = inbox(&a, None);
+    {
+        let _entered = a.enter();
+        procession::post(&probe, &target, Ask(1));
+    }
+    replies.recv_timeout(PATIENCE).unwrap();
+    net_b.shutdown();
+    b.shutdown();
+    let (upid, reason) = notices.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(upid, target);
+    assert!(
+        matches!(reason, ExitReason::Lost | ExitReason::Normal),
+        "the node's shutdown ends the process ({reason:?}) or loses the node"
+    );
+}
+
+#[test]
+fn an_unreachable_node_reports_lost_and_counts_the_drops() {
+    let (a, _net_a) = node();
+    // A port nothing listens on: bind one, note it, close it.
+    let closed: SocketAddr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let nobody: Upid = format!("nobody@{closed}").parse().unwrap();
+    let _entered = a.enter();
+    let lost = monitor(&nobody);
+    send(&nobody, Note(1));
+    assert_eq!(a.block_on(lost).unwrap(), ExitReason::Lost);
+}
+
+#[test]
+fn a_send_after_the_peer_restarts_reconnects() {
+    let (a, _net_a) = node();
+    let (sender, _) = inbox(&a, None);
+    let address = {
+        let (b, net_b) = node();
+        let (first, received) = inbox(&b, None);
+        {
+            let _entered = a.enter();
+            procession::post(&sender, &first, Note(1));
+        }
+        assert_eq!(received.recv_timeout(PATIENCE).unwrap().1, 1);
+        let address = net_b.address();
+        net_b.shutdown();
+        b.shutdown();
+        address
+    };
+    // The same address, a new node: the old connection is dead, the next send reconnects.
+    let b = Runtime::new();
+    let _net_b = Net::builder().listen(address).start(&b).unwrap();
+    let (second, received) = inbox(&b, None);
+    let _entered = a.enter();
+    let mut delivered = None;
+    for attempt in 0..200 {
+        procession::post(&sender, &second, Note(attempt));
+        if let Ok((_, n)) = received.recv_timeout(Duration::from_millis(100)) {
+            delivered = Some(n);
+            break;
+        }
+    }
+    assert!(delivered.is_some(), "no message reached the restarted node");
+}
+
+#[test]
+fn dispatch_answers_stay_local_while_messages_cross() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (remote, received) = inbox(&b, None);
+    let local = a.spawn(Inbox {
+        notes: mpsc::channel().0,
+        relay: Some(remote),
+    });
+    let answer = dispatch(&local, |me: &mut Inbox| {
+        send(me.relay.as_ref().unwrap(), Note(7));
+        "sent"
+    });
+    assert_eq!(a.block_on(answer).unwrap(), "sent");
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap().1, 7);
+}
+
+#[test]
+fn peers_with_the_shared_secret_talk_and_others_are_refused() {
+    let secure = |secret: &str| {
+        let runtime = Runtime::new();
+        let net = Net::builder().secret(secret).start(&runtime).unwrap();
+        (runtime, net)
+    };
+    let (a, _net_a) = secure("sesame");
+    let (b, _net_b) = secure("sesame");
+    let (c, _net_c) = secure("guess");
+    let (target, received) = inbox(&b, None);
+    {
+        let _entered = a.enter();
+        send(&target, Note(1));
+    }
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap().1, 1);
+    let _entered = c.enter();
+    let refused = monitor(&target);
+    send(&target, Note(2));
+    assert_eq!(c.block_on(refused).unwrap(), ExitReason::Lost);
+    assert!(received.recv_timeout(Duration::from_millis(200)).is_err());
+    assert!(counter(&b, "net.dropped.unauthenticated") >= 1);
+}
+
+#[test]
+fn a_peer_that_never_reads_cannot_grow_the_senders_memory() {
+    let runtime = Runtime::new();
+    let _net = Net::builder()
+        .peer_buffer(64 * 1024)
+        .start(&runtime)
+        .unwrap();
+    // Accepts and never reads: the kernel buffers fill, then the transport's queue.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target: Upid = format!("sink@{}", silent.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let _entered = runtime.enter();
+    let body = "x".repeat(1000);
+    #[derive(Serialize, Deserialize)]
+    struct Blob(String);
+    impl Message for Blob {
+        const NAME: &'static str = "net-test::Blob";
+    }
+    for _ in 0..20_000 {
+        send(&target, Blob(body.clone()));
+    }
+    let (_accepted, _) = silent.accept().unwrap();
+    assert!(
+        counter(&runtime, "net.dropped.peer_full") > 0,
+        "20 MB sent to a peer that reads nothing must overflow a 64 KiB queue"
+    );
+}
