@@ -37,7 +37,7 @@
 //! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. The
 //! body is a slice of the receive buffer, not a copy.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use procession::Upid;
@@ -94,35 +94,35 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// The length of the encoded frame, prefix included.
-    pub fn encoded_len(&self) -> usize {
-        // Upids print as `id@ip:port`; measuring them costs what encoding them does.
-        let upid = |u: &Upid| u.id().len() + 1 + u.address().to_string().len();
-        PREFIX + 2 + 6 + upid(&self.from) + upid(&self.to) + self.name.len() + self.body.len()
-    }
-
-    /// Appends the encoded frame to `out`.
+    /// Appends the encoded frame to `out`. The Upids are printed straight into `out` and their
+    /// lengths patched in after, so encoding allocates nothing beyond `out`'s growth.
     ///
     /// # Panics
     ///
     /// Panics if `from`, `to` or `name` is longer than 65,535 bytes, or the frame longer than
     /// 4 GiB: the sender's bug, never the peer's.
     pub fn encode(&self, out: &mut BytesMut) {
-        let from = self.from.to_string();
-        let to = self.to.to_string();
-        let fields = [from.as_bytes(), to.as_bytes(), self.name.as_bytes()];
-        let length = 2 + fields.iter().map(|f| 2 + f.len()).sum::<usize>() + self.body.len();
-        let length = u32::try_from(length).expect("a frame fits in 4 GiB");
-        out.reserve(PREFIX + length as usize);
-        out.put_u32(length);
+        let start = out.len();
+        out.reserve(PREFIX + 2 + 6 + 64 + self.name.len() + self.body.len());
+        out.put_u32(0);
         out.put_u8(VERSION);
         out.put_u8(self.kind.to_byte());
-        for field in fields {
-            out.put_u16(u16::try_from(field.len()).expect("a frame field fits in 64 KiB"));
-            out.put_slice(field);
-        }
+        put_field(out, |out| write!(out, "{}", self.from));
+        put_field(out, |out| write!(out, "{}", self.to));
+        put_field(out, |out| out.write_str(&self.name));
         out.put_slice(&self.body);
+        let length = u32::try_from(out.len() - start - PREFIX).expect("a frame fits in 4 GiB");
+        out[start..start + PREFIX].copy_from_slice(&length.to_be_bytes());
     }
+}
+
+/// Writes a u16-length-prefixed field with `write`, patching the length in afterwards.
+fn put_field(out: &mut BytesMut, write: impl FnOnce(&mut BytesMut) -> fmt::Result) {
+    let at = out.len();
+    out.put_u16(0);
+    write(out).expect("writing into memory cannot fail");
+    let length = u16::try_from(out.len() - at - 2).expect("a frame field fits in 64 KiB");
+    out[at..at + 2].copy_from_slice(&length.to_be_bytes());
 }
 
 /// Why bytes are not a frame.

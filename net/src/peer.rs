@@ -80,13 +80,15 @@ impl Peer {
             if queue.closed {
                 return false;
             }
-            if queue.buffer.len() + frame.encoded_len() > shared.config.peer_buffer {
+            let before = queue.buffer.len();
+            frame.encode(&mut queue.buffer);
+            if queue.buffer.len() > shared.config.peer_buffer {
+                queue.buffer.truncate(before);
                 drop(queue);
                 shared.stats.dropped(Reason::PeerFull, 1);
                 tracing::warn!(peer = %self.address, name = %frame.name, "peer send buffer full; frame dropped");
                 return true;
             }
-            frame.encode(&mut queue.buffer);
             queue.frames += 1;
             queue.writer.take()
         };
