@@ -18,7 +18,7 @@ mod workload;
 
 use report::{format_value, table};
 pub use shared::*;
-pub use workload::{scale, Counts, Workload};
+pub use workload::{scale, Counts, RemoteFlow, Workload, REMOTE_WARMUP};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -93,6 +93,20 @@ pub trait System {
         let _ = (tasks, per_task);
         None
     }
+    /// Two endpoints in this OS process exchange a small message over loopback TCP,
+    /// `round_trips` times, the next only after the reply (after [`REMOTE_WARMUP`] untimed
+    /// round trips over the same connections). `None` where it does not apply.
+    fn remote_ping_pong(&self, round_trips: u64) -> Option<Duration> {
+        let _ = round_trips;
+        None
+    }
+    /// A sender streams `messages` messages of `body` bytes to a receiver over loopback TCP
+    /// under the window protocol `flow` (after one untimed window); elapsed until the receiver
+    /// has them all. `None` where it does not apply.
+    fn remote_one_way(&self, messages: u64, body: usize, flow: RemoteFlow) -> Option<Duration> {
+        let _ = (messages, body, flow);
+        None
+    }
 }
 
 /// The tokio channel a pipe run is measured against.
@@ -146,6 +160,11 @@ fn supports(system: &str, workload: Workload) -> bool {
         | Workload::Queue
         | Workload::Mutex
         | Workload::MutexContended => {
+            matches!(system, "procession" | "tokio-2w" | "tokio-1w")
+        }
+        // Nor remoting comparable with procession-net in this harness: these rows compare
+        // procession with raw TCP written by hand on tokio.
+        Workload::RemotePingPong | Workload::RemoteOneWay | Workload::RemoteOneWay64k => {
             matches!(system, "procession" | "tokio-2w" | "tokio-1w")
         }
         _ => true,
@@ -203,6 +222,20 @@ fn measure(system: &dyn System, workload: Workload, counts: &Counts) -> Option<f
                 system.mutex(counts.contenders, per_task)?,
                 per_task * counts.contenders as u64,
             )
+        }
+        Workload::RemotePingPong => ns_per(
+            system.remote_ping_pong(counts.remote_round_trips)?,
+            counts.remote_round_trips,
+        ),
+        Workload::RemoteOneWay | Workload::RemoteOneWay64k => {
+            let messages = if workload == Workload::RemoteOneWay {
+                counts.remote_messages
+            } else {
+                counts.remote_messages_64k
+            };
+            let body = workload.body_bytes()?;
+            let flow = workload.flow()?;
+            per_second(system.remote_one_way(messages, body, flow)?, messages)
         }
     })
 }
@@ -272,6 +305,7 @@ fn usage() -> &'static str {
      systems: procession tokio-2w tokio-1w actix ractor kameo\n\
      workloads: W1 W1b W2 W3 W4 W4-mem W5 then W3-bounded restart\n\
      \x20          pipe pipe-duplex pipeline queue mutex mutex-contended\n\
+     \x20          remote-ping-pong remote-oneway remote-oneway-64k\n\
      PROCESSION_BENCH_SCALE (default 1.0) multiplies every count."
 }
 

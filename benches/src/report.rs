@@ -37,7 +37,15 @@ fn thousands(value: f64) -> String {
 }
 
 pub fn format_value(workload: Workload, value: f64) -> String {
-    if workload.unit() == "GiB/s" {
+    if let Some(body) = workload.body_bytes() {
+        // Messages per second, and the bodies' bytes per second beside them.
+        let rate = if value >= 1e6 {
+            format!("{:.2} M", value / 1e6)
+        } else {
+            format!("{:.1} k", value / 1e3)
+        };
+        format!("{rate} ({:.0} MB/s)", value * body as f64 / 1e6)
+    } else if workload.unit() == "GiB/s" {
         format!("{value:.2}")
     } else if workload.lower_is_better() {
         thousands(value)
@@ -146,7 +154,9 @@ pub fn table(options: &Options, results: &BTreeMap<(Workload, &'static str), Vec
          also asks procession ÷ tokio-1w ≤ 1. The pipe, pipeline, queue and mutex rows have \
          tokio by hand as their only peer (actix, ractor and kameo have no such primitives); \
          both pipe rows measure the same procession pipe, against a bounded mpsc of `Bytes` and \
-         against `tokio::io::duplex`.\n",
+         against `tokio::io::duplex`. The remote rows also have only tokio by hand, as raw \
+         TCP (length-prefixed frames over a loopback `TcpStream`); their one-way cells give \
+         messages/s and, in brackets, the bodies' MB/s (10^6 bytes).\n",
     );
     out
 }

@@ -1,5 +1,6 @@
 //! tokio by hand: each actor is a spawned task looping over an unbounded mpsc; an ask carries a
-//! oneshot. Drivers run as tasks on the runtime's workers.
+//! oneshot. Drivers run as tasks on the runtime's workers. The remote workloads are raw TCP by
+//! hand: length-prefixed frames over a loopback `TcpStream`, nodelay.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -7,10 +8,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{drive, payload, per_actor, settled_rss, tokio_runtime, xor, PipePeer, System};
+use crate::{
+    drive, payload, per_actor, settled_rss, tokio_runtime, xor, PipePeer, RemoteFlow, System,
+    REMOTE_WARMUP,
+};
 
 /// tokio by hand on a multi-thread runtime with `workers` workers.
 pub struct TokioByHand {
@@ -332,6 +338,194 @@ impl System for TokioByHand {
             assert_eq!(*counter.lock().await, tasks as u64 * per_task);
             elapsed
         }))
+    }
+
+    /// Two tasks, the driver and an echo task, exchange a length-prefixed 100-byte frame over a
+    /// loopback `TcpStream` (nodelay both ends), the driver checking the sequence number each
+    /// echo carries back.
+    fn remote_ping_pong(&self, round_trips: u64) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        Some(drive(&runtime, async move {
+            let (client, server) = loopback_pair().await;
+            let echo = tokio::spawn(async move {
+                let (read, mut write) = server.into_split();
+                let mut read = BufReader::new(read);
+                let mut frame = vec![0; PREFIX + PING_FRAME];
+                let mut echoed = 0u64;
+                while read_frame(&mut read, &mut frame, PING_FRAME).await {
+                    write.write_all(&frame).await.expect("pinger alive");
+                    echoed += 1;
+                }
+                echoed
+            });
+            let (read, mut write) = client.into_split();
+            let mut read = BufReader::new(read);
+            let mut frame = vec![0; PREFIX + PING_FRAME];
+            frame[..PREFIX].copy_from_slice(&(PING_FRAME as u32).to_be_bytes());
+            let mut reply = frame.clone();
+            let mut seq = 0u64;
+            let mut run = async |round_trips: u64| {
+                for _ in 0..round_trips {
+                    frame[PREFIX..PREFIX + 8].copy_from_slice(&seq.to_be_bytes());
+                    write.write_all(&frame).await.expect("echo alive");
+                    assert!(read_frame(&mut read, &mut reply, PING_FRAME).await);
+                    assert_eq!(reply, frame, "the echo of ping {seq}");
+                    seq += 1;
+                }
+            };
+            // Warms the connection up before the clock starts, as procession's run does.
+            run(REMOTE_WARMUP).await;
+            let start = Instant::now();
+            run(round_trips).await;
+            let elapsed = start.elapsed();
+            drop(write); // ends the echo task's stream
+            let echoed = echo.await.expect("echo task");
+            assert_eq!(echoed, REMOTE_WARMUP + round_trips, "every ping echoed");
+            elapsed
+        }))
+    }
+
+    /// The driver writes `[u32 length][u64 seq][body]` frames through a 64 KiB `BufWriter`
+    /// (flushed before it waits for an ack) to a receiver task reading through a 64 KiB
+    /// `BufReader` into one reused buffer; acks are `[u32 8][u64 received]` frames back on the
+    /// same connection, with the window protocol of procession's run.
+    fn remote_one_way(&self, messages: u64, body: usize, flow: RemoteFlow) -> Option<Duration> {
+        let runtime = tokio_runtime(self.workers);
+        Some(drive(&runtime, async move {
+            let (client, server) = loopback_pair().await;
+            let warmup = flow.window;
+            let total = warmup + messages;
+            let receiver = tokio::spawn(async move {
+                let (read, mut write) = server.into_split();
+                let mut read = BufReader::with_capacity(STREAM_BUFFER, read);
+                let mut frame = vec![0; PREFIX + 8 + body];
+                let (mut received, mut bytes, mut misordered) = (0u64, 0u64, 0u64);
+                while received < total {
+                    assert!(read_frame(&mut read, &mut frame, 8 + body).await);
+                    let seq = u64::from_be_bytes(frame[PREFIX..PREFIX + 8].try_into().unwrap());
+                    if seq != received {
+                        misordered += 1;
+                    }
+                    received += 1;
+                    bytes += body as u64;
+                    if received.is_multiple_of(flow.ack_every)
+                        || received == warmup
+                        || received == total
+                    {
+                        let mut ack = [0; PREFIX + 8];
+                        ack[..PREFIX].copy_from_slice(&8u32.to_be_bytes());
+                        ack[PREFIX..].copy_from_slice(&received.to_be_bytes());
+                        write.write_all(&ack).await.expect("sender alive");
+                    }
+                }
+                (received, bytes - warmup * body as u64, misordered)
+            });
+            let (read, write) = client.into_split();
+            let mut sender = FrameSender {
+                write: BufWriter::with_capacity(STREAM_BUFFER, write),
+                acks: BufReader::new(read),
+                frame: {
+                    let mut frame = vec![0; PREFIX + 8];
+                    frame[..PREFIX].copy_from_slice(&((8 + body) as u32).to_be_bytes());
+                    frame.extend_from_slice(&payload(body));
+                    frame
+                },
+                window: flow.window,
+                sent: 0,
+                acked: 0,
+            };
+            // One window, untimed, acknowledged whole: the connection is warm.
+            sender.send_up_to(warmup).await;
+            while sender.acked < warmup {
+                sender.read_ack().await;
+            }
+            let start = Instant::now();
+            sender.send_up_to(total).await;
+            let (received, bytes, misordered) = receiver.await.expect("receiver");
+            let elapsed = start.elapsed();
+            assert_eq!(received, total, "every message arrived");
+            assert_eq!(bytes, messages * body as u64, "every byte arrived");
+            assert_eq!(misordered, 0, "in order");
+            elapsed
+        }))
+    }
+}
+
+// Remote: raw TCP by hand ---------------------------------------------------------------------
+
+/// The length prefix of every frame: a big-endian `u32`.
+const PREFIX: usize = 4;
+
+/// The ping-pong frame after its prefix: a `u64` sequence number and a pattern, 100 bytes.
+const PING_FRAME: usize = 100;
+
+/// The buffers of the one-way stream's writer and reader.
+const STREAM_BUFFER: usize = 64 * 1024;
+
+/// A connected pair of loopback sockets with nodelay set on both.
+async fn loopback_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+    let (client, (server, _)) = (client.expect("connect"), accepted.expect("accept"));
+    client.set_nodelay(true).expect("nodelay");
+    server.set_nodelay(true).expect("nodelay");
+    (client, server)
+}
+
+/// Reads one frame, prefix included, into `frame`; false at the end of the stream. Panics on a
+/// frame whose length is not `length`.
+async fn read_frame(read: &mut BufReader<OwnedReadHalf>, frame: &mut [u8], length: usize) -> bool {
+    match read.read_exact(&mut frame[..PREFIX]).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return false,
+        Err(error) => panic!("reading a frame: {error}"),
+    }
+    let prefix = u32::from_be_bytes(frame[..PREFIX].try_into().unwrap()) as usize;
+    assert_eq!(prefix, length, "frame length");
+    read.read_exact(&mut frame[PREFIX..PREFIX + length])
+        .await
+        .expect("a whole frame");
+    true
+}
+
+/// The one-way stream's sending side: frames out, acks in, at most `window` unacknowledged.
+struct FrameSender {
+    write: BufWriter<OwnedWriteHalf>,
+    acks: BufReader<OwnedReadHalf>,
+    /// The frame, prefix included, whose sequence number is set before each write.
+    frame: Vec<u8>,
+    window: u64,
+    sent: u64,
+    acked: u64,
+}
+
+impl FrameSender {
+    /// Sends until `limit` frames are out, flushing and waiting for an ack whenever the window
+    /// is full.
+    async fn send_up_to(&mut self, limit: u64) {
+        loop {
+            while self.sent < limit && self.sent - self.acked < self.window {
+                self.frame[PREFIX..PREFIX + 8].copy_from_slice(&self.sent.to_be_bytes());
+                self.write
+                    .write_all(&self.frame)
+                    .await
+                    .expect("receiver alive");
+                self.sent += 1;
+            }
+            self.write.flush().await.expect("receiver alive");
+            if self.sent == limit {
+                return;
+            }
+            self.read_ack().await;
+        }
+    }
+
+    async fn read_ack(&mut self) {
+        let mut ack = [0; PREFIX + 8];
+        assert!(read_frame(&mut self.acks, &mut ack, 8).await, "an ack");
+        let received = u64::from_be_bytes(ack[PREFIX..].try_into().unwrap());
+        self.acked = self.acked.max(received);
     }
 }
 

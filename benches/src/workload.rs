@@ -39,11 +39,22 @@ pub enum Workload {
     Mutex,
     /// Four tasks increment a counter under one `Mutex`, vs `tokio::sync::Mutex`.
     MutexContended,
+    /// Ping-pong between a process on one runtime and a process on another, each runtime with
+    /// its own `Net`, over loopback TCP; vs length-prefixed frames echoed over a tokio
+    /// `TcpStream`.
+    RemotePingPong,
+    /// One-way stream of 100-byte bodies to a process on another runtime over loopback TCP,
+    /// acknowledged every [`RemoteFlow::ack_every`] messages with at most
+    /// [`RemoteFlow::window`] in flight; vs the same frames and windows over a tokio
+    /// `TcpStream`.
+    RemoteOneWay,
+    /// The same with 64 KiB bodies.
+    RemoteOneWay64k,
 }
 
 impl Workload {
     /// Every workload, in the order of the table.
-    pub const ALL: [Workload; 16] = [
+    pub const ALL: [Workload; 19] = [
         Workload::W1,
         Workload::W1b,
         Workload::W2,
@@ -60,6 +71,9 @@ impl Workload {
         Workload::Queue,
         Workload::Mutex,
         Workload::MutexContended,
+        Workload::RemotePingPong,
+        Workload::RemoteOneWay,
+        Workload::RemoteOneWay64k,
     ];
 
     /// The name used on the command line, in the JSON lines and in the table.
@@ -81,6 +95,9 @@ impl Workload {
             Workload::Queue => "queue",
             Workload::Mutex => "mutex",
             Workload::MutexContended => "mutex-contended",
+            Workload::RemotePingPong => "remote-ping-pong",
+            Workload::RemoteOneWay => "remote-oneway",
+            Workload::RemoteOneWay64k => "remote-oneway-64k",
         }
     }
 
@@ -109,20 +126,25 @@ impl Workload {
             Workload::Queue => "`Queue` put/get, 1 producer, 1 consumer",
             Workload::Mutex => "`Mutex` lock/unlock, uncontended",
             Workload::MutexContended => "`Mutex` lock/unlock, 4 tasks contending",
+            Workload::RemotePingPong => "remote ping-pong over loopback TCP (tell/tell)",
+            Workload::RemoteOneWay => "remote one-way over loopback TCP, 100-byte bodies, windowed",
+            Workload::RemoteOneWay64k => {
+                "remote one-way over loopback TCP, 64 KiB bodies, windowed"
+            }
         }
     }
 
     /// The unit of the value reported.
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::W1 | Workload::W1b => "ns/round-trip",
+            Workload::W1 | Workload::W1b | Workload::RemotePingPong => "ns/round-trip",
             Workload::W2 => "requests/s",
             Workload::W3 => "msgs/s",
             Workload::W4 => "actors/s",
             Workload::W4Mem => "bytes/actor",
             Workload::W5 => "hops/s",
             Workload::Then => "ns/chain",
-            Workload::W3Bounded => "msgs/s",
+            Workload::W3Bounded | Workload::RemoteOneWay | Workload::RemoteOneWay64k => "msgs/s",
             Workload::Restart => "ns/restart",
             Workload::Pipe | Workload::PipeDuplex | Workload::Pipeline => "GiB/s",
             Workload::Queue => "items/s",
@@ -141,7 +163,35 @@ impl Workload {
                 | Workload::Restart
                 | Workload::Mutex
                 | Workload::MutexContended
+                | Workload::RemotePingPong
         )
+    }
+
+    /// The body of every message of a remote one-way workload, in bytes (not scaled); the
+    /// table shows its rate in MB/s (10^6 bytes of bodies per second) beside the messages/s.
+    pub fn body_bytes(self) -> Option<usize> {
+        match self {
+            Workload::RemoteOneWay => Some(100),
+            Workload::RemoteOneWay64k => Some(64 * 1024),
+            _ => None,
+        }
+    }
+
+    /// The flow control of a remote one-way workload (not scaled).
+    pub fn flow(self) -> Option<RemoteFlow> {
+        match self {
+            // About 0.75 MB of procession frames (about 180 bytes each) in flight.
+            Workload::RemoteOneWay => Some(RemoteFlow {
+                window: 4096,
+                ack_every: 512,
+            }),
+            // 4 MiB of bodies in flight: half the transport's default 8 MiB peer buffer.
+            Workload::RemoteOneWay64k => Some(RemoteFlow {
+                window: 64,
+                ack_every: 8,
+            }),
+            _ => None,
+        }
     }
 
     /// PERFORMANCE.md's target for procession, as the bound on `procession / best peer`.
@@ -156,13 +206,17 @@ impl Workload {
             Workload::Then => 1.0,
             Workload::Pipe => 1.0,
             Workload::PipeDuplex => 3.0,
+            // ≤ 1.5 × a raw TCP ping-pong; ≥ 0.5 × a raw framed TCP stream of 100-byte messages.
+            Workload::RemotePingPong => 1.5,
+            Workload::RemoteOneWay => 0.5,
             // Procession only (no peer to compare with), or no target in PERFORMANCE.md.
             Workload::W3Bounded
             | Workload::Restart
             | Workload::Pipeline
             | Workload::Queue
             | Workload::Mutex
-            | Workload::MutexContended => f64::NAN,
+            | Workload::MutexContended
+            | Workload::RemoteOneWay64k => f64::NAN,
         }
     }
 }
@@ -207,7 +261,29 @@ pub struct Counts {
     pub locks: u64,
     /// Tasks contending in `mutex-contended` (not scaled).
     pub contenders: usize,
+    /// Round trips in `remote-ping-pong`.
+    pub remote_round_trips: u64,
+    /// Messages in `remote-oneway` (100-byte bodies).
+    pub remote_messages: u64,
+    /// Messages in `remote-oneway-64k` (64 KiB bodies: 4 GiB of them).
+    pub remote_messages_64k: u64,
 }
+
+/// The window protocol of the remote one-way workloads: the receiver acknowledges every
+/// `ack_every` messages (and the last one) with the count it has received; the sender keeps at
+/// most `window` messages sent and not acknowledged. So at most `window` frames wait in the
+/// sender's buffers, well under the transport's 8 MiB per-peer bound, and none is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteFlow {
+    /// Messages sent and not yet acknowledged, at most.
+    pub window: u64,
+    /// The receiver acknowledges every this many messages.
+    pub ack_every: u64,
+}
+
+/// Untimed round trips (or one window of messages) before the clock starts, so both
+/// connections are made and warm (not scaled).
+pub const REMOTE_WARMUP: u64 = 100;
 
 impl Counts {
     pub fn at(scale: f64) -> Counts {
@@ -231,6 +307,9 @@ impl Counts {
             queue_items: n(1e7, 1.0),
             locks: n(1e7, 1.0),
             contenders: 4,
+            remote_round_trips: n(1e5, 1.0),
+            remote_messages: n(5e6, 1.0),
+            remote_messages_64k: n(65_536.0, 1.0),
         }
     }
 }
