@@ -24,7 +24,7 @@
 //!     body: bytes::Bytes::from_static(b"payload"),
 //! };
 //! let mut wire = BytesMut::new();
-//! frame.encode(&mut wire);
+//! frame.encode(&mut wire).unwrap();
 //! let decoded = FrameDecoder::new(1 << 20).decode(&mut wire).unwrap().unwrap();
 //! assert_eq!(decoded, frame);
 //! assert!(wire.is_empty());
@@ -97,32 +97,50 @@ impl Frame {
     /// Appends the encoded frame to `out`. The Upids are printed straight into `out` and their
     /// lengths patched in after, so encoding allocates nothing beyond `out`'s growth.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// Panics if `from`, `to` or `name` is longer than 65,535 bytes, or the frame longer than
-    /// 4 GiB: the sender's bug, never the peer's.
-    pub fn encode(&self, out: &mut BytesMut) {
+    /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes, and
+    /// [`FrameError::TooLarge`] for a frame over 4 GiB; `out` is then left as it was.
+    pub fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
         let start = out.len();
+        let encoded = self.encode_at(out, start);
+        if encoded.is_err() {
+            out.truncate(start);
+        }
+        encoded
+    }
+
+    fn encode_at(&self, out: &mut BytesMut, start: usize) -> Result<(), FrameError> {
         out.reserve(PREFIX + 2 + 6 + 64 + self.name.len() + self.body.len());
         out.put_u32(0);
         out.put_u8(VERSION);
         out.put_u8(self.kind.to_byte());
-        put_field(out, |out| write!(out, "{}", self.from));
-        put_field(out, |out| write!(out, "{}", self.to));
-        put_field(out, |out| out.write_str(&self.name));
+        put_field(out, "from", |out| write!(out, "{}", self.from))?;
+        put_field(out, "to", |out| write!(out, "{}", self.to))?;
+        put_field(out, "name", |out| out.write_str(&self.name))?;
         out.put_slice(&self.body);
-        let length = u32::try_from(out.len() - start - PREFIX).expect("a frame fits in 4 GiB");
+        let length = out.len() - start - PREFIX;
+        let length = u32::try_from(length).map_err(|_| FrameError::TooLarge {
+            length,
+            limit: u32::MAX as usize,
+        })?;
         out[start..start + PREFIX].copy_from_slice(&length.to_be_bytes());
+        Ok(())
     }
 }
 
 /// Writes a u16-length-prefixed field with `write`, patching the length in afterwards.
-fn put_field(out: &mut BytesMut, write: impl FnOnce(&mut BytesMut) -> fmt::Result) {
+fn put_field(
+    out: &mut BytesMut,
+    field: &'static str,
+    write: impl FnOnce(&mut BytesMut) -> fmt::Result,
+) -> Result<(), FrameError> {
     let at = out.len();
     out.put_u16(0);
-    write(out).expect("writing into memory cannot fail");
-    let length = u16::try_from(out.len() - at - 2).expect("a frame field fits in 64 KiB");
+    write(out).map_err(|_| FrameError::Field(field))?;
+    let length = u16::try_from(out.len() - at - 2).map_err(|_| FrameError::Field(field))?;
     out[at..at + 2].copy_from_slice(&length.to_be_bytes());
+    Ok(())
 }
 
 /// Why bytes are not a frame.
@@ -141,7 +159,7 @@ pub enum FrameError {
     Kind(u8),
     /// The frame ends inside a field, or is shorter than its header.
     Truncated,
-    /// A field is not UTF-8, or not a Upid.
+    /// A field is not UTF-8 or not a Upid (decoding), or longer than 64 KiB (encoding).
     Field(&'static str),
 }
 

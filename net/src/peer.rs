@@ -2,8 +2,9 @@
 //!
 //! Senders append encoded frames to the peer's buffer under a short lock and never wait; the
 //! peer's writer task takes the whole buffer at once, so under load many frames leave in one
-//! write. The buffer is bounded: a frame that would take it past [`Config::peer_buffer`] is
-//! dropped and counted, because a send must not block a handler and a slow peer must not grow
+//! write. The buffer is bounded: a message that would take it past [`Config::peer_buffer`] is
+//! dropped and counted (links and exit notices are small and always queued, so no linker
+//! waits forever), because a send must not block a handler and a slow peer must not grow
 //! the sender's memory. The writer also watches the connection's read side: the peer closing it
 //! or an I/O error ends the connection, drops what was still queued (counted), and reports the
 //! node lost so every local process linked to one of its processes gets `exited(Lost)`. The next
@@ -20,7 +21,7 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::frame::Frame;
+use crate::frame::{Frame, Kind};
 use crate::stats::Reason;
 use crate::transport::Shared;
 
@@ -81,8 +82,16 @@ impl Peer {
                 return false;
             }
             let before = queue.buffer.len();
-            frame.encode(&mut queue.buffer);
-            if queue.buffer.len() > shared.config.peer_buffer {
+            if let Err(error) = frame.encode(&mut queue.buffer) {
+                drop(queue);
+                shared.stats.dropped(Reason::Malformed, 1);
+                tracing::warn!(peer = %self.address, name = %frame.name, %error, "frame cannot be encoded; dropped");
+                return true;
+            }
+            // Links and exit notices are small and must not vanish while the connection
+            // lives (a linker would wait forever): only messages are held to the bound.
+            let over = queue.buffer.len() > shared.config.peer_buffer;
+            if over && frame.kind == Kind::Message {
                 queue.buffer.truncate(before);
                 drop(queue);
                 shared.stats.dropped(Reason::PeerFull, 1);
@@ -137,8 +146,10 @@ async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
         tracing::info!(peer = %peer.address, %error, "connection to peer ended");
     }
     peer.close(&shared);
-    shared.forget_peer(&peer);
+    // Reported before the peer leaves the map: a link made meanwhile still finds this closed
+    // peer, so it goes out on a new connection only after this report, not before it.
     shared.inbound.peer_lost(peer.address);
+    shared.forget_peer(&peer);
 }
 
 async fn connect_and_write(shared: &Shared, peer: &Peer) -> std::io::Result<()> {

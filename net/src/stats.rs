@@ -10,7 +10,8 @@ pub(crate) enum Reason {
     PeerFull,
     /// The peer could not be reached, or the connection broke with messages still queued.
     Unreachable,
-    /// Bytes that are not a frame (bad length, version, kind or field).
+    /// Bytes that are not a frame (bad length, version, kind or field), or a frame too large to
+    /// encode.
     Malformed,
     /// A peer that failed the shared-secret handshake.
     Unauthenticated,

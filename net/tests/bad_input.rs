@@ -63,7 +63,8 @@ fn frame(to: &Upid, name: &str, body: Bytes) -> BytesMut {
         name: name.into(),
         body,
     }
-    .encode(&mut wire);
+    .encode(&mut wire)
+    .unwrap();
     wire
 }
 

@@ -34,7 +34,7 @@ fn frame() -> impl Strategy<Value = Frame> {
 fn encoded(frames: &[Frame]) -> BytesMut {
     let mut wire = BytesMut::new();
     for frame in frames {
-        frame.encode(&mut wire);
+        frame.encode(&mut wire).unwrap();
     }
     wire
 }
