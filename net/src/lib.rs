@@ -47,9 +47,10 @@
 //! - **Order.** Messages from one process to another arrive in the order sent while the
 //!   connection lives.
 //! - **Back-pressure.** A peer's queue is bounded ([`Builder::peer_buffer`], 8 MiB by
-//!   default): a slow reader cannot grow the sender's memory; frames past the bound are dropped
-//!   and counted (`net.dropped.peer_full`), as a lossy network would, and a send never blocks a
-//!   handler.
+//!   default): a slow reader cannot grow the sender's memory; messages past the bound are
+//!   dropped and counted (`net.dropped.peer_full`), as a lossy network would, and a send never
+//!   blocks a handler. Links and exit notices (small) are always queued, so no linker waits
+//!   forever behind a full queue.
 //! - **Security.** Loopback by default; an optional shared secret authenticates every
 //!   connection both ways ([`Builder::secret`]); frames over [`Builder::max_frame`] close the
 //!   connection before their bytes are read. Bad input — garbage, truncated frames, oversized

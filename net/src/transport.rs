@@ -67,8 +67,9 @@ impl Builder {
         self
     }
 
-    /// Bounds the frames queued for one peer (default [`DEFAULT_PEER_BUFFER`]); past it, sends
-    /// to that peer are dropped and counted in `net.dropped.peer_full`.
+    /// Bounds the frames queued for one peer (default [`DEFAULT_PEER_BUFFER`]); past it,
+    /// messages to that peer are dropped and counted in `net.dropped.peer_full` (links and exit
+    /// notices still go). A message larger than the bound can never be sent.
     pub fn peer_buffer(mut self, bytes: usize) -> Self {
         self.peer_buffer = bytes;
         self
