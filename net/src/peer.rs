@@ -31,6 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Peer {
     address: SocketAddr,
     queue: Mutex<Queue>,
+    /// Wakes a connection attempt that [`stop`](Self::stop) should cut short.
+    stopped: tokio::sync::Notify,
 }
 
 struct Queue {
@@ -46,6 +48,7 @@ impl Peer {
     pub(crate) fn start(shared: &Arc<Shared>, address: SocketAddr) -> Arc<Peer> {
         let peer = Arc::new(Peer {
             address,
+            stopped: tokio::sync::Notify::new(),
             queue: Mutex::new(Queue {
                 buffer: BytesMut::new(),
                 frames: 0,
@@ -72,6 +75,7 @@ impl Peer {
         if let Some(writer) = writer {
             writer.wake();
         }
+        self.stopped.notify_one();
     }
 
     /// Queues `frame`; false if this connection has ended (the caller makes a new one).
@@ -161,9 +165,13 @@ async fn connect_and_write(shared: &Shared, peer: &Peer) -> std::io::Result<()> 
         }
         Ok::<_, std::io::Error>(stream)
     };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let stream = tokio::select! {
+        connected = tokio::time::timeout(CONNECT_TIMEOUT, connect) => connected
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??,
+        () = peer.stopped.notified() => {
+            return Err(std::io::Error::other("the transport is shutting down"));
+        }
+    };
     shared.stats.connections.increment();
     let _connected = scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");

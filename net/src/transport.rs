@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use procession::{ExitReason, Future, Inbound, Runtime, Transport, Upid};
 use crate::connection;
 use crate::frame::{Frame, Kind};
 use crate::peer::Peer;
-use crate::stats::Stats;
+use crate::stats::{Reason, Stats};
 use crate::wire;
 
 /// The largest frame accepted by default: 16 MiB.
@@ -104,6 +105,7 @@ impl Builder {
                 peer_buffer: self.peer_buffer,
             },
             peers: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         });
         let accepting = inbound.spawn(accept(shared.clone(), listener));
@@ -170,7 +172,12 @@ impl Net {
         for task in self.shared.tasks.lock().drain(..) {
             task.discard();
         }
-        let peers: Vec<_> = self.shared.peers.lock().drain().map(|(_, p)| p).collect();
+        let peers: Vec<_> = {
+            let mut peers = self.shared.peers.lock();
+            // Under the map's lock: a send that raced `clear_transport` cannot start a peer now.
+            self.shared.stopped.store(true, Ordering::Relaxed);
+            peers.drain().map(|(_, p)| p).collect()
+        };
         for peer in peers {
             peer.stop();
         }
@@ -192,6 +199,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) stats: Stats,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
+    /// Set by `Net::shutdown` (under `peers`' lock): no new connection is made.
+    stopped: AtomicBool,
     /// The accept loop and the inbound connections, discarded at shutdown.
     tasks: Mutex<Vec<Future<()>>>,
 }
@@ -200,12 +209,18 @@ impl Shared {
     fn send(self: &Arc<Self>, frame: Frame) {
         let address = frame.to.address();
         loop {
-            let peer = self
-                .peers
-                .lock()
-                .entry(address)
-                .or_insert_with(|| Peer::start(self, address))
-                .clone();
+            let peer = {
+                let mut peers = self.peers.lock();
+                if self.stopped.load(Ordering::Relaxed) {
+                    drop(peers);
+                    self.stats.dropped(Reason::Unreachable, 1);
+                    return;
+                }
+                peers
+                    .entry(address)
+                    .or_insert_with(|| Peer::start(self, address))
+                    .clone()
+            };
             if peer.push(self, &frame) {
                 return;
             }
