@@ -8,11 +8,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use procession::metrics::Value;
 use procession::{send, Context, Message, Process, Runtime, Upid};
 use procession_net::frame::{Frame, Kind};
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
+
+mod support;
 
 #[derive(Serialize, Deserialize)]
 struct Note(u64);
@@ -31,10 +32,7 @@ impl Process for Inbox {
 }
 
 fn malformed(runtime: &Runtime) -> u64 {
-    match runtime.metrics().snapshot().get("net.dropped.malformed") {
-        Some(Value::Counter(n)) => *n,
-        other => panic!("{other:?}"),
-    }
+    support::counter(runtime, "net.dropped.malformed")
 }
 
 /// Writes `bytes` on a fresh connection, ends it, and waits for the node to close its side.

@@ -7,13 +7,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use procession::metrics::Value;
 use procession::{link, send, Context, ExitReason, Message, Process, Runtime, Upid};
 use procession_net::frame::{FrameDecoder, Kind};
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
+use support::{counter, watch, PATIENCE};
 
-const PATIENCE: Duration = Duration::from_secs(20);
+mod support;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Note(u64);
@@ -25,37 +25,6 @@ impl Message for Note {
 struct Blob(String);
 impl Message for Blob {
     const NAME: &'static str = "review::Blob";
-}
-
-fn counter(runtime: &Runtime, name: &str) -> u64 {
-    match runtime.metrics().snapshot().get(name) {
-        Some(Value::Counter(n)) => *n,
-        other => panic!("{name}: {other:?}"),
-    }
-}
-
-/// Links to `target` at start and reports every `exited` notice.
-struct Watcher {
-    target: Upid,
-    notices: mpsc::Sender<(Upid, ExitReason)>,
-}
-
-impl Process for Watcher {
-    fn initialize(&mut self, _ctx: &mut Context<'_, Self>) {
-        link(&self.target);
-    }
-    fn exited(&mut self, _ctx: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
-        let _ = self.notices.send((upid.clone(), reason.clone()));
-    }
-}
-
-fn watch(runtime: &Runtime, target: &Upid) -> mpsc::Receiver<(Upid, ExitReason)> {
-    let (notices, received) = mpsc::channel();
-    runtime.spawn(Watcher {
-        target: target.clone(),
-        notices,
-    });
-    received
 }
 
 /// Links to `target` at start, then says so.

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use procession::metrics::Value;
 use procession::{
-    dispatch, link, monitor, send, terminate, Context, ExitReason, Message, Process, Runtime, Upid,
+    dispatch, monitor, send, terminate, Context, ExitReason, Message, Process, Runtime, Upid,
 };
+mod support;
+
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
-
-const PATIENCE: Duration = Duration::from_secs(20);
+use support::{counter, node, watch, PATIENCE};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Note(u64);
@@ -49,22 +49,9 @@ impl Process for Inbox {
     }
 }
 
-fn node() -> (Runtime, Net) {
-    let runtime = Runtime::new();
-    let net = Net::start(&runtime).unwrap();
-    (runtime, net)
-}
-
 fn inbox(runtime: &Runtime, relay: Option<Upid>) -> (Upid, mpsc::Receiver<(Upid, u64)>) {
     let (notes, received) = mpsc::channel();
     (runtime.spawn(Inbox { notes, relay }).upid(), received)
-}
-
-fn counter(runtime: &Runtime, name: &str) -> u64 {
-    match runtime.metrics().snapshot().get(name) {
-        Some(Value::Counter(n)) => *n,
-        other => panic!("{name}: {other:?}"),
-    }
 }
 
 #[test]
@@ -121,31 +108,6 @@ fn a_relay_through_three_nodes() {
         .map(|_| received.recv_timeout(PATIENCE).unwrap().1)
         .collect();
     assert_eq!(got, (0..100).collect::<Vec<_>>());
-}
-
-/// Links to `target` at start and reports every `exited` notice.
-struct Watcher {
-    target: Upid,
-    notices: mpsc::Sender<(Upid, ExitReason)>,
-}
-
-impl Process for Watcher {
-    fn initialize(&mut self, _ctx: &mut Context<'_, Self>) {
-        link(&self.target);
-    }
-
-    fn exited(&mut self, _ctx: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
-        let _ = self.notices.send((upid.clone(), reason.clone()));
-    }
-}
-
-fn watch(runtime: &Runtime, target: &Upid) -> mpsc::Receiver<(Upid, ExitReason)> {
-    let (notices, received) = mpsc::channel();
-    runtime.spawn(Watcher {
-        target: target.clone(),
-        notices,
-    });
-    received
 }
 
 #[test]
