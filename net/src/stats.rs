@@ -1,6 +1,6 @@
 //! The transport's metrics, registered on the runtime's registry under `net.`.
 
-use procession::metrics::{Counter, Gauge};
+use procession::metrics::{Counter, Gauge, MetricError};
 use procession::Metrics;
 
 /// Why a frame, message or connection was dropped.
@@ -31,25 +31,24 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn register(metrics: &Metrics) -> Stats {
-        let counter = |name: &str| {
-            metrics
-                .counter(name)
-                .unwrap_or_else(|e| panic!("registering {name}: {e}"))
-        };
-        Stats {
-            connections: metrics
-                .gauge("net.connections")
-                .unwrap_or_else(|e| panic!("registering net.connections: {e}")),
-            bytes_in: counter("net.bytes_in"),
-            bytes_out: counter("net.bytes_out"),
-            messages_in: counter("net.messages_in"),
-            messages_out: counter("net.messages_out"),
-            peer_full: counter("net.dropped.peer_full"),
-            unreachable: counter("net.dropped.unreachable"),
-            malformed: counter("net.dropped.malformed"),
-            unauthenticated: counter("net.dropped.unauthenticated"),
-        }
+    /// Registers every `net.*` metric (a second transport on the runtime shares them).
+    ///
+    /// # Errors
+    ///
+    /// When one of the names is already registered as another kind of metric.
+    pub(crate) fn register(metrics: &Metrics) -> Result<Stats, MetricError> {
+        let counter = |name: &str| metrics.counter(name);
+        Ok(Stats {
+            connections: metrics.gauge("net.connections")?,
+            bytes_in: counter("net.bytes_in")?,
+            bytes_out: counter("net.bytes_out")?,
+            messages_in: counter("net.messages_in")?,
+            messages_out: counter("net.messages_out")?,
+            peer_full: counter("net.dropped.peer_full")?,
+            unreachable: counter("net.dropped.unreachable")?,
+            malformed: counter("net.dropped.malformed")?,
+            unauthenticated: counter("net.dropped.unauthenticated")?,
+        })
     }
 
     pub(crate) fn dropped(&self, why: Reason, count: u64) {

@@ -82,7 +82,9 @@ impl Builder {
     /// # Errors
     ///
     /// The bind's I/O error, or `InvalidInput` when listening on an unspecified address (such
-    /// as `0.0.0.0`) with no [`advertise`](Self::advertise) address.
+    /// as `0.0.0.0`) with no [`advertise`](Self::advertise) address, or when the runtime
+    /// already has a metric named like one of the transport's `net.*` metrics but of another
+    /// kind.
     pub fn start(self, runtime: &Runtime) -> io::Result<Net> {
         let listener = TcpListener::bind(self.listen)?;
         listener.set_nonblocking(true)?;
@@ -95,8 +97,10 @@ impl Builder {
             ));
         }
         let inbound = runtime.inbound();
+        let stats = Stats::register(&inbound.metrics())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let shared = Arc::new(Shared {
-            stats: Stats::register(&inbound.metrics()),
+            stats,
             inbound: inbound.clone(),
             address,
             config: Config {

@@ -1,4 +1,4 @@
-//! Bad input over real sockets: garbage, an oversized length prefix, an unknown version, a frame
+//! Bad input, over real sockets and in the options: garbage, an oversized length prefix, an unknown version, a frame
 //! cut short, unknown message names and receivers. The node closes what cannot be trusted,
 //! counts and drops the rest, never panics, and keeps serving a well-behaved peer.
 
@@ -128,4 +128,28 @@ fn unknown_names_and_receivers_are_dropped_and_counted() {
     let _entered = runtime.enter();
     send(&inbox, Note(3));
     assert_eq!(received.recv_timeout(Duration::from_secs(20)).unwrap(), 3);
+}
+
+#[test]
+fn a_clashing_metric_name_is_an_error_not_a_panic() {
+    let runtime = Runtime::new();
+    runtime.metrics().gauge("net.bytes_in").unwrap();
+    let error = Net::start(&runtime).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("net.bytes_in"), "{error}");
+}
+
+#[test]
+fn listening_on_an_unspecified_address_needs_one_to_advertise() {
+    let runtime = Runtime::new();
+    let listen = "0.0.0.0:0".parse().unwrap();
+    let error = Net::builder().listen(listen).start(&runtime).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let advertised = "127.0.0.1:1".parse().unwrap();
+    let net = Net::builder()
+        .listen(listen)
+        .advertise(advertised)
+        .start(&runtime)
+        .unwrap();
+    assert_eq!(net.address(), advertised);
 }
