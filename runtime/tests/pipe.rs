@@ -377,6 +377,21 @@ fn the_sink_adapter_fails_once_the_reader_closed() {
     );
 }
 
+#[test]
+fn the_sink_adapter_refuses_items_after_it_closed() {
+    let (reader, mut writer) = pipe::stream::<u32>(4);
+    futures::executor::block_on(async {
+        writer.send(1).await.unwrap();
+        SinkExt::close(&mut writer).await.unwrap();
+        let failure = writer.send(2).await.unwrap_err();
+        assert_eq!(
+            failure.downcast_ref::<PipeError>(),
+            Some(&PipeError::WriterClosed)
+        );
+    });
+    assert_eq!(reader.read_to_vec().get(), Some(vec![1]));
+}
+
 /// A writer thread and a reader thread drive the ends through the `Sink`/`Stream` adapters.
 fn stream_across_threads(chunks: Vec<Bytes>, capacity: usize) -> (Vec<Bytes>, usize) {
     let (reader, writer) = pipe::pipe_with_capacity(capacity);
