@@ -1,6 +1,7 @@
 //! Engine: a FIFO line of pending promises, each withdrawable by the key its discard hook holds.
 //!
-//! The waiting side of [`Queue`](crate::Queue) and [`Mutex`](crate::Mutex): a caller joins the line with a promise and gets a key;
+//! The waiting side of [`Queue`](crate::Queue), [`Mutex`](crate::Mutex) and
+//! [`RateLimiter`](crate::RateLimiter): a caller joins the line with a promise and gets a key;
 //! the primitive serves the line from the front; a discard request withdraws the key's entry (a
 //! no-op once it was served) and ends its future discarded. The owner keeps the line under its
 //! own lock and completes or discards withdrawn promises only after releasing it.

@@ -52,6 +52,7 @@ use crate::clock::{after, Clock};
 use crate::context;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
+use crate::line::Line;
 
 /// Grants at most `permits` acquisitions in any span of `per` of the runtime clock, in the order
 /// they were asked for.
@@ -102,16 +103,9 @@ struct State {
     /// The instants of the latest grants still inside the window, oldest first; at most
     /// `permits` of them.
     grants: VecDeque<Instant>,
-    waiters: VecDeque<Waiter>,
-    next_id: u64,
+    waiters: Line<()>,
     /// The timer that wakes the line when the oldest grant leaves the window; at most one.
     timer: Option<Future<()>>,
-}
-
-/// A pending acquire: the promise of its future, and the id its discard hook looks for.
-struct Waiter {
-    id: u64,
-    promise: Promise<()>,
 }
 
 impl RateLimiter {
@@ -133,8 +127,7 @@ impl RateLimiter {
                 handle,
                 state: Mutex::new(State {
                     grants: VecDeque::new(),
-                    waiters: VecDeque::new(),
-                    next_id: 0,
+                    waiters: Line::new(),
                     timer: None,
                 }),
             }),
@@ -178,12 +171,10 @@ impl RateLimiter {
         let future = promise.future();
         {
             let mut state = self.shared.state.lock();
-            let id = state.next_id;
-            state.next_id += 1;
+            let key = state.waiters.push(promise);
             let shared = Arc::downgrade(&self.shared);
-            // A fresh promise has no discard request yet, so the hook cannot run under our lock.
-            promise.on_discard(move || leave(&shared, id));
-            state.waiters.push_back(Waiter { id, promise });
+            // A fresh future has no discard request yet, so the hook cannot run under our lock.
+            future.when_discard(move || leave(&shared, key));
         }
         pump(&self.shared, false);
         future
@@ -193,17 +184,12 @@ impl RateLimiter {
 /// The discard hook of a pending acquire: leave the line and end discarded (a no-op once it
 /// was granted). No permit was taken, and the acquires behind it wait for the same instant as
 /// before, so nothing else needs to move.
-fn leave(shared: &Weak<Shared>, id: u64) {
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
-    let removed = {
-        let mut state = shared.state.lock();
-        let index = state.waiters.iter().position(|waiter| waiter.id == id);
-        index.and_then(|index| state.waiters.remove(index))
-    };
-    if let Some(waiter) = removed {
-        waiter.promise.discard();
+fn leave(shared: &Weak<Shared>, key: u64) {
+    let withdrawn = shared
+        .upgrade()
+        .and_then(|s| s.state.lock().waiters.withdraw(key));
+    if let Some(waiter) = withdrawn {
+        waiter.discard();
     }
 }
 
@@ -225,20 +211,21 @@ fn pump(shared: &Arc<Shared>, fired: bool) {
                 _ => break,
             };
         }
-        while let Some(waiter) = state.waiters.pop_front() {
-            if waiter.promise.has_discard() {
-                skipped.push(waiter.promise);
-            } else if state.grants.len() < shared.permits {
-                state.grants.push_back(now);
-                granted.push(waiter.promise);
-            } else {
-                state.waiters.push_front(waiter);
-                break;
+        // A waiter whose discard was requested (its hook not yet run) is passed over, not
+        // granted; with no room, such waiters stay until their hooks withdraw them.
+        while state.grants.len() < shared.permits {
+            match state.waiters.pop() {
+                Some(waiter) if waiter.has_discard() => skipped.push(waiter),
+                Some(waiter) => {
+                    state.grants.push_back(now);
+                    granted.push(waiter);
+                }
+                None => break,
             }
         }
         let oldest = state.grants.front().copied();
         match oldest.and_then(|oldest| oldest.checked_add(shared.per)) {
-            Some(leaves) if !state.waiters.is_empty() && state.timer.is_none() => {
+            Some(leaves) if state.waiters.len() > 0 && state.timer.is_none() => {
                 Some(leaves.saturating_duration_since(now))
             }
             // A window too long for an `Instant` never ends: nothing to arm.
@@ -288,7 +275,7 @@ fn arm(shared: &Arc<Shared>, wait: Duration) {
                 let abandoned = {
                     let mut state = shared.state.lock();
                     state.timer = None;
-                    std::mem::take(&mut state.waiters)
+                    std::mem::replace(&mut state.waiters, Line::new())
                 };
                 drop(abandoned);
             }
