@@ -78,7 +78,9 @@ struct Effects<T: Send + Sync + 'static> {
     discarded_reads: Vec<Promise<Option<T>>>,
     write: Option<Completion<()>>,
     closed_watchers: Vec<Promise<()>>,
-    wakers: Vec<Waker>,
+    /// The two ends' wakers: fields rather than a list, so waking costs no allocation.
+    wake_reader: Option<Waker>,
+    wake_writer: Option<Waker>,
     /// Items the pipe let go of (a closed reader's buffer, a refused or withdrawn write): their
     /// drop may run arbitrary code, such as abandoning a promise, so it waits for the unlock.
     dropped: Vec<T>,
@@ -91,7 +93,8 @@ impl<T: Send + Sync + 'static> Effects<T> {
             discarded_reads: Vec::new(),
             write: None,
             closed_watchers: Vec::new(),
-            wakers: Vec::new(),
+            wake_reader: None,
+            wake_writer: None,
             dropped: Vec::new(),
         }
     }
@@ -115,7 +118,7 @@ impl<T: Send + Sync + 'static> Effects<T> {
         for promise in self.closed_watchers {
             promise.set(());
         }
-        for waker in self.wakers {
+        for waker in [self.wake_reader, self.wake_writer].into_iter().flatten() {
             waker.wake();
         }
         drop(self.dropped);
@@ -198,7 +201,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
                 state.held = Some(held);
             }
         }
-        effects.wakers.extend(state.write_waker.take());
+        effects.wake_writer = effects.wake_writer.take().or(state.write_waker.take());
         Some(item)
     }
 
@@ -324,7 +327,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
         }
         state.buffered += weight;
         state.buffer.push_back(item);
-        effects.wakers.extend(state.read_waker.take());
+        effects.wake_reader = effects.wake_reader.take().or(state.read_waker.take());
         Ok(())
     }
 
@@ -467,7 +470,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
             while let Some(read) = state.reads.pop() {
                 effects.reads.push((read, outcome.clone().map(|()| None)));
             }
-            effects.wakers.extend(state.read_waker.take());
+            effects.wake_reader = effects.wake_reader.take().or(state.read_waker.take());
         }
         effects.run();
     }
@@ -497,8 +500,8 @@ impl<T: Send + Sync + 'static> Channel<T> {
             while let Some(watcher) = state.closed_watchers.pop() {
                 effects.closed_watchers.push(watcher);
             }
-            effects.wakers.extend(state.write_waker.take());
-            effects.wakers.extend(state.read_waker.take());
+            effects.wake_writer = effects.wake_writer.take().or(state.write_waker.take());
+            effects.wake_reader = effects.wake_reader.take().or(state.read_waker.take());
         }
         effects.run();
     }
