@@ -231,6 +231,8 @@ fn reap_waits_for_children_started_elsewhere() {
     let status = rt.block_on(reap(started.id())).unwrap();
     assert_eq!(status.code(), Some(7));
     assert!(!is_our_child(started.id()));
+    let not_a_pid = reap(u32::MAX);
+    assert!(support::failure_message(&not_a_pid).contains("not a process id"));
     let not_ours = reap(1);
     assert!(rt.block_on(not_ours.clone()).is_err());
     assert!(support::failure_message(&not_ours).contains("reap 1"));
