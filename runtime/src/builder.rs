@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::handle::Shared;
 use crate::quiesce::Quiesce;
@@ -28,7 +28,7 @@ static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 pub struct Builder {
     workers: Option<usize>,
     name: String,
-    paused: bool,
+    paused: Option<Option<Instant>>,
     seed: Option<u64>,
     budget: usize,
     shutdown_timeout: Duration,
@@ -39,7 +39,7 @@ impl Default for Builder {
         Builder {
             workers: None,
             name: "procession".to_owned(),
-            paused: false,
+            paused: None,
             seed: None,
             budget: 64,
             shutdown_timeout: Duration::from_secs(30),
@@ -65,9 +65,17 @@ impl Builder {
         self
     }
 
-    /// Starts with the clock paused.
+    /// Starts with the clock paused (at the time the runtime is built).
     pub fn paused(mut self) -> Self {
-        self.paused = true;
+        self.paused = Some(None);
+        self
+    }
+
+    /// Starts with the clock paused at `instant`, which may be earlier than now. A simulation
+    /// starts every node at its common virtual time this way, also a node built (or rebuilt
+    /// after a crash) long after the others, in real time.
+    pub fn paused_at(mut self, instant: Instant) -> Self {
+        self.paused = Some(Some(instant));
         self
     }
 
@@ -125,7 +133,10 @@ impl Builder {
             local_address,
             scheduler,
             Quiesce::new(id, workers),
-            self.paused || self.seed.is_some(),
+            match self.paused {
+                Some(at) => Some(at.unwrap_or_else(Instant::now)),
+                None => self.seed.map(|_| Instant::now()),
+            },
         ));
         Runtime::start(shared, workers, self.shutdown_timeout)
             .map_err(|e| BuildError::new(format!("spawning a runtime thread failed: {e}")))

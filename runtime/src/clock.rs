@@ -131,7 +131,7 @@ impl Clock {
         let mut idle_rounds = 0u32;
         loop {
             if let Some(scheduler) = self.handle.scheduler().as_deterministic() {
-                if scheduler.step() {
+                if scheduler.step().is_some() {
                     continue;
                 }
             }

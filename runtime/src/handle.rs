@@ -64,7 +64,7 @@ impl Shared {
         local_address: SocketAddr,
         scheduler: Scheduler,
         quiesce: Quiesce,
-        paused: bool,
+        paused: Option<std::time::Instant>,
     ) -> Self {
         Shared {
             id,

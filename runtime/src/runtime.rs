@@ -51,6 +51,7 @@ use parking_lot::Mutex;
 use crate::builder::Builder;
 use crate::clock::Clock;
 use crate::context::{self, EnterGuard};
+use crate::driver::Driver;
 use crate::filter::Filter;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
@@ -226,6 +227,12 @@ impl Runtime {
         Inbound::new(self.handle.clone())
     }
 
+    /// The driver of a deterministic runtime, through which a simulation runs it step by step
+    /// (`None` for a threaded runtime); see [driver](crate::driver).
+    pub fn driver(&self) -> Option<Driver> {
+        Driver::new(self.handle.clone())
+    }
+
     /// The run trace in the deterministic mode (`None` for a threaded runtime).
     pub fn trace(&self) -> Option<Trace> {
         self.handle
@@ -322,11 +329,56 @@ impl Runtime {
                 );
             }
         }
+        self.stop_engine(!report.unfinished.is_empty());
+        report.panicked = self.handle.panicked();
+        tracing::debug!(runtime = %self.handle.name, "runtime shut down");
+        report
+    }
+
+    /// Stops the runtime at once, as if its OS process were killed: no `finalize` runs, no
+    /// linker on this runtime is told anything, queued events and armed timers are dropped (the
+    /// futures waiting on them end abandoned), child processes are killed, and the transport is
+    /// cut first, so nothing more leaves the node. Other nodes learn of the crash the way they
+    /// would in production: their transport reports the connection lost, and their linkers get
+    /// `exited` with [`ExitReason::Lost`](crate::ExitReason::Lost).
+    ///
+    /// This is for tests of failure handling (a simulation crashes nodes with it); a runtime
+    /// meant to end uses [`shutdown`](Self::shutdown).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from inside the runtime (a worker or a handler).
+    pub fn crash(self) {
+        assert!(
+            !context::inside(self.handle.id),
+            "Runtime::crash called from inside the runtime; it would wait for itself"
+        );
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _entered = self.enter();
+        self.handle.shutting_down.store(true, Ordering::SeqCst);
+        self.handle.set_transport(None);
+        for cell in self.handle.table().all() {
+            cell.abandon();
+        }
+        #[cfg(unix)]
+        self.handle
+            .children()
+            .kill_all(Instant::now() + Duration::from_secs(1));
+        self.stop_engine(true);
+        tracing::debug!(runtime = %self.handle.name, "runtime crashed");
+    }
+
+    /// Disarms the timers, stops the scheduler and joins the threads (waiting only briefly for
+    /// workers when `stuck` ones may be running a handler that never returns), then stops the
+    /// I/O driver and removes the transport and filter.
+    fn stop_engine(&self, stuck: bool) {
         self.handle.timers().shutdown();
         self.handle.scheduler().shutdown();
         let grace = Instant::now() + Duration::from_millis(100);
         for thread in self.threads.lock().drain(..) {
-            if !report.unfinished.is_empty() {
+            if stuck {
                 // A worker may be stuck in a handler that never returns: wait briefly, then
                 // leave it behind rather than hang.
                 while !thread.is_finished() && Instant::now() < grace {
@@ -340,12 +392,9 @@ impl Runtime {
                 tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");
             }
         }
-        report.panicked = self.handle.panicked();
         self.handle.stop_io();
         self.handle.set_transport(None);
         self.handle.filter().set(None);
-        tracing::debug!(runtime = %self.handle.name, "runtime shut down");
-        report
     }
 }
 
@@ -463,7 +512,7 @@ impl Parker {
             }
             if let Some((handle, scheduler)) = deterministic {
                 let timers = handle.timers();
-                if scheduler.step() || timers.fire_due() > 0 {
+                if scheduler.step().is_some() || timers.fire_due() > 0 {
                     continue;
                 }
                 if let Some(next) = timers.next_deadline() {

@@ -22,7 +22,7 @@ pub(crate) use self::threaded::Threaded;
 pub(crate) trait Runnable: Send + Sync + 'static {
     fn run(self: Arc<Self>);
     /// A stable name, for the deterministic trace.
-    fn name(&self) -> &str;
+    fn name(&self) -> &Arc<str>;
 }
 
 pub(crate) type Task = Arc<dyn Runnable>;

@@ -119,7 +119,7 @@ impl<T: Send + Sync + 'static> Runnable for Task<T> {
         self.handle.quiesce().finished();
     }
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &Arc<str> {
         &self.name
     }
 }

@@ -66,11 +66,11 @@ impl State {
 }
 
 impl Timers {
-    pub(crate) fn new(paused: bool) -> Self {
-        let now = Instant::now();
+    /// Timers on a clock paused at `paused`, or following real time for `None`.
+    pub(crate) fn new(paused: Option<Instant>) -> Self {
         Timers {
             state: Mutex::new(State {
-                paused: paused.then_some(now),
+                paused,
                 offset: Duration::ZERO,
                 queue: BTreeMap::new(),
                 next_seq: 0,

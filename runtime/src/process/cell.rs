@@ -424,7 +424,7 @@ impl<P: Process> Runnable for ProcessCell<P> {
         self.visit();
     }
 
-    fn name(&self) -> &str {
+    fn name(&self) -> &Arc<str> {
         &self.id
     }
 }

@@ -6,6 +6,7 @@
 //! seed and the same inputs give the same sequence of steps, which the [`Trace`] (a count and an
 //! FNV-1a hash of the runnables' names in run order) lets a test compare between two runs.
 
+use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -95,12 +96,18 @@ impl Deterministic {
         drop(runnable);
     }
 
-    /// Runs one runnable chosen by the generator; false if none is runnable.
-    pub(crate) fn step(&self) -> bool {
+    /// How many runnables wait to run.
+    pub(crate) fn runnable(&self) -> usize {
+        self.state.lock().runnable.len()
+    }
+
+    /// Runs one runnable chosen by the generator and returns its name; `None` if none is
+    /// runnable.
+    pub(crate) fn step(&self) -> Option<Arc<str>> {
         let task = {
             let mut state = self.state.lock();
             if state.runnable.is_empty() {
-                return false;
+                return None;
             }
             let index = (state.rng.next() % state.runnable.len() as u64) as usize;
             let task = state.runnable.swap_remove(index);
@@ -112,8 +119,9 @@ impl Deterministic {
             state.trace.steps += 1;
             task
         };
+        let name = task.name().clone();
         task.run();
-        true
+        Some(name)
     }
 
     pub(crate) fn trace(&self) -> Trace {

@@ -1,0 +1,93 @@
+//! The simulation seam: how a simulation drives deterministic runtimes one step at a time.
+//!
+//! A deterministic runtime ([`Builder::deterministic`](crate::Builder::deterministic)) runs
+//! nothing by itself: `block_on` and `Clock::settle` drive it from the calling thread. A
+//! simulation of several nodes needs finer control, to interleave the nodes and move one
+//! virtual time for all of them: it takes each node's [`Driver`], asks how much is
+//! [`runnable`](Driver::runnable), runs one [`step`](Driver::step) at a time on the node it
+//! picks, and when no node can run, moves every node's clock (`Clock::update`) to the earliest
+//! [`next_timer`](Driver::next_timer). The testkit's `Sim` is built on exactly this.
+//!
+//! ```
+//! use procession::{dispatch, Process, Runtime};
+//!
+//! struct Counter(u32);
+//! impl Process for Counter {}
+//!
+//! let runtime = Runtime::builder().deterministic(7).build().unwrap();
+//! let driver = runtime.driver().expect("a deterministic runtime has a driver");
+//! let counter = runtime.spawn(Counter(0));
+//! let read = {
+//!     let _entered = runtime.enter();
+//!     dispatch(&counter, |c: &mut Counter| { c.0 += 1; c.0 })
+//! };
+//! let mut ran = Vec::new();
+//! while let Some(name) = driver.step() {
+//!     ran.push(name.to_string());
+//! }
+//! assert_eq!(read.get(), Some(1));
+//! assert!(ran.iter().all(|name| name.starts_with("counter")));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::context;
+use crate::handle::Handle;
+
+/// Runs a deterministic runtime one step at a time; see the [module docs](self).
+#[derive(Clone)]
+pub struct Driver {
+    handle: Handle,
+}
+
+impl Driver {
+    pub(crate) fn new(handle: Handle) -> Option<Driver> {
+        handle.scheduler().as_deterministic()?;
+        Some(Driver { handle })
+    }
+
+    fn scheduler(&self) -> &crate::scheduler::Deterministic {
+        self.handle
+            .scheduler()
+            .as_deterministic()
+            .expect("a driver exists only for a deterministic runtime")
+    }
+
+    /// How many runnables (process visits and async task polls) wait to run.
+    pub fn runnable(&self) -> usize {
+        self.scheduler().runnable()
+    }
+
+    /// Runs one runnable, chosen by the runtime's seed, for one event, with the runtime current
+    /// on this thread; returns its name (a process id, or `task(n)` for an async task), or
+    /// `None` if nothing was runnable. Timers are not fired here: see
+    /// [`next_timer`](Self::next_timer).
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from inside a runtime's handler (a simulation drives from outside).
+    pub fn step(&self) -> Option<Arc<str>> {
+        assert!(
+            !context::inside(self.handle.id),
+            "Driver::step called from inside the runtime it drives"
+        );
+        let _entered = context::enter(self.handle.clone());
+        self.scheduler().step()
+    }
+
+    /// The deadline of the earliest armed timer, on this runtime's clock.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.handle.timers().next_deadline()
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("runtime", &self.handle.name)
+            .field("runnable", &self.runnable())
+            .finish()
+    }
+}
