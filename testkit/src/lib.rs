@@ -119,12 +119,14 @@
 //! The helpers wait in real time, with [`DEFAULT_TIMEOUT`]; they are for tests, where a hang
 //! is worse than a failure.
 //!
-//! The seeded multi-node simulation described in DESIGN.md is not here yet.
+//! The seeded multi-node simulation is in [`sim`]: several nodes on one thread, one virtual
+//! clock, a simulated network that delays, drops, partitions and heals, crashes and restarts.
 
 #![forbid(unsafe_code)]
 
 mod await_;
 mod filter;
+pub mod sim;
 
 pub use await_::{
     await_abandoned, await_discarded, await_failed, await_ready, await_ready_for, DEFAULT_TIMEOUT,

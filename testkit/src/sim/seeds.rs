@@ -1,0 +1,61 @@
+//! Running one test body across many seeds, and replaying the one that failed.
+
+use std::panic::{self, AssertUnwindSafe};
+
+/// The environment variable that runs only one seed: `PROCESSION_SEED=42 cargo test name`.
+pub const SEED_VAR: &str = "PROCESSION_SEED";
+
+/// The environment variable that overrides how many seeds [`run_seeds`] runs (the scale knob:
+/// small in CI, large when hunting).
+pub const SEEDS_VAR: &str = "PROCESSION_SEEDS";
+
+/// Runs `body` once for each seed `0..count` (or `0..$PROCESSION_SEEDS` when that is set, or
+/// only `$PROCESSION_SEED` when that is set). If the body panics for a seed, this panics with
+/// the seed, the body's message and the command line that replays that seed alone.
+///
+/// ```
+/// use procession_testkit::sim::{run_seeds, Sim};
+///
+/// run_seeds(20, |seed| {
+///     let mut sim = Sim::new(seed);
+///     sim.add_node("lonely", |_| {});
+///     assert!(!sim.step(), "an empty node has nothing to do");
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Panics if a seed's body panics, or if one of the variables is set to something other than a
+/// number.
+pub fn run_seeds(count: u64, mut body: impl FnMut(u64)) {
+    let seeds = match read(SEED_VAR) {
+        Some(seed) => seed..seed + 1,
+        None => 0..read(SEEDS_VAR).unwrap_or(count),
+    };
+    for seed in seeds {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(seed)));
+        if let Err(payload) = outcome {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            let test = std::thread::current()
+                .name()
+                .filter(|name| *name != "main")
+                .map(|name| format!(" -- --exact {name}"))
+                .unwrap_or_default();
+            panic!(
+                "simulation failed with seed {seed}: {message}\nreplay it alone: {SEED_VAR}={seed} cargo test{test}"
+            );
+        }
+    }
+}
+
+fn read(var: &str) -> Option<u64> {
+    let value = std::env::var(var).ok()?;
+    let parsed = value.trim().parse().unwrap_or_else(|_| {
+        panic!("{var} must be a number of seeds or a seed, not {value:?}");
+    });
+    Some(parsed)
+}

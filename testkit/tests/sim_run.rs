@@ -1,0 +1,224 @@
+//! Running a simulation: determinism, crash and restart, and runs that cannot finish.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use procession::{Context, ExitReason, Process, Promise};
+use procession_testkit::sim::{run_seeds, Event, Sim, SimError};
+use support::{exits, notes, send_notes, watch, Recorder, Watcher, SETTLE};
+
+/// A small busy scenario: three nodes sending notes to each other's recorders, with loss and
+/// reordering so the seed decides a lot.
+fn busy(seed: u64) -> Sim {
+    let mut sim = Sim::builder(seed)
+        .latency(Duration::from_millis(1), Duration::from_millis(40))
+        .reorder(true)
+        .loss(0.1)
+        .build();
+    let nodes: Vec<_> = (0..3)
+        .map(|n| sim.add_node(&format!("n{n}"), |_| {}))
+        .collect();
+    let recorders: Vec<_> = nodes
+        .iter()
+        .map(|&n| sim.runtime(n).unwrap().spawn(Recorder::default()))
+        .collect();
+    for (i, &from) in nodes.iter().enumerate() {
+        for recorder in &recorders {
+            send_notes(
+                &mut sim,
+                from,
+                &recorder.upid(),
+                (0..30).map(|k| k + 100 * i as u32),
+            );
+        }
+    }
+    sim.partition(nodes[0], nodes[2]);
+    sim.run_for(SETTLE);
+    sim
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    run_seeds(30, |seed| {
+        let (first, second) = (busy(seed), busy(seed));
+        assert!(
+            first.trace().len() > 100,
+            "a busy run: {}",
+            first.trace().len()
+        );
+        assert_eq!(first.trace().hash(), second.trace().hash());
+        assert_eq!(first.trace().events(), second.trace().events());
+    });
+}
+
+#[test]
+fn different_seeds_give_different_traces() {
+    let hashes: std::collections::BTreeSet<u64> = (0..20).map(|s| busy(s).trace().hash()).collect();
+    assert!(
+        hashes.len() > 15,
+        "only {} distinct traces of 20",
+        hashes.len()
+    );
+}
+
+/// Counts its starts in what survives a crash (its "disk"), and how often `finalize` ran.
+struct Durable {
+    disk: Arc<AtomicU32>,
+    finalized: Arc<AtomicU32>,
+}
+
+impl Process for Durable {
+    fn initialize(&mut self, _: &mut Context<'_, Self>) {
+        self.disk.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn finalize(&mut self, _: &mut Context<'_, Self>) {
+        self.finalized.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_crash_is_seen_as_lost_and_a_restart_keeps_only_what_the_start_function_gives() {
+    run_seeds(30, |seed| {
+        let mut sim = Sim::new(seed);
+        let disk = Arc::new(AtomicU32::new(0));
+        let finalized = Arc::new(AtomicU32::new(0));
+        let recorders = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let (d, f, r) = (disk.clone(), finalized.clone(), recorders.clone());
+        let server = sim.add_node("server", move |runtime| {
+            let durable = Durable {
+                disk: d.clone(),
+                finalized: f.clone(),
+            };
+            runtime.spawn_named("durable", durable).unwrap();
+            let recorder = runtime
+                .spawn_named("recorder", Recorder::default())
+                .unwrap();
+            r.lock().push(recorder);
+        });
+        let client = sim.add_node("client", |_| {});
+        let recorder = procession::Upid::new("recorder", sim.address(server));
+        let watcher = sim.runtime(client).unwrap().spawn(Watcher::default());
+        watch(&mut sim, &watcher, recorder.clone());
+        send_notes(&mut sim, client, &recorder, [1]);
+        sim.run_for(SETTLE);
+        assert_eq!(disk.load(Ordering::SeqCst), 1);
+
+        sim.crash(server);
+        assert!(sim.runtime(server).is_none());
+        assert_eq!(
+            finalized.load(Ordering::SeqCst),
+            0,
+            "a crash runs no finalize"
+        );
+        sim.run_for(SETTLE);
+        assert_eq!(
+            exits(&mut sim, &watcher),
+            [(recorder.clone(), ExitReason::Lost)]
+        );
+
+        let before = sim.now();
+        sim.restart(server);
+        assert_eq!(
+            sim.now(),
+            before,
+            "the simulated clock kept going while the node was down"
+        );
+        send_notes(&mut sim, client, &recorder, [2]);
+        sim.run_for(SETTLE);
+        let second = recorders.lock()[1].clone();
+        let got: Vec<u32> = notes(&mut sim, &second).iter().map(|n| n.1).collect();
+        assert_eq!(got, [2], "the new incarnation starts empty");
+        assert_eq!(
+            disk.load(Ordering::SeqCst),
+            2,
+            "the start function ran again"
+        );
+        assert!(sim.trace().events().contains(&Event::Restart(server)));
+        let node_now = sim.runtime(server).unwrap().clock().now();
+        let client_now = sim.runtime(client).unwrap().clock().now();
+        assert_eq!(
+            node_now, client_now,
+            "the restarted node follows the one clock"
+        );
+    });
+}
+
+#[test]
+fn a_future_nothing_can_complete_fails_as_stuck() {
+    let mut sim = Sim::new(3);
+    sim.add_node("idle", |_| {});
+    let never = Promise::<u32>::new();
+    let error = sim.block_on(never.future()).unwrap_err();
+    assert_eq!(
+        error,
+        SimError::Stuck {
+            seed: 3,
+            at: Duration::ZERO
+        }
+    );
+    assert!(error.to_string().contains("seed 3"), "{error}");
+}
+
+#[test]
+fn a_future_that_outlasts_the_time_limit_fails_at_the_limit() {
+    let mut sim = Sim::builder(4).time_limit(Duration::from_secs(60)).build();
+    let node = sim.add_node("ticking", |_| {});
+    let _entered = sim.runtime(node).unwrap().enter();
+    let _ticks = procession::after(Duration::from_secs(3600));
+    let never = Promise::<u32>::new();
+    let error = sim.block_on(never.future()).unwrap_err();
+    assert_eq!(
+        error,
+        SimError::TimeLimit {
+            seed: 4,
+            at: Duration::from_secs(60)
+        }
+    );
+    assert_eq!(sim.now(), Duration::from_secs(60));
+}
+
+struct Spinner;
+impl Process for Spinner {}
+
+fn spin(spinner: procession::Pid<Spinner>) {
+    let again = spinner.clone();
+    assert!(procession::cast(&spinner, move |_: &mut Spinner| spin(
+        again
+    )));
+}
+
+#[test]
+fn a_livelock_that_never_lets_time_move_fails_at_the_step_limit() {
+    let mut sim = Sim::builder(5).step_limit(1_000).build();
+    let node = sim.add_node("spinning", |_| {});
+    let spinner = sim.runtime(node).unwrap().spawn(Spinner);
+    spin(spinner);
+    let never = Promise::<u32>::new();
+    let error = sim.block_on(never.future()).unwrap_err();
+    assert_eq!(
+        error,
+        SimError::StepLimit {
+            seed: 5,
+            at: Duration::ZERO
+        }
+    );
+}
+
+#[test]
+fn a_failing_seed_is_named_with_the_command_that_replays_it() {
+    let failure = std::panic::catch_unwind(|| {
+        run_seeds(10, |seed| assert_ne!(seed, 6, "six is unlucky"));
+    })
+    .unwrap_err();
+    let message = failure.downcast_ref::<String>().unwrap();
+    assert!(message.contains("seed 6"), "{message}");
+    assert!(message.contains("six is unlucky"), "{message}");
+    assert!(
+        message.contains("PROCESSION_SEED=6 cargo test"),
+        "{message}"
+    );
+}
