@@ -3,17 +3,12 @@
 //! A [`Sim`] runs several *nodes* — each a procession [`Runtime`] in the deterministic mode,
 //! with its own address — on the calling thread. One seed decides everything that could go
 //! either way: which runnable of which node runs next, when the network delivers each message,
-//! which messages a lossy network drops. Virtual time is one clock for all nodes; when nothing
-//! can run it jumps to the next timer or delivery, so an hour of heartbeats takes milliseconds.
-//! The nodes talk over a simulated network installed behind the same [`Transport`] seam as
-//! the real TCP transport, so the processes under test are the production code, unchanged:
-//! `send`, `link` and `exited` work across nodes as they do in a deployment.
-//!
-//! The network can delay (a latency range), drop (a loss rate), reorder, partition and heal;
-//! nodes can crash and restart (see [network model](#network-model)). The same seed gives the
-//! same [`Trace`] — every step, delivery, fault and move of time, and a hash of them — and
-//! [`run_seeds`] runs a test body across many seeds, naming the seed (and the command that
-//! replays it) when one fails.
+//! which messages a faulty network loses or duplicates, and which faults a fault phase injects.
+//! Virtual time is one clock for all nodes (each node may read it with its own offset and
+//! drift); when nothing can run it jumps to the next timer or delivery, so an hour of
+//! heartbeats takes milliseconds. The nodes talk over a simulated network installed behind the
+//! same [`Transport`] seam as the real TCP transport, so the processes under test are the
+//! production code, unchanged: `send`, `link` and `exited` work across nodes as in a deployment.
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,8 +27,8 @@
 //! }
 //!
 //! let mut sim = Sim::new(42);
-//! let server = sim.add_node("server", |_| {});
-//! let client = sim.add_node("client", |_| {});
+//! let server = sim.add_node("server", |_, _| {});
+//! let client = sim.add_node("client", |_, _| {});
 //! let pinged = sim.runtime(server).unwrap().spawn_named("pinged", Pinged::default()).unwrap();
 //! {
 //!     let _entered = sim.runtime(client).unwrap().enter();
@@ -44,21 +39,46 @@
 //! assert_eq!(last.unwrap().unwrap(), 7);
 //! ```
 //!
+//! # Faults
+//!
+//! - The network ([`SimBuilder`]): latency drawn from a [`Latency`] distribution, loss,
+//!   duplication (off by default: the real transport delivers at most once), reordering.
+//! - By hand, at any point: [`partition`](Sim::partition) (also
+//!   [one-way](Sim::partition_one_way)) and [`heal`](Sim::heal), [`crash`](Sim::crash) and
+//!   [`restart`](Sim::restart), [`pause`](Sim::pause) and [`resume`](Sim::resume), and
+//!   [`set_clock`](Sim::set_clock) for a node's clock offset and drift.
+//! - At random: a [`Profile`] says which faults are on and how often; [`Sim::run_faults`] runs
+//!   a fault phase that injects them, [`Sim::heal_everything`] ends it, and
+//!   [`Sim::converge`] checks that the system recovers (safety, then liveness).
+//!   [`SimBuilder::swarm`] draws the profile from the seed, so every seed tries its own mix.
+//!
+//! The same seed gives the same [`Trace`] — every step, delivery, fault and move of time, and a
+//! hash of them; [`check_determinism`] runs a seed twice and names the first event where the
+//! runs differ. [`run_seeds`] runs a test body across many seeds, and names the seed, its
+//! profile and the command that replays it when one fails; with `PROCESSION_SEED` set, every
+//! event of the run is logged through `tracing` (target `procession::sim`).
+//!
 //! # Network model
 //!
 //! Nodes talk over one connection per ordered pair, as with the real transport. A message
-//! takes a latency drawn from the configured range ([`SimBuilder::latency`]); unless
-//! reordering is on, messages between two nodes arrive in the order sent. Loss drops messages,
-//! never link requests or exit notices (those ride a connection that a lossy link slows but
-//! does not break). A partition cuts the connections between two nodes: what is in flight
-//! between them is lost, and after the failure-detection delay
-//! ([`SimBuilder::failure_detection`]) each side's linkers of processes on the other get
-//! `exited` with `Lost`, as when a real connection breaks. Sending across a cut, or to a
-//! crashed or unknown address, is a failed connect: dropped, and the sender's node learns the
-//! peer is lost. A crash loses everything in flight to and from the node and tells every other
-//! node, after the same delay; [`Sim::restart`] builds the node again at the same address and
-//! runs its start function, so what a node remembers across a crash is exactly what that
-//! function gives it.
+//! takes a latency drawn from the configured distribution; unless reordering is on, messages
+//! between two nodes arrive in the order sent. Loss and duplication touch messages only, never
+//! link requests or exit notices (those ride a connection that a bad link slows but does not
+//! break). A partition cuts the connections between two nodes: what is in flight between them
+//! is lost, and after the failure-detection delay ([`SimBuilder::failure_detection`]) each
+//! side's linkers of processes on the other get `exited` with `Lost`, as when a real
+//! connection breaks; a one-way cut does this for its sending side only. Sending across a cut,
+//! or to a crashed or unknown address, is a failed connect: dropped, and the sender's node
+//! learns the peer is lost. A crash loses everything in flight to and from the node and tells
+//! every other node, after the same delay. A paused node runs nothing and fires no timer; what
+//! arrives for it waits, in order, and its clock goes on, so on [`resume`](Sim::resume) its
+//! overdue timers fire at once.
+//!
+//! # What survives a crash
+//!
+//! [`Sim::restart`] builds the node again at the same address, on the same virtual clock,
+//! and runs its start function with the node's [`Disk`]: what a node remembers across a crash
+//! is exactly what its processes wrote there. Everything else is lost.
 //!
 //! # Contract
 //!
@@ -68,7 +88,13 @@
 //! away from the others. Processes must not use real sockets, threads or wall-clock time: the
 //! seed decides only what runs through procession.
 
+mod check;
+mod clock;
+mod config;
+mod disk;
+mod faults;
 mod network;
+mod profile;
 mod seeds;
 mod trace;
 
@@ -83,7 +109,12 @@ use std::time::{Duration, Instant};
 
 use procession::{Driver, Runtime, Transport};
 
-use self::network::{Endpoint, NetConfig, Network, PacketKind};
+pub use self::check::{check_determinism, Divergence};
+use self::clock::NodeClock;
+pub use self::config::{Latency, SimBuilder, SimError};
+pub use self::disk::Disk;
+use self::network::{Endpoint, Network, PacketKind};
+pub use self::profile::Profile;
 pub use self::seeds::{run_seeds, SEEDS_VAR, SEED_VAR};
 pub use self::trace::{Event, Trace};
 
@@ -104,141 +135,15 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// Configures a [`Sim`]: the network's latency, loss, ordering and failure detection, and the
-/// limits that end a run which does not finish.
-#[derive(Clone, Debug)]
-pub struct SimBuilder {
-    seed: u64,
-    net: NetConfig,
-    time_limit: Duration,
-    step_limit: u64,
-}
-
-impl SimBuilder {
-    /// Each message takes between `min` and `max` to arrive, drawn uniformly by the seed
-    /// (default 1 ms to 5 ms).
-    ///
-    /// # Panics
-    ///
-    /// Panics if `min > max`.
-    pub fn latency(mut self, min: Duration, max: Duration) -> Self {
-        assert!(min <= max, "latency: min {min:?} is above max {max:?}");
-        self.net.latency = min..=max;
-        self
-    }
-
-    /// Drops each message with probability `rate` (default 0; clamped to 0..=1).
-    pub fn loss(mut self, rate: f64) -> Self {
-        self.net.loss = if rate.is_nan() {
-            0.0
-        } else {
-            rate.clamp(0.0, 1.0)
-        };
-        self
-    }
-
-    /// Lets a later message between two nodes overtake an earlier one (default off: the real
-    /// transport keeps the order of one connection).
-    pub fn reorder(mut self, reorder: bool) -> Self {
-        self.net.reorder = reorder;
-        self
-    }
-
-    /// How long after a partition or a crash the nodes on the other side learn that their
-    /// connection broke (default 100 ms).
-    pub fn failure_detection(mut self, delay: Duration) -> Self {
-        self.net.detect = delay;
-        self
-    }
-
-    /// The most virtual time one [`Sim::block_on`] or [`Sim::run_until`] may take before it
-    /// fails with [`SimError::TimeLimit`] (default one hour).
-    pub fn time_limit(mut self, limit: Duration) -> Self {
-        self.time_limit = limit;
-        self
-    }
-
-    /// The most steps one [`Sim::block_on`] or [`Sim::run_until`] may take before it fails
-    /// with [`SimError::StepLimit`], which catches a livelock that never lets time move
-    /// (default ten million).
-    pub fn step_limit(mut self, limit: u64) -> Self {
-        self.step_limit = limit;
-        self
-    }
-
-    /// The simulation, with no nodes yet.
-    pub fn build(self) -> Sim {
-        let mut rng = fastrand::Rng::with_seed(self.seed);
-        let network = Arc::new(Network::new(self.net, rng.u64(..)));
-        Sim {
-            seed: self.seed,
-            rng,
-            epoch: Instant::now(),
-            now: Duration::ZERO,
-            network,
-            nodes: Vec::new(),
-            trace: Trace::new(),
-            time_limit: self.time_limit,
-            step_limit: self.step_limit,
-        }
-    }
-}
-
-/// Why a simulation run ended without its outcome.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SimError {
-    /// Nothing can run, nothing is in flight and no timer is armed, and the outcome is still
-    /// pending: it can never come.
-    Stuck {
-        /// The seed.
-        seed: u64,
-        /// Virtual time when the simulation ran dry.
-        at: Duration,
-    },
-    /// The virtual-time limit passed first.
-    TimeLimit {
-        /// The seed.
-        seed: u64,
-        /// Virtual time when the limit was reached.
-        at: Duration,
-    },
-    /// The step limit passed first (a livelock).
-    StepLimit {
-        /// The seed.
-        seed: u64,
-        /// Virtual time when the limit was reached.
-        at: Duration,
-    },
-}
-
-impl fmt::Display for SimError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SimError::Stuck { seed, at } => write!(
-                f,
-                "simulation stuck at {at:?} (seed {seed}): nothing can run and the outcome is still pending"
-            ),
-            SimError::TimeLimit { seed, at } => write!(
-                f,
-                "simulation reached its time limit at {at:?} (seed {seed}) with the outcome still pending"
-            ),
-            SimError::StepLimit { seed, at } => write!(
-                f,
-                "simulation reached its step limit at {at:?} (seed {seed}) with the outcome still pending"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SimError {}
-
-type Start = Box<dyn FnMut(&Runtime)>;
+type Start = Box<dyn FnMut(&Runtime, &Disk)>;
 
 struct Node {
     name: String,
     address: SocketAddr,
     start: Start,
+    disk: Disk,
+    clock: NodeClock,
+    paused: bool,
     runtime: Option<(Runtime, Driver)>,
 }
 
@@ -246,14 +151,21 @@ struct Node {
 pub struct Sim {
     seed: u64,
     rng: fastrand::Rng,
-    /// The instant every node's clock reads at virtual time zero.
+    /// The instant every node's clock reads at virtual time zero (before its offset).
     epoch: Instant,
     now: Duration,
     network: Arc<Network>,
     nodes: Vec<Node>,
     trace: Trace,
+    /// Set when replaying one seed: every event is logged.
+    log: bool,
+    profile: Profile,
+    /// Undoing of the faults a fault phase injected: heals, restarts, resumes, by due time.
+    agenda: Vec<(Duration, faults::Undo)>,
     time_limit: Duration,
     step_limit: u64,
+    /// Per-node runnable counts, reused by every step.
+    counts: Vec<usize>,
 }
 
 /// What one call to [`Sim::advance`] did.
@@ -264,24 +176,48 @@ enum Progress {
 }
 
 impl Sim {
-    /// A simulation with the default network, seeded with `seed`.
+    /// A simulation with the default (fault-free) network, seeded with `seed`.
     pub fn new(seed: u64) -> Sim {
         Sim::builder(seed).build()
     }
 
     /// A builder for a simulation seeded with `seed`.
     pub fn builder(seed: u64) -> SimBuilder {
-        SimBuilder {
-            seed,
-            net: NetConfig::default(),
-            time_limit: Duration::from_secs(3600),
-            step_limit: 10_000_000,
+        SimBuilder::new(seed)
+    }
+
+    pub(crate) fn assemble(
+        config: SimBuilder,
+        rng: fastrand::Rng,
+        network: Network,
+        epoch: Instant,
+        trace: Trace,
+    ) -> Sim {
+        Sim {
+            seed: config.seed,
+            rng,
+            epoch,
+            now: Duration::ZERO,
+            network: Arc::new(network),
+            nodes: Vec::new(),
+            trace,
+            log: std::env::var_os(SEED_VAR).is_some(),
+            profile: config.profile,
+            agenda: Vec::new(),
+            time_limit: config.time_limit,
+            step_limit: config.step_limit,
+            counts: Vec::new(),
         }
     }
 
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The fault profile: the network's settings and the faults of [`run_faults`](Self::run_faults).
+    pub fn profile(&self) -> &Profile {
+        &self.profile
     }
 
     /// Virtual time since the simulation started.
@@ -294,26 +230,31 @@ impl Sim {
         &self.trace
     }
 
-    /// Adds a node named `name` (the runtime's name) and runs `start` on its new runtime, and
-    /// again on each [`restart`](Self::restart): spawn the node's processes there, from what the
-    /// node keeps across a crash. Node `n` has the address `10.0.x.y:5050` with `x.y = n + 1`.
+    /// Adds a node named `name` (the runtime's name) and runs `start` on its new runtime with
+    /// the node's [`Disk`], and again on each [`restart`](Self::restart): spawn the node's
+    /// processes there, from what the disk kept. Node `n` has the address `10.0.x.y:5050` with
+    /// `x.y = n + 1`.
     ///
     /// # Panics
     ///
     /// Panics past 65,000 nodes.
-    pub fn add_node(&mut self, name: &str, start: impl FnMut(&Runtime) + 'static) -> NodeId {
+    pub fn add_node(&mut self, name: &str, start: impl FnMut(&Runtime, &Disk) + 'static) -> NodeId {
         let index = self.nodes.len();
         let host = u16::try_from(index + 1)
             .ok()
             .filter(|h| *h < 65_000)
             .expect("a simulation holds at most 65,000 nodes");
-        let address = SocketAddr::from((Ipv4Addr::new(10, 0, (host >> 8) as u8, host as u8), 5050));
+        let [high, low] = host.to_be_bytes();
+        let address = SocketAddr::from((Ipv4Addr::new(10, 0, high, low), 5050));
         let added = self.network.add_node(address);
         debug_assert_eq!(added, index);
         self.nodes.push(Node {
             name: name.to_owned(),
             address,
             start: Box::new(start),
+            disk: Disk::default(),
+            clock: NodeClock::default(),
+            paused: false,
             runtime: None,
         });
         self.boot(index);
@@ -325,7 +266,7 @@ impl Sim {
         let runtime = Runtime::builder()
             .name(node.name.clone())
             .deterministic(self.rng.u64(..))
-            .paused_at(self.epoch + self.now)
+            .paused_at(node.clock.local(self.epoch, self.now))
             .build()
             .expect("a deterministic runtime starts no thread and cannot fail to build");
         let inbound = runtime.inbound();
@@ -340,7 +281,7 @@ impl Sim {
             .expect("a deterministic runtime has a driver");
         {
             let _entered = runtime.enter();
-            (node.start)(&runtime);
+            (node.start)(&runtime, &node.disk);
         }
         node.runtime = Some((runtime, driver));
     }
@@ -367,49 +308,18 @@ impl Sim {
         self.nodes[node.0].address
     }
 
-    /// Cuts the connections between `a` and `b`, both ways; see the
-    /// [network model](self#network-model).
-    pub fn partition(&mut self, a: NodeId, b: NodeId) {
-        self.network.partition(a.0, b.0);
-        self.trace.record(Event::Partition(a, b));
+    /// What `node` keeps across crashes.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `node` belongs to another simulation.
+    pub fn disk(&self, node: NodeId) -> &Disk {
+        &self.nodes[node.0].disk
     }
 
-    /// Restores the connections between `a` and `b`.
-    pub fn heal(&mut self, a: NodeId, b: NodeId) {
-        self.network.heal(a.0, b.0);
-        self.trace.record(Event::Heal(a, b));
-    }
-
-    /// Restores every connection.
-    pub fn heal_all(&mut self) {
-        self.network.heal_all();
-        for a in 0..self.nodes.len() {
-            for b in a + 1..self.nodes.len() {
-                self.trace.record(Event::Heal(NodeId(a), NodeId(b)));
-            }
-        }
-    }
-
-    /// Crashes `node` ([`Runtime::crash`]: no `finalize`, everything queued lost); the other
-    /// nodes learn of it after the failure-detection delay. A no-op if it is already down.
-    pub fn crash(&mut self, node: NodeId) {
-        let Some((runtime, _)) = self.nodes[node.0].runtime.take() else {
-            return;
-        };
-        self.network.crash(node.0);
-        runtime.crash();
-        self.trace.record(Event::Crash(node));
-    }
-
-    /// Starts a crashed `node` again: a new runtime at the same address, with the virtual time
-    /// of the simulation, on which the node's start function runs. A no-op if it is up.
-    pub fn restart(&mut self, node: NodeId) {
-        if self.nodes[node.0].runtime.is_some() {
-            return;
-        }
-        self.network.restart(node.0);
-        self.boot(node.0);
-        self.trace.record(Event::Restart(node));
+    /// The nodes, in the order they were added.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        (0..self.nodes.len()).map(NodeId).collect()
     }
 
     /// Runs one step: one event on a node, or one delivery, chosen by the seed among all that
@@ -450,7 +360,7 @@ impl Sim {
     ///
     /// # Errors
     ///
-    /// As [`run_until`](Self::run_until).
+    /// As [`run_until`](Self::run_until); when stuck, the error names what is still waiting.
     pub fn block_on<F: IntoFuture>(&mut self, future: F) -> Result<F::Output, SimError> {
         let woken = Arc::new(Flag(AtomicBool::new(true)));
         let waker = Waker::from(woken.clone());
@@ -470,41 +380,39 @@ impl Sim {
 
     fn one_more(&mut self, limit: Duration, steps: &mut u64) -> Result<(), SimError> {
         *steps += 1;
+        let (seed, at) = (self.seed, self.now);
         if *steps > self.step_limit {
-            return Err(SimError::StepLimit {
-                seed: self.seed,
-                at: self.now,
-            });
+            return Err(SimError::StepLimit { seed, at });
         }
         match self.advance(Some(limit)) {
             Progress::Ran => Ok(()),
             Progress::Idle => Err(SimError::Stuck {
-                seed: self.seed,
-                at: self.now,
+                seed,
+                at,
+                waiting: self.waiting(),
             }),
             Progress::AtLimit => {
                 self.set_time(limit);
-                Err(SimError::TimeLimit {
-                    seed: self.seed,
-                    at: self.now,
-                })
+                Err(SimError::TimeLimit { seed, at: self.now })
             }
         }
     }
 
     /// One step, or a move of time no further than `limit`.
     fn advance(&mut self, limit: Option<Duration>) -> Progress {
-        let counts: Vec<usize> = self
-            .nodes
-            .iter()
-            .map(|n| n.runtime.as_ref().map_or(0, |(_, d)| d.runnable()))
-            .collect();
-        let runnable: usize = counts.iter().sum();
+        self.counts.clear();
+        self.counts
+            .extend(self.nodes.iter().map(|n| match &n.runtime {
+                Some((_, driver)) if !n.paused => driver.runnable(),
+                _ => 0,
+            }));
+        let runnable: usize = self.counts.iter().sum();
         let due = usize::from(self.network.has_due());
         if runnable + due > 0 {
             let mut pick = self.rng.usize(..runnable + due);
-            for (index, count) in counts.iter().enumerate() {
-                if pick < *count {
+            for index in 0..self.counts.len() {
+                let count = self.counts[index];
+                if pick < count {
                     self.run_on(index);
                     return Progress::Ran;
                 }
@@ -513,10 +421,10 @@ impl Sim {
             self.deliver();
             return Progress::Ran;
         }
-        let timers = self.nodes.iter().filter_map(|n| {
+        let epoch = self.epoch;
+        let timers = self.nodes.iter().filter(|n| !n.paused).filter_map(|n| {
             let (_, driver) = n.runtime.as_ref()?;
-            let at = driver.next_timer()?;
-            Some(at.saturating_duration_since(self.epoch))
+            Some(n.clock.global(epoch, driver.next_timer()?))
         });
         let next = timers.chain(self.network.next_delivery()).min();
         match (next, limit) {
@@ -535,7 +443,7 @@ impl Sim {
             .as_ref()
             .expect("only live nodes have runnables");
         if let Some(name) = driver.step() {
-            self.trace.record(Event::Run {
+            self.record(Event::Run {
                 node: NodeId(index),
                 name,
             });
@@ -580,13 +488,14 @@ impl Sim {
                 Event::Lost { node, peer }
             }
         };
-        self.trace.record(event);
+        drop(_entered);
+        self.record(event);
         self.record_losses();
     }
 
     fn record_losses(&mut self) {
         for loss in self.network.take_losses() {
-            self.trace.record(Event::Dropped {
+            self.record(Event::Dropped {
                 from: loss.from,
                 to: loss.to,
                 name: loss.name,
@@ -594,24 +503,56 @@ impl Sim {
         }
     }
 
-    /// Moves virtual time to `at` (never backwards) on the network and every live node's clock,
-    /// firing the timers that come due.
+    fn record(&mut self, event: Event) {
+        if self.log {
+            tracing::info!(
+                target: "procession::sim",
+                seed = self.seed,
+                index = self.trace.len(),
+                at = ?self.now,
+                "{event}"
+            );
+        }
+        self.trace.record(event);
+    }
+
+    /// Moves virtual time to `at` (never backwards) on the network and every running node's
+    /// clock, firing the timers that come due.
     fn set_time(&mut self, at: Duration) {
         if at < self.now {
             return;
         }
-        let moved = at > self.now;
-        self.now = at;
-        self.network.set_now(at);
-        if moved {
-            self.trace.record(Event::Time(at));
+        if at > self.now {
+            self.now = at;
+            self.record(Event::Time(at));
         }
-        for node in &self.nodes {
+        self.network.set_now(at);
+        for node in self.nodes.iter().filter(|n| !n.paused) {
             if let Some((runtime, _)) = &node.runtime {
-                runtime.clock().update(self.epoch + at);
+                runtime.clock().update(node.clock.local(self.epoch, at));
             }
         }
         self.record_losses();
+    }
+
+    /// What the simulation can see waiting when it is stuck: paused nodes and their timers.
+    fn waiting(&self) -> Vec<String> {
+        let mut waiting = Vec::new();
+        for (index, node) in self.nodes.iter().enumerate() {
+            let Some((_, driver)) = &node.runtime else {
+                continue;
+            };
+            if node.paused {
+                let timers = driver.next_timer().map_or(0, |_| 1);
+                waiting.push(format!(
+                    "node {index} ({}) is paused with {} runnable and {} armed timer(s): resume it",
+                    node.name,
+                    driver.runnable(),
+                    timers
+                ));
+            }
+        }
+        waiting
     }
 }
 

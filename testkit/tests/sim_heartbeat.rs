@@ -68,7 +68,7 @@ struct Cluster {
 
 fn cluster(seed: u64) -> Cluster {
     let mut sim = Sim::new(seed);
-    let master_node = sim.add_node("master", |_| {});
+    let master_node = sim.add_node("master", |_, _| {});
     let master = sim
         .runtime(master_node)
         .unwrap()
@@ -77,7 +77,7 @@ fn cluster(seed: u64) -> Cluster {
     let agents = (0..3)
         .map(|n| {
             let to = master.upid();
-            sim.add_node(&format!("agent{n}"), move |runtime| {
+            sim.add_node(&format!("agent{n}"), move |runtime, _| {
                 runtime
                     .spawn_named("agent", Agent { master: to.clone() })
                     .unwrap();

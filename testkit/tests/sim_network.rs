@@ -5,14 +5,16 @@ mod support;
 use std::time::Duration;
 
 use procession::ExitReason;
-use procession_testkit::sim::{run_seeds, Event, Sim};
+use procession_testkit::sim::{run_seeds, Event, Latency, Sim};
 use support::{exits, notes, send_notes, two_nodes, watch, Watcher, SETTLE};
 
 #[test]
 fn every_message_takes_a_latency_within_the_configured_range() {
     run_seeds(50, |seed| {
         let (min, max) = (Duration::from_millis(20), Duration::from_millis(30));
-        let mut sim = Sim::builder(seed).latency(min, max).build();
+        let mut sim = Sim::builder(seed)
+            .latency(Latency::uniform(min, max))
+            .build();
         let (a, b, recorder) = two_nodes(&mut sim);
         let sent_at = sim.runtime(b).unwrap().clock().now();
         send_notes(&mut sim, b, &recorder.upid(), 0..20);
@@ -37,7 +39,10 @@ fn every_message_takes_a_latency_within_the_configured_range() {
 fn messages_between_two_nodes_keep_their_order_unless_reordering_is_on() {
     run_seeds(50, |seed| {
         let mut sim = Sim::builder(seed)
-            .latency(Duration::from_millis(1), Duration::from_millis(50))
+            .latency(Latency::uniform(
+                Duration::from_millis(1),
+                Duration::from_millis(50),
+            ))
             .build();
         let (_, b, recorder) = two_nodes(&mut sim);
         send_notes(&mut sim, b, &recorder.upid(), 0..100);
@@ -48,7 +53,10 @@ fn messages_between_two_nodes_keep_their_order_unless_reordering_is_on() {
     let mut reordered = 0;
     run_seeds(20, |seed| {
         let mut sim = Sim::builder(seed)
-            .latency(Duration::from_millis(1), Duration::from_millis(50))
+            .latency(Latency::uniform(
+                Duration::from_millis(1),
+                Duration::from_millis(50),
+            ))
             .reorder(true)
             .build();
         let (_, b, recorder) = two_nodes(&mut sim);

@@ -3,21 +3,11 @@
 //!
 //! # Model
 //!
-//! Nodes talk over one connection per ordered pair, as with the real transport. A message
-//! takes a latency drawn from the configured range; unless reordering is on, messages between
-//! two nodes arrive in the order they were sent (a later one never overtakes an earlier one).
-//! Loss drops messages only: link requests and exit notices ride the connection's control
-//! path, which a lossy link delays but does not lose. A partition cuts the connections between
-//! two nodes: what is in flight between them is lost, and after the failure-detection delay
-//! each side is told the other is lost (its linkers get `exited` with `Lost`), as a transport
-//! reports a broken connection. Sending across a cut, or to a crashed or unknown node, is a
-//! failed connect: the message is dropped and the sender's node is told the peer is lost. A
-//! crash loses everything in flight to and from the node and tells every other node, after the
-//! same delay.
+//! See the [simulation's network model](super#network-model). A paused node's packets wait,
+//! in order, until it resumes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,24 +15,16 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use procession::{ExitReason, Transport, Upid};
 
+use super::config::Latency;
+
 /// How the simulated network behaves; set through [`SimBuilder`](super::SimBuilder).
 #[derive(Clone, Debug)]
 pub(crate) struct NetConfig {
-    pub(crate) latency: RangeInclusive<Duration>,
+    pub(crate) latency: Latency,
     pub(crate) loss: f64,
+    pub(crate) duplicate: f64,
     pub(crate) reorder: bool,
     pub(crate) detect: Duration,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            latency: Duration::from_millis(1)..=Duration::from_millis(5),
-            loss: 0.0,
-            reorder: false,
-            detect: Duration::from_millis(100),
-        }
-    }
 }
 
 /// Something in flight to a node.
@@ -91,6 +73,8 @@ struct State {
     now: Duration,
     addresses: Vec<SocketAddr>,
     up: Vec<bool>,
+    /// Packets that came due for a paused node, in order, until it resumes.
+    held: Vec<Option<Vec<Packet>>>,
     /// Directed pairs `(from, to)` whose connection is cut.
     cut: HashSet<(usize, usize)>,
     queue: BTreeMap<(Duration, u64), Packet>,
@@ -112,6 +96,7 @@ impl Network {
                 now: Duration::ZERO,
                 addresses: Vec::new(),
                 up: Vec::new(),
+                held: Vec::new(),
                 cut: HashSet::new(),
                 queue: BTreeMap::new(),
                 next_seq: 0,
@@ -127,6 +112,7 @@ impl Network {
         let mut state = self.state.lock();
         state.addresses.push(address);
         state.up.push(true);
+        state.held.push(None);
         state.addresses.len() - 1
     }
 
@@ -150,16 +136,36 @@ impl Network {
             .is_some_and(|((at, _), _)| *at <= now)
     }
 
-    /// Takes the earliest packet due now.
+    /// Takes the earliest packet due now, if its node is not paused; a packet for a paused
+    /// node is held for it instead.
     pub(crate) fn pop_due(&self) -> Option<Packet> {
         let mut state = self.state.lock();
         let now = state.now;
         let entry = state.queue.first_entry().filter(|e| e.key().0 <= now)?;
         let packet = entry.remove();
+        if let Some(held) = &mut state.held[packet.to_node] {
+            held.push(packet);
+            return None;
+        }
         if let PacketKind::Lost { peer } = packet.kind {
             state.pending_lost.remove(&(packet.to_node, peer));
         }
         Some(packet)
+    }
+
+    /// Holds the packets for `node` that come due from now on, until [`resume`](Self::resume).
+    pub(crate) fn pause(&self, node: usize) {
+        let mut state = self.state.lock();
+        state.held[node].get_or_insert_with(Vec::new);
+    }
+
+    /// Makes the packets held for `node` due now, in the order they came due.
+    pub(crate) fn resume(&self, node: usize) {
+        let mut state = self.state.lock();
+        let now = state.now;
+        for packet in state.held[node].take().unwrap_or_default() {
+            state.push(now, packet);
+        }
     }
 
     /// Messages the lossy network dropped since the last call.
@@ -167,17 +173,19 @@ impl Network {
         std::mem::take(&mut self.state.lock().losses)
     }
 
-    /// Cuts the connections between `a` and `b` both ways.
-    pub(crate) fn partition(&self, a: usize, b: usize) {
+    /// Cuts the connection from `from` to `to`: what is in flight that way is lost, and `from`
+    /// learns (after the detection delay) that it lost `to`.
+    pub(crate) fn cut(&self, from: usize, to: usize) {
         let mut state = self.state.lock();
-        state.cut.insert((a, b));
-        state.cut.insert((b, a));
-        let between =
-            |p: &Packet| (p.from_node, p.to_node) == (a, b) || (p.from_node, p.to_node) == (b, a);
-        state.queue.retain(|_, p| !between(p));
-        let (address_a, address_b) = (state.addresses[a], state.addresses[b]);
-        state.lost(a, address_b);
-        state.lost(b, address_a);
+        state.cut.insert((from, to));
+        state
+            .queue
+            .retain(|_, p| (p.from_node, p.to_node) != (from, to));
+        if let Some(held) = &mut state.held[to] {
+            held.retain(|p| p.from_node != from);
+        }
+        let address = state.addresses[to];
+        state.lost(from, address);
     }
 
     /// Restores the connections between `a` and `b`.
@@ -197,9 +205,13 @@ impl Network {
     pub(crate) fn crash(&self, node: usize) {
         let mut state = self.state.lock();
         state.up[node] = false;
+        state.held[node] = None;
         state
             .queue
             .retain(|_, p| p.to_node != node && p.from_node != node);
+        for held in state.held.iter_mut().flatten() {
+            held.retain(|p| p.from_node != node);
+        }
         state.pending_lost.retain(|(to, _)| *to != node);
         state
             .last
@@ -218,7 +230,9 @@ impl Network {
     }
 
     fn route(&self, from_node: usize, to: SocketAddr, kind: PacketKind) {
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        // One reborrow, so the generator and the configuration can be borrowed apart.
+        let state = &mut *guard;
         let reachable = state
             .addresses
             .iter()
@@ -228,35 +242,44 @@ impl Network {
             state.lost(from_node, to);
             return;
         };
-        if let PacketKind::Message { from, to, name, .. } = &kind {
-            let loss = state.config.loss;
+        let mut copy = None;
+        if let PacketKind::Message {
+            from,
+            to,
+            name,
+            body,
+        } = &kind
+        {
+            let (loss, duplicate) = (state.config.loss, state.config.duplicate);
             if loss > 0.0 && state.rng.f64() < loss {
                 let (from, to, name) = (from.clone(), to.clone(), name.clone());
                 state.losses.push(Loss { from, to, name });
                 return;
             }
+            if duplicate > 0.0 && state.rng.f64() < duplicate {
+                copy = Some(PacketKind::Message {
+                    from: from.clone(),
+                    to: to.clone(),
+                    name: name.clone(),
+                    body: body.clone(),
+                });
+            }
         }
-        let (min, max) = state.config.latency.clone().into_inner();
-        let spread = max.saturating_sub(min).as_nanos() as u64;
-        let jitter = if spread == 0 {
-            0
-        } else {
-            state.rng.u64(0..=spread)
-        };
-        let mut at = state.now + min + Duration::from_nanos(jitter);
-        if !state.config.reorder {
-            let last = state.last.entry((from_node, to_node)).or_default();
-            at = at.max(*last);
-            *last = at;
-        }
-        state.push(
-            at,
-            Packet {
+        for kind in copy.into_iter().chain(Some(kind)) {
+            let latency = state.config.latency.draw(&mut state.rng);
+            let mut at = state.now + latency;
+            if !state.config.reorder {
+                let last = state.last.entry((from_node, to_node)).or_default();
+                at = at.max(*last);
+                *last = at;
+            }
+            let packet = Packet {
                 to_node,
                 from_node,
                 kind,
-            },
-        );
+            };
+            state.push(at, packet);
+        }
     }
 }
 

@@ -1,6 +1,19 @@
 //! Running one test body across many seeds, and replaying the one that failed.
 
+use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+
+use super::profile::Profile;
+
+thread_local! {
+    /// The swarm profile of the simulation the current seed built, for the failure message.
+    static PROFILE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Remembers `profile` as the current seed's, so a failure can name it.
+pub(crate) fn note_profile(profile: &Profile) {
+    PROFILE.with(|p| *p.borrow_mut() = Some(profile.to_string()));
+}
 
 /// The environment variable that runs only one seed: `PROCESSION_SEED=42 cargo test name`.
 pub const SEED_VAR: &str = "PROCESSION_SEED";
@@ -11,14 +24,16 @@ pub const SEEDS_VAR: &str = "PROCESSION_SEEDS";
 
 /// Runs `body` once for each seed `0..count` (or `0..$PROCESSION_SEEDS` when that is set, or
 /// only `$PROCESSION_SEED` when that is set). If the body panics for a seed, this panics with
-/// the seed, the body's message and the command line that replays that seed alone.
+/// the seed, the body's message, the fault profile when the seed's simulation drew one
+/// ([`SimBuilder::swarm`](super::SimBuilder::swarm)), and the command line that replays that
+/// seed alone; replayed, the simulation logs every event through `tracing`.
 ///
 /// ```
 /// use procession_testkit::sim::{run_seeds, Sim};
 ///
 /// run_seeds(20, |seed| {
 ///     let mut sim = Sim::new(seed);
-///     sim.add_node("lonely", |_| {});
+///     sim.add_node("lonely", |_, _| {});
 ///     assert!(!sim.step(), "an empty node has nothing to do");
 /// });
 /// ```
@@ -33,6 +48,7 @@ pub fn run_seeds(count: u64, mut body: impl FnMut(u64)) {
         None => 0..read(SEEDS_VAR).unwrap_or(count),
     };
     for seed in seeds {
+        PROFILE.with(|p| p.borrow_mut().take());
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(seed)));
         if let Err(payload) = outcome {
             let message = payload
@@ -45,8 +61,12 @@ pub fn run_seeds(count: u64, mut body: impl FnMut(u64)) {
                 .filter(|name| *name != "main")
                 .map(|name| format!(" -- --exact {name}"))
                 .unwrap_or_default();
+            let profile = PROFILE
+                .with(|p| p.borrow_mut().take())
+                .map(|p| format!("\nfault profile: {p}"))
+                .unwrap_or_default();
             panic!(
-                "simulation failed with seed {seed}: {message}\nreplay it alone: {SEED_VAR}={seed} cargo test{test}"
+                "simulation failed with seed {seed}: {message}{profile}\nreplay it alone: {SEED_VAR}={seed} cargo test{test}"
             );
         }
     }

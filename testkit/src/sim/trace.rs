@@ -1,5 +1,6 @@
 //! What a simulation did, in order: the evidence that a seed replays the same run.
 
+use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,14 +63,64 @@ pub enum Event {
     },
     /// Virtual time moved to this point (since the simulation started).
     Time(Duration),
-    /// The links between two nodes were cut, both ways.
+    /// The connections between two nodes were cut, both ways.
     Partition(NodeId, NodeId),
-    /// The links between two nodes were restored.
+    /// The connection from the first node to the second was cut (a one-way partition).
+    Cut(NodeId, NodeId),
+    /// The connections between two nodes were restored, both ways.
     Heal(NodeId, NodeId),
     /// A node crashed.
     Crash(NodeId),
     /// A crashed node started again.
     Restart(NodeId),
+    /// A node stopped running (its clock goes on).
+    Pause(NodeId),
+    /// A paused node runs again.
+    Resume(NodeId),
+    /// A node's clock was set off the virtual clock.
+    Clock {
+        /// The node.
+        node: NodeId,
+        /// How far ahead of the virtual clock it reads.
+        offset: Duration,
+        /// How much faster (or, negative, slower) it runs, in parts per million.
+        drift_ppm: i32,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Run { node, name } => write!(f, "{node} ran {name}"),
+            Event::Message { from, to, name } => {
+                write!(f, "message {name} from {from} delivered to {to}")
+            }
+            Event::Dropped { from, to, name } => {
+                write!(f, "message {name} from {from} to {to} lost")
+            }
+            Event::Link { linker, to } => write!(f, "link from {linker} delivered to {to}"),
+            Event::Exited { linker, upid } => write!(f, "exit of {upid} delivered to {linker}"),
+            Event::Lost { node, peer } => write!(f, "{node} lost its connection to {peer}"),
+            Event::Time(at) => write!(f, "time moved to {at:?}"),
+            Event::Partition(a, b) => write!(f, "partition between {a} and {b}"),
+            Event::Cut(a, b) => write!(f, "one-way cut from {a} to {b}"),
+            Event::Heal(a, b) => write!(f, "{a} and {b} healed"),
+            Event::Crash(node) => write!(f, "{node} crashed"),
+            Event::Restart(node) => write!(f, "{node} restarted"),
+            Event::Pause(node) => write!(f, "{node} paused"),
+            Event::Resume(node) => write!(f, "{node} resumed"),
+            Event::Clock {
+                node,
+                offset,
+                drift_ppm,
+            } => {
+                write!(
+                    f,
+                    "{node}'s clock set {offset:?} ahead, drifting {drift_ppm} ppm"
+                )
+            }
+        }
+    }
 }
 
 /// Every event of a run in order, and a hash of them: two runs of one seed give equal traces.

@@ -74,8 +74,8 @@ pub fn send_notes(sim: &mut Sim, node: NodeId, to: &Upid, numbers: impl IntoIter
 
 /// A simulation with a recorder on node 0 and nothing on node 1.
 pub fn two_nodes(sim: &mut Sim) -> (NodeId, NodeId, Pid<Recorder>) {
-    let a = sim.add_node("a", |_| {});
-    let b = sim.add_node("b", |_| {});
+    let a = sim.add_node("a", |_, _| {});
+    let b = sim.add_node("b", |_, _| {});
     let recorder = sim
         .runtime(a)
         .unwrap()
