@@ -44,7 +44,10 @@ pub const SEEDS_VAR: &str = "PROCESSION_SEEDS";
 /// number.
 pub fn run_seeds(count: u64, mut body: impl FnMut(u64)) {
     let seeds = match read(SEED_VAR) {
-        Some(seed) => seed..seed + 1,
+        Some(seed) => {
+            log_the_replay();
+            seed..seed + 1
+        }
         None => 0..read(SEEDS_VAR).unwrap_or(count),
     };
     for seed in seeds {
@@ -78,4 +81,17 @@ fn read(var: &str) -> Option<u64> {
         panic!("{var} must be a number of seeds or a seed, not {value:?}");
     });
     Some(parsed)
+}
+
+/// Shows the replayed seed's events: a test binary has no `tracing` subscriber of its own, so
+/// install one that writes through the test harness (shown for a failing test, or with
+/// `--nocapture`), filtered by `RUST_LOG` or else to the simulation's events. If the test
+/// installed a subscriber already, that one is kept.
+fn log_the_replay() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("procession::sim=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
