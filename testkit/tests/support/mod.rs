@@ -86,3 +86,4 @@ pub fn two_nodes(sim: &mut Sim) -> (NodeId, NodeId, Pid<Recorder>) {
 
 /// Long enough for everything in flight to land with the default network.
 pub const SETTLE: Duration = Duration::from_secs(1);
+pub mod heartbeat;
