@@ -4,6 +4,7 @@
 
 mod dispatch;
 mod exited;
+mod guard;
 mod matcher;
 mod message;
 mod rules;

@@ -1,12 +1,10 @@
 //! The message helpers: catch, drop, drop every or forbid messages matching a [`Match`].
 
-use std::panic::Location;
-use std::sync::{Arc, Weak};
-
 use procession::{Future, Runtime};
 
+use super::guard::{Standing, Watch};
 use super::matcher::{Captured, Match};
-use super::rules::{Pattern, Rules, Violations};
+use super::rules::{Pattern, Rules};
 
 /// A future of the first message `pattern` matches from now on; the message is still delivered
 /// (unless another rule drops it).
@@ -156,11 +154,8 @@ where
 /// ```
 pub fn drop_messages<M>(runtime: &Runtime, pattern: Match<M>) -> DropMessagesGuard {
     let Match { name, from, to, .. } = pattern;
-    let rules = Rules::of(runtime);
-    let id = rules.drop_every(Pattern::Message { name, from, to });
     DropMessagesGuard {
-        rules: Arc::downgrade(&rules),
-        id,
+        _rule: Standing::drop_every(runtime, Pattern::Message { name, from, to }),
     }
 }
 
@@ -168,16 +163,8 @@ pub fn drop_messages<M>(runtime: &Runtime, pattern: Match<M>) -> DropMessagesGua
 #[must_use = "the messages are dropped only while the guard lives"]
 #[derive(Debug)]
 pub struct DropMessagesGuard {
-    rules: Weak<Rules>,
-    id: u64,
-}
-
-impl Drop for DropMessagesGuard {
-    fn drop(&mut self) {
-        if let Some(rules) = self.rules.upgrade() {
-            rules.retire(self.id);
-        }
-    }
+    /// Held for its drop, which retires the rule.
+    _rule: Standing,
 }
 
 /// Fails the test if a message `pattern` matches is seen while the returned guard lives
@@ -231,30 +218,17 @@ impl Drop for DropMessagesGuard {
 /// ```
 #[track_caller]
 pub fn expect_no_future_messages<M>(runtime: &Runtime, pattern: Match<M>) -> NoMessagesGuard {
-    let description = pattern.to_string();
+    let expectation = format!("expect_no_future_messages({pattern})");
     let Match { name, from, to, .. } = pattern;
-    let rules = Rules::of(runtime);
-    let violations = Arc::new(Violations::default());
-    let id = rules.forbid(Pattern::Message { name, from, to }, violations.clone());
-    NoMessagesGuard {
-        rules: Arc::downgrade(&rules),
-        id,
-        violations,
-        description,
-        made_at: Location::caller(),
-    }
+    let pattern = Pattern::Message { name, from, to };
+    NoMessagesGuard(Watch::forbid(runtime, pattern, expectation))
 }
 
 /// Records matching messages while it lives, and fails the test if there were any; see
 /// [`expect_no_future_messages`].
 #[must_use = "messages are watched only while the guard lives"]
-pub struct NoMessagesGuard {
-    rules: Weak<Rules>,
-    id: u64,
-    violations: Arc<Violations>,
-    description: String,
-    made_at: &'static Location<'static>,
-}
+#[derive(Debug)]
+pub struct NoMessagesGuard(Watch);
 
 impl NoMessagesGuard {
     /// Fails now if a matching message was seen so far.
@@ -263,35 +237,6 @@ impl NoMessagesGuard {
     ///
     /// Panics, naming the first such message with its sender and receiver, if one was seen.
     pub fn check(&self) {
-        if let Some((first, count)) = self.violations.first() {
-            let more = match count {
-                1 => String::new(),
-                n => format!(" (and {} more)", n - 1),
-            };
-            panic!(
-                "expect_no_future_messages({}) made at {}: saw {first}{more}",
-                self.description, self.made_at
-            );
-        }
-    }
-}
-
-impl Drop for NoMessagesGuard {
-    fn drop(&mut self) {
-        if let Some(rules) = self.rules.upgrade() {
-            rules.retire(self.id);
-        }
-        if !std::thread::panicking() {
-            self.check();
-        }
-    }
-}
-
-impl std::fmt::Debug for NoMessagesGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoMessagesGuard")
-            .field("pattern", &self.description)
-            .field("made_at", &self.made_at)
-            .finish()
+        self.0.check();
     }
 }
