@@ -9,7 +9,10 @@ mod matcher;
 mod message;
 mod rules;
 
-pub use self::dispatch::{drop_dispatch, future_dispatch};
+pub use self::dispatch::{
+    drop_dispatch, drop_dispatches, expect_no_future_dispatches, future_dispatch,
+    DropDispatchesGuard, NoDispatchesGuard,
+};
 pub use self::exited::{drop_exited, future_exited};
 pub use self::matcher::{AnyMessage, Captured, Match};
 pub use self::message::{
