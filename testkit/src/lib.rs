@@ -104,8 +104,9 @@
 //! - gmock gives an event to the *newest* matching expectation; here the oldest one-shot rule
 //!   takes it, the order a test reads top to bottom.
 //! - Patterns are a typed [`Match`] (`Match::message::<Ping>().from(&a).to(&b)`) rather than
-//!   three positional arguments with wildcards; dispatches and exits, which have fixed
-//!   addresses, take them as arguments.
+//!   three positional arguments with wildcards, and a test on the decoded message
+//!   ([`Match::body`]) stands in for a gmock matcher on its fields; dispatches and exits, which
+//!   have fixed addresses, take them as arguments.
 //! - [`post`] and [`inject_exited`] are the runtime's own functions (the smallest public API
 //!   that can spoof a sender or an exit); the testkit re-exports them under DESIGN.md's names.
 //! - No clock helpers: `runtime.clock()` already offers `pause`, `advance`, `settle` and

@@ -4,7 +4,7 @@ use procession::{Future, Runtime};
 
 use super::guard::{Standing, Watch};
 use super::matcher::{Captured, Match};
-use super::rules::{Pattern, Rules};
+use super::rules::Rules;
 
 /// A future of the first message `pattern` matches from now on; the message is still delivered
 /// (unless another rule drops it).
@@ -16,7 +16,8 @@ use super::rules::{Pattern, Rules};
 ///
 /// The future fails if the matching message cannot be copied as an `M`: an encoded body that
 /// does not decode, or (a bug in the program) a local message of another type under `M`'s
-/// name. It ends abandoned if the runtime shuts down first.
+/// name; a pattern with a [`body`](Match::body) test never matches those. It ends abandoned if
+/// the runtime shuts down first.
 ///
 /// # Discard
 ///
@@ -111,13 +112,7 @@ fn once_message<M>(runtime: &Runtime, pattern: Match<M>, drop: bool) -> Future<C
 where
     M: Clone + Send + Sync + 'static,
 {
-    let Match {
-        name,
-        from,
-        to,
-        copy,
-    } = pattern;
-    let pattern = Pattern::Message { name, from, to };
+    let (pattern, copy) = pattern.into_parts();
     Rules::of(runtime).once(pattern, drop, move |event| Match::capture(copy, event))
 }
 
@@ -153,9 +148,8 @@ where
 /// assert_eq!(pings.unwrap(), 1);
 /// ```
 pub fn drop_messages<M>(runtime: &Runtime, pattern: Match<M>) -> DropMessagesGuard {
-    let Match { name, from, to, .. } = pattern;
     DropMessagesGuard {
-        _rule: Standing::drop_every(runtime, Pattern::Message { name, from, to }),
+        _rule: Standing::drop_every(runtime, pattern.into_parts().0),
     }
 }
 
@@ -219,9 +213,7 @@ pub struct DropMessagesGuard {
 #[track_caller]
 pub fn expect_no_future_messages<M>(runtime: &Runtime, pattern: Match<M>) -> NoMessagesGuard {
     let expectation = format!("expect_no_future_messages({pattern})");
-    let Match { name, from, to, .. } = pattern;
-    let pattern = Pattern::Message { name, from, to };
-    NoMessagesGuard(Watch::forbid(runtime, pattern, expectation))
+    NoMessagesGuard(Watch::forbid(runtime, pattern.into_parts().0, expectation))
 }
 
 /// Records matching messages while it lives, and fails the test if there were any; see
