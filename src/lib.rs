@@ -29,7 +29,7 @@
 //! Three macros come with it: [`#[derive(Message)]`](derive@Message) names a message type,
 //! [`#[process]`](macro@process) gives a `Pid` typed methods that dispatch a process's own
 //! (`counter.add(5)`), and [`#[procession::test]`](macro@test) runs a test on a fresh runtime
-//! and fails it if a process panicked.
+//! and fails it if a process panicked (unless it expects that many panics).
 //!
 //! Everything else is re-exported from the runtime crate; see its modules for the model:
 //! [`process`](mod@process), [`dispatch`](mod@dispatch), [`future`], [`message`], [`link`](mod@link),

@@ -149,8 +149,8 @@ pub fn process(args: TokenStream, input: TokenStream) -> TokenStream {
 }
 
 /// Runs a test on a fresh runtime of its own, entered on the test's thread, then shuts the
-/// runtime down and fails the test if a process panicked during it or if shutdown left
-/// processes unfinished or child processes unreaped.
+/// runtime down and fails the test if a process panicked during it (or, with `panics = N`, if
+/// not exactly `N` did) or if shutdown left processes unfinished or child processes unreaped.
 ///
 /// The body may be synchronous or `async` (then `block_on` runs it on the test's thread,
 /// awaiting procession futures and any other), may return a `Result` like any test, and may
@@ -164,6 +164,10 @@ pub fn process(args: TokenStream, input: TokenStream) -> TokenStream {
 ///   thread in an order drawn from the seed, with a virtual clock that starts paused; the same
 ///   seed gives the same run. Not with `workers`.
 /// - `workers = N`: the number of worker threads (default: one per core).
+/// - `panics = N`: the test expects exactly `N` processes (at least one) to end in a panic,
+///   counted over the runtime's life, its shutdown included; more or fewer fail the test. For
+///   tests of what survives a crash (links, supervisors), where the test's own assertions say
+///   which process panicked and why.
 ///
 /// The runtime is named after the test, and its threads with it.
 ///
@@ -187,6 +191,13 @@ pub fn process(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     assert_eq!(dispatch(&echo, |_: &mut Echo| 42).await?, 42);
 ///     Ok(())
 /// }
+///
+/// #[procession::test(panics = 1)]
+/// fn a_crash_abandons_the_call(runtime: &Runtime) {
+///     let echo = runtime.spawn(Echo);
+///     let crash = dispatch(&echo, |_: &mut Echo| -> u8 { panic!("deliberate") });
+///     assert!(runtime.block_on(crash).unwrap_err().is_abandoned());
+/// }
 /// ```
 ///
 /// <details><summary>Expansion</summary>
@@ -196,6 +207,7 @@ pub fn process(args: TokenStream, input: TokenStream) -> TokenStream {
 /// fn echo() -> Result<(), procession::Error> {
 ///     ::procession::__private::run_test(
 ///         ::procession::Runtime::builder().name("echo").deterministic(7),
+///         0u64, // the process panics expected: `panics = N`
 ///         |runtime: &::procession::Runtime| -> Result<(), procession::Error> {
 ///             runtime.block_on(async move { /* the body */ })
 ///         },

@@ -6,12 +6,14 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitInt, ReturnType};
 
-/// The options: `paused`, `seed = N`, `workers = N`.
+/// The options: `paused`, `seed = N`, `workers = N`, `panics = N`.
 #[derive(Default)]
 struct Options {
     paused: bool,
     seed: Option<LitInt>,
     workers: Option<LitInt>,
+    /// How many process panics the test expects; `None` for none.
+    panics: Option<u64>,
 }
 
 fn parse_options(args: TokenStream) -> syn::Result<Options> {
@@ -42,10 +44,30 @@ fn parse_options(args: TokenStream) -> syn::Result<Options> {
                 ));
             }
             options.workers = Some(workers);
+        } else if meta.path.is_ident("panics") {
+            if options.panics.is_some() {
+                return Err(twice());
+            }
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(meta.error(
+                    "`panics` takes the number of process panics the test expects: `panics = N`",
+                ));
+            }
+            let panics: LitInt = meta.value()?.parse()?;
+            let count = panics.base10_parse::<u64>().map_err(|_| {
+                syn::Error::new(panics.span(), "`panics = N` takes a count: 1, 2, ...")
+            })?;
+            if count == 0 {
+                return Err(syn::Error::new(
+                    panics.span(),
+                    "a test expects no process panic unless told otherwise; remove `panics = 0`",
+                ));
+            }
+            options.panics = Some(count);
         } else {
             return Err(meta.error(
-                "unknown #[procession::test] option; expected `paused`, `seed = N` or \
-                 `workers = N`",
+                "unknown #[procession::test] option; expected `paused`, `seed = N`, \
+                 `workers = N` or `panics = N`",
             ));
         }
         Ok(())
@@ -110,6 +132,7 @@ pub(crate) fn expand(args: TokenStream, function: ItemFn) -> syn::Result<TokenSt
     if let Some(workers) = &options.workers {
         builder.extend(quote!(.workers(#workers)));
     }
+    let panics = options.panics.unwrap_or(0);
     let runtime = quote!(__procession_runtime);
     let bind = param.map(|typed| {
         let (pat, ty) = (&typed.pat, &typed.ty);
@@ -133,7 +156,7 @@ pub(crate) fn expand(args: TokenStream, function: ItemFn) -> syn::Result<TokenSt
         #(#attrs)*
         #[::core::prelude::v1::test]
         #vis fn #name() #output_sig {
-            ::procession::__private::run_test(#builder, #body)
+            ::procession::__private::run_test(#builder, #panics, #body)
         }
     })
 }

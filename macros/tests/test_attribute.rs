@@ -133,6 +133,53 @@ fn a_panic_while_shutting_down_fails_the_test(runtime: &Runtime) {
     runtime.spawn(FailsToFinalize);
 }
 
+/// Dispatches a call that panics to a fresh process; its future ends abandoned.
+fn crash(runtime: &Runtime) {
+    let pid = echo(runtime);
+    let crash = dispatch(&pid, |_: &mut Echo| -> u8 {
+        panic!("deliberate, in a handler")
+    });
+    assert!(runtime.block_on(crash).unwrap_err().is_abandoned());
+}
+
+#[procession::test(panics = 2)]
+fn the_expected_panics_pass(runtime: &Runtime) {
+    crash(runtime);
+    crash(runtime);
+}
+
+#[procession::test(panics = 1)]
+#[should_panic(
+    expected = "0 process(es) panicked while the test ran or its runtime shut down, \
+                           where the test expects 1 (`panics = 1`)"
+)]
+fn fewer_panics_than_expected_fail_the_test(runtime: &Runtime) {
+    echo(runtime);
+}
+
+#[procession::test(panics = 1)]
+#[should_panic(
+    expected = "2 process(es) panicked while the test ran or its runtime shut down, \
+                           where the test expects 1"
+)]
+fn more_panics_than_expected_fail_the_test(runtime: &Runtime) {
+    crash(runtime);
+    crash(runtime);
+}
+
+#[procession::test(panics = 1)]
+fn an_expected_panic_may_come_while_shutting_down(runtime: &Runtime) {
+    runtime.spawn(FailsToFinalize);
+}
+
+#[procession::test(seed = 5, panics = 1)]
+async fn panics_combines_with_an_async_seeded_body() -> Result<(), procession::Error> {
+    let pid = spawn(Echo::default());
+    let crash = dispatch(&pid, |_: &mut Echo| -> u8 { panic!("deliberate") }).await;
+    assert!(crash.unwrap_err().is_abandoned());
+    Ok(())
+}
+
 struct Stuck(mpsc::Receiver<()>);
 
 impl Process for Stuck {}
@@ -144,7 +191,7 @@ fn an_unfinished_shutdown_fails_the_test() {
         .workers(1)
         .shutdown_timeout(Duration::from_millis(50));
     let failure = panic::catch_unwind(AssertUnwindSafe(|| {
-        procession::__private::run_test(builder, |runtime| {
+        procession::__private::run_test(builder, 0, |runtime| {
             let pid = runtime.spawn(Stuck(stuck));
             // Blocks the only worker until released, so the shutdown cannot end the process.
             procession::cast(&pid, |s: &mut Stuck| s.0.recv().unwrap());

@@ -4,9 +4,10 @@
 //! - [`await_ready`] and friends block the test thread until a future completes, then assert
 //!   its outcome; they fail with the future's state and the caller's location rather than hang.
 //! - [`future_message`], [`drop_message`], [`drop_messages`], [`expect_no_future_messages`],
-//!   [`future_dispatch`], [`drop_dispatch`], [`future_exited`] and [`drop_exited`] add rules to
-//!   the runtime's filter point, libprocess's `FUTURE_MESSAGE` family (see [`Match`] for
-//!   patterns and [`future_message`] for how rules combine).
+//!   [`future_dispatch`], [`drop_dispatch`], [`drop_dispatches`],
+//!   [`expect_no_future_dispatches`], [`future_exited`] and [`drop_exited`] add rules to the
+//!   runtime's filter point, libprocess's `FUTURE_MESSAGE` family (see [`Match`] for patterns
+//!   and [how rules combine](#how-rules-combine)).
 //! - [`post`] delivers a message that claims any sender and [`inject_exited`] an `exited`
 //!   notice for an end that did not happen: the runtime's own functions, re-exported here.
 //!
@@ -88,8 +89,10 @@
 //! An event is matched against its runtime's rules in the order they were added:
 //! - the *oldest* matching one-shot rule takes it and retires, so two [`future_message`] calls
 //!   for the same message catch the first and the second such message;
-//! - every matching [`drop_messages`] rule drops it, whatever the one-shot rule says;
-//! - every matching [`expect_no_future_messages`] guard records it (and lets it through).
+//! - every matching [`drop_messages`] or [`drop_dispatches`] rule drops it, whatever the
+//!   one-shot rule says;
+//! - every matching [`expect_no_future_messages`] or [`expect_no_future_dispatches`] guard
+//!   records it (and lets it through).
 //!
 //! The event is dropped if the one-shot rule that took it drops, or any standing rule does. A
 //! filter the test installed itself (`Runtime::set_filter`) before the first helper ran is
@@ -101,8 +104,9 @@
 //! - gmock gives an event to the *newest* matching expectation; here the oldest one-shot rule
 //!   takes it, the order a test reads top to bottom.
 //! - Patterns are a typed [`Match`] (`Match::message::<Ping>().from(&a).to(&b)`) rather than
-//!   three positional arguments with wildcards; dispatches and exits, which have fixed
-//!   addresses, take them as arguments.
+//!   three positional arguments with wildcards, and a test on the decoded message
+//!   ([`Match::body`]) stands in for a gmock matcher on its fields; dispatches and exits, which
+//!   have fixed addresses, take them as arguments.
 //! - [`post`] and [`inject_exited`] are the runtime's own functions (the smallest public API
 //!   that can spoof a sender or an exit); the testkit re-exports them under DESIGN.md's names.
 //! - No clock helpers: `runtime.clock()` already offers `pause`, `advance`, `settle` and
@@ -132,8 +136,9 @@ pub use await_::{
     await_abandoned, await_discarded, await_failed, await_ready, await_ready_for, DEFAULT_TIMEOUT,
 };
 pub use filter::{
-    drop_dispatch, drop_exited, drop_message, drop_messages, expect_no_future_messages,
-    future_dispatch, future_exited, future_message, AnyMessage, Captured, DropMessagesGuard, Match,
-    NoMessagesGuard,
+    drop_dispatch, drop_dispatches, drop_exited, drop_message, drop_messages,
+    expect_no_future_dispatches, expect_no_future_messages, future_dispatch, future_exited,
+    future_message, AnyMessage, Captured, DropDispatchesGuard, DropMessagesGuard, Match,
+    NoDispatchesGuard, NoMessagesGuard,
 };
 pub use procession::{inject_exited, post};

@@ -2,7 +2,10 @@
 //! to and shared with other threads (a test may hand them to a helper thread).
 
 use procession::Message;
-use procession_testkit::{AnyMessage, Captured, DropMessagesGuard, Match, NoMessagesGuard};
+use procession_testkit::{
+    AnyMessage, Captured, DropDispatchesGuard, DropMessagesGuard, Match, NoDispatchesGuard,
+    NoMessagesGuard,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Serialize, Deserialize, Message)]
@@ -18,4 +21,6 @@ fn public_types_are_send_and_sync() {
     send_sync::<AnyMessage>();
     send_sync::<DropMessagesGuard>();
     send_sync::<NoMessagesGuard>();
+    send_sync::<DropDispatchesGuard>();
+    send_sync::<NoDispatchesGuard>();
 }

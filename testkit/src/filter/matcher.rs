@@ -2,13 +2,20 @@
 
 use std::any::type_name;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use procession::message::decode;
 use procession::{EventView, Failure, Message, MessageBody, Upid};
 
+use super::rules::{BodyTest, Pattern};
+
+/// Copies a matched message's body into what its capture holds.
+pub(crate) type Copier<M> = fn(&MessageBody<'_>) -> Result<M, Failure>;
+
 /// Which messages a filter helper is about: a message type (or name), optionally from one
-/// sender and to one receiver. `M` is what a caught message is copied into.
+/// sender, to one receiver, and with a body that passes a test. `M` is what a caught message is
+/// copied into.
 ///
 /// ```
 /// use procession::{Message, Process, Runtime, Upid};
@@ -25,13 +32,15 @@ use procession::{EventView, Failure, Message, MessageBody, Upid};
 /// let from_a_to_b = Match::message::<Ping>().from(&a).to(&b);
 /// let any_ping = Match::message::<Ping>();
 /// let by_name = Match::named("other_crate::Pong").to(b.upid());
-/// # let _ = (from_a_to_b, any_ping, by_name);
+/// let big_pings = Match::message::<Ping>().body(|ping: &Ping| ping.0 > 100);
+/// # let _ = (from_a_to_b, any_ping, by_name, big_pings);
 /// ```
 pub struct Match<M> {
-    pub(crate) name: String,
-    pub(crate) from: Option<Upid>,
-    pub(crate) to: Option<Upid>,
-    pub(crate) copy: fn(&MessageBody<'_>) -> Result<M, Failure>,
+    name: String,
+    from: Option<Upid>,
+    to: Option<Upid>,
+    body: Option<BodyTest>,
+    copy: Copier<M>,
 }
 
 impl Match<AnyMessage> {
@@ -42,6 +51,7 @@ impl Match<AnyMessage> {
             name: M::NAME.to_owned(),
             from: None,
             to: None,
+            body: None,
             copy: copy_typed::<M>,
         }
     }
@@ -53,6 +63,7 @@ impl Match<AnyMessage> {
             name: name.into(),
             from: None,
             to: None,
+            body: None,
             copy: copy_any,
         }
     }
@@ -71,11 +82,28 @@ impl<M> Match<M> {
         self
     }
 
+    /// The rule's pattern, and how to copy a message it matched.
+    pub(crate) fn into_parts(self) -> (Pattern, Copier<M>) {
+        let Match {
+            name,
+            from,
+            to,
+            body,
+            copy,
+        } = self;
+        (
+            Pattern::Message {
+                name,
+                from,
+                to,
+                body,
+            },
+            copy,
+        )
+    }
+
     /// Copies the message of `event`, which this match matched.
-    pub(crate) fn capture(
-        copy: fn(&MessageBody<'_>) -> Result<M, Failure>,
-        event: &EventView<'_>,
-    ) -> Result<Captured<M>, Failure> {
+    pub(crate) fn capture(copy: Copier<M>, event: &EventView<'_>) -> Result<Captured<M>, Failure> {
         match event {
             EventView::Message { from, to, body, .. } => Ok(Captured {
                 from: (*from).clone(),
@@ -87,12 +115,61 @@ impl<M> Match<M> {
     }
 }
 
+impl<M: Message> Match<M> {
+    /// Only messages whose body `test` accepts, given the message as an `M` (borrowed when it
+    /// was sent locally, decoded when it arrived encoded). Each call adds a test; a message
+    /// must pass all of them.
+    ///
+    /// A body that is not an `M` (an encoded one that does not decode) does not match: the
+    /// test is not called and the rule never sees the message.
+    ///
+    /// The test runs in the filter, on the sender's thread, before the message is queued; it
+    /// must not block, and if it panics, the sender panics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use procession::{send, Message, Process, Runtime};
+    /// use procession_testkit::{await_ready, drop_messages, future_message, Match};
+    ///
+    /// #[derive(Clone, serde::Serialize, serde::Deserialize, Message)]
+    /// struct Heartbeat { seq: u32 }
+    ///
+    /// struct Master;
+    /// impl Process for Master {}
+    ///
+    /// let runtime = Runtime::new();
+    /// let _entered = runtime.enter();
+    /// let master = runtime.spawn(Master);
+    /// let odd = Match::message::<Heartbeat>().body(|h: &Heartbeat| h.seq % 2 == 1);
+    /// let _lossy = drop_messages(&runtime, odd.to(&master));
+    /// let second = future_message(&runtime, Match::message().body(|h: &Heartbeat| h.seq == 2));
+    /// for seq in 1..=4 {
+    ///     send(&master.upid(), Heartbeat { seq });
+    /// }
+    /// assert_eq!(await_ready(&second).message.seq, 2);
+    /// ```
+    pub fn body(mut self, test: impl Fn(&M) -> bool + Send + Sync + 'static) -> Self {
+        let test: BodyTest = Arc::new(move |body: &MessageBody<'_>| match body {
+            MessageBody::Local(value) => value.downcast_ref::<M>().is_some_and(&test),
+            // Decoded again if the rule copies the message: tests are for tests, not hot paths.
+            MessageBody::Encoded(bytes) => decode::<M>(bytes).is_ok_and(|message| test(&message)),
+        });
+        self.body = Some(match self.body.take() {
+            None => test,
+            Some(earlier) => Arc::new(move |body: &MessageBody<'_>| earlier(body) && test(body)),
+        });
+        self
+    }
+}
+
 impl<M> fmt::Debug for Match<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Match")
             .field("name", &self.name)
             .field("from", &self.from)
             .field("to", &self.to)
+            .field("body", &self.body.as_ref().map(|_| "a test"))
             .finish()
     }
 }
@@ -105,6 +182,9 @@ impl<M> fmt::Display for Match<M> {
         }
         if let Some(to) = &self.to {
             write!(f, " to {to}")?;
+        }
+        if self.body.is_some() {
+            write!(f, " with a body test")?;
         }
         Ok(())
     }

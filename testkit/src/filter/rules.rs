@@ -16,6 +16,11 @@
 //! - A one-shot rule is removed under the lock by exactly one party: the event that fires it,
 //!   or the discard request that withdraws it (see [`Rules::once`]). Whoever removes it
 //!   completes its promise, so the future completes exactly once.
+//! - Body tests ([`BodyTest`]) are user code, which may decode, send (the filter again) or add
+//!   a rule, so they run with the lock released: a first pass under it collects the tests of
+//!   the rules the event otherwise matches, the tests run, and the matching pass counts a rule
+//!   with a body test only if its test passed. A rule added between the passes does not see the
+//!   event (it came after it); one removed or fired by another event between them is skipped.
 //! - Violations of `Forbid` rules sit behind their own leaf lock, shared with the guard that
 //!   reports them; nothing else is locked while it is held.
 
@@ -23,7 +28,9 @@ use std::fmt::Write as _;
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use procession::{EventView, Failure, Filter, Future, Promise, Runtime, Upid, Verdict};
+use procession::{
+    EventView, Failure, Filter, Future, MessageBody, Promise, Runtime, Upid, Verdict,
+};
 
 /// Every composite filter the testkit installed, by weak reference.
 static REGISTRY: Mutex<Vec<Weak<Rules>>> = Mutex::new(Vec::new());
@@ -54,12 +61,16 @@ struct Rule {
     action: Action,
 }
 
-/// Which events a rule is about; `None` matches any address.
+/// A test on a message's body, its type erased: false for a body that is not of its type.
+pub(crate) type BodyTest = Arc<dyn Fn(&MessageBody<'_>) -> bool + Send + Sync>;
+
+/// Which events a rule is about; `None` matches any address, or any body.
 pub(crate) enum Pattern {
     Message {
         name: String,
         from: Option<Upid>,
         to: Option<Upid>,
+        body: Option<BodyTest>,
     },
     Dispatch {
         to: Upid,
@@ -72,11 +83,12 @@ pub(crate) enum Pattern {
 }
 
 impl Pattern {
+    /// Whether `event` matches all but the body test, if there is one.
     fn matches(&self, event: &EventView<'_>) -> bool {
         let address = |want: &Option<Upid>, got: &Upid| want.as_ref().is_none_or(|w| w == got);
         match (self, event) {
             (
-                Pattern::Message { name, from, to },
+                Pattern::Message { name, from, to, .. },
                 EventView::Message {
                     from: f,
                     to: t,
@@ -91,6 +103,13 @@ impl Pattern {
                 from == *upid && to == *t
             }
             _ => false,
+        }
+    }
+
+    fn body_test(&self) -> Option<&BodyTest> {
+        match self {
+            Pattern::Message { body, .. } => body.as_ref(),
+            _ => None,
         }
     }
 }
@@ -262,16 +281,39 @@ impl Rules {
     pub(crate) fn retire(&self, id: u64) {
         drop(self.remove(id));
     }
+
+    /// The ids of the rules whose body test `event` passes, among those it otherwise matches;
+    /// the tests run with the lock released.
+    fn passed_body_tests(&self, event: &EventView<'_>) -> Vec<u64> {
+        let EventView::Message { body, .. } = event else {
+            return Vec::new();
+        };
+        let tests: Vec<(u64, BodyTest)> = lock(&self.state)
+            .rules
+            .iter()
+            .filter(|rule| rule.pattern.matches(event))
+            .filter_map(|rule| Some((rule.id, rule.pattern.body_test()?.clone())))
+            .collect();
+        tests
+            .into_iter()
+            .filter(|(_, test)| test(body))
+            .map(|(id, _)| id)
+            .collect()
+    }
 }
 
 impl Filter for Rules {
     fn filter(&self, event: &EventView<'_>) -> Verdict {
+        let passed = self.passed_body_tests(event);
         let (fire, mut drop) = {
             let mut state = lock(&self.state);
             let mut drop = false;
             let mut first_once = None;
             for (index, rule) in state.rules.iter().enumerate() {
                 if !rule.pattern.matches(event) {
+                    continue;
+                }
+                if rule.pattern.body_test().is_some() && !passed.contains(&rule.id) {
                     continue;
                 }
                 match &rule.action {

@@ -1,0 +1,4 @@
+#[procession::test(panics)]
+fn some() {}
+
+fn main() {}

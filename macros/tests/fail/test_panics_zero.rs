@@ -1,0 +1,4 @@
+#[procession::test(panics = 0)]
+fn none() {}
+
+fn main() {}
