@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::frame::{Frame, FrameDecoder, Kind};
@@ -24,10 +24,19 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much the reader asks the socket for at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    serve_stream(&shared, &peer, stream).await;
+}
+
+/// Authenticates the peer (when the node has a secret), then reads its frames until the end.
+/// Generic so that plain TCP is read directly, with no layer between the socket and the reader.
+async fn serve_stream<S>(shared: &Shared, peer: &str, mut stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if let Some(secret) = &shared.config.secret {
         let handshake = crate::auth::accept(&mut stream, secret);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
@@ -45,7 +54,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
         }
     }
     shared.stats.connections.increment();
-    let error = read_frames(&shared, &mut stream).await;
+    let error = read_frames(shared, &mut stream).await;
     shared.stats.connections.decrement();
     match error {
         None => tracing::debug!(%peer, "peer closed its connection"),
@@ -54,7 +63,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
 }
 
 /// Reads until the end of the stream (`None`) or an error, which it returns.
-async fn read_frames(shared: &Shared, stream: &mut TcpStream) -> Option<String> {
+async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let decoder = FrameDecoder::new(shared.config.max_frame);
     let mut buffer = BytesMut::new();
     loop {
