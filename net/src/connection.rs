@@ -1,10 +1,10 @@
 //! Inbound: one task per accepted connection, reading frames and handing them to the runtime.
 //!
-//! A connection that fails the handshake, sends a malformed or oversized frame, or breaks is
-//! closed, logged and counted; every other connection carries on. A frame's events reach the
-//! runtime in the order they arrived, so messages from one process to another keep their order
-//! while the connection lives. An unknown message name or receiver is the runtime's to drop and
-//! count (as for a local send).
+//! A connection that fails a handshake (TLS or the shared secret's), sends a malformed or
+//! oversized frame, or breaks is closed, logged and counted; every other connection carries on.
+//! A frame's events reach the runtime in the order they arrived, so messages from one process to
+//! another keep their order while the connection lives. An unknown message name or receiver is
+//! the runtime's to drop and count (as for a local send).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
 
-/// How long a connecting peer has to pass the handshake.
+/// How long a connecting peer has to pass each handshake (TLS, then the shared secret's).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How much the reader asks the socket for at a time.
@@ -28,6 +28,21 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.config.tls {
+        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                shared.stats.dropped(Reason::Tls, 1);
+                return tracing::warn!(%peer, %error, "connection refused: TLS handshake failed");
+            }
+            Err(_) => {
+                shared.stats.dropped(Reason::Tls, 1);
+                return tracing::warn!(%peer, "connection refused: no TLS handshake in time");
+            }
+        };
+        return serve_stream(&shared, &peer, stream).await;
+    }
     serve_stream(&shared, &peer, stream).await;
 }
 

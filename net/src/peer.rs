@@ -143,7 +143,7 @@ impl Peer {
     }
 }
 
-/// The connection's life: connect (and authenticate when configured), write batches
+/// The connection's life: connect (with TLS and authentication when configured), write batches
 /// until it breaks, then report the node lost.
 async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
     let outcome = connect_and_write(&shared, &peer).await;
@@ -158,6 +158,22 @@ async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
 }
 
 async fn connect_and_write(shared: &Shared, peer: &Peer) -> io::Result<()> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.config.tls {
+        let connect = async {
+            let stream = tcp(peer.address).await?;
+            let handshake = tls.connect(peer.address, stream).await;
+            if let Err(error) = &handshake {
+                shared.stats.dropped(Reason::Tls, 1);
+                tracing::warn!(peer = %peer.address, %error, "TLS handshake with peer failed");
+            }
+            handshake
+        };
+        let stream = establish(shared, peer, connect).await?;
+        // TLS reads and writes share one session, so the halves take turns through a lock.
+        let (read, write) = tokio::io::split(stream);
+        return carry(shared, peer, read, write).await;
+    }
     let stream = establish(shared, peer, tcp(peer.address)).await?;
     let (read, write) = stream.into_split();
     carry(shared, peer, read, write).await
@@ -206,6 +222,8 @@ where
     let writing = async {
         while let Some((batch, frames)) = peer.next_batch().await {
             write.write_all(&batch).await?;
+            // A no-op on TCP; TLS may hold the last record until flushed.
+            write.flush().await?;
             shared.stats.bytes_out.add(batch.len() as u64);
             shared.stats.messages_out.add(frames);
         }
