@@ -1,16 +1,16 @@
 //! Inbound: one task per accepted connection, reading frames and handing them to the runtime.
 //!
-//! A connection that fails the handshake, sends a malformed or oversized frame, or breaks is
-//! closed, logged and counted; every other connection carries on. A frame's events reach the
-//! runtime in the order they arrived, so messages from one process to another keep their order
-//! while the connection lives. An unknown message name or receiver is the runtime's to drop and
-//! count (as for a local send).
+//! A connection that fails a handshake (TLS or the shared secret's), sends a malformed or
+//! oversized frame, or breaks is closed, logged and counted; every other connection carries on.
+//! A frame's events reach the runtime in the order they arrived, so messages from one process to
+//! another keep their order while the connection lives. An unknown message name or receiver is
+//! the runtime's to drop and count (as for a local send).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::frame::{Frame, FrameDecoder, Kind};
@@ -18,16 +18,40 @@ use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
 
-/// How long a connecting peer has to pass the handshake.
+/// How long a connecting peer has to pass each handshake (TLS, then the shared secret's).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How much the reader asks the socket for at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.config.tls {
+        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                shared.stats.dropped(Reason::Tls, 1);
+                return tracing::warn!(%peer, %error, "connection refused: TLS handshake failed");
+            }
+            Err(_) => {
+                shared.stats.dropped(Reason::Tls, 1);
+                return tracing::warn!(%peer, "connection refused: no TLS handshake in time");
+            }
+        };
+        return serve_stream(&shared, &peer, stream).await;
+    }
+    serve_stream(&shared, &peer, stream).await;
+}
+
+/// Authenticates the peer (when the node has a secret), then reads its frames until the end.
+/// Generic so that plain TCP is read directly, with no layer between the socket and the reader.
+async fn serve_stream<S>(shared: &Shared, peer: &str, mut stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if let Some(secret) = &shared.config.secret {
         let handshake = crate::auth::accept(&mut stream, secret);
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
@@ -45,7 +69,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
         }
     }
     shared.stats.connections.increment();
-    let error = read_frames(&shared, &mut stream).await;
+    let error = read_frames(shared, &mut stream).await;
     shared.stats.connections.decrement();
     match error {
         None => tracing::debug!(%peer, "peer closed its connection"),
@@ -54,7 +78,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream) {
 }
 
 /// Reads until the end of the stream (`None`) or an error, which it returns.
-async fn read_frames(shared: &Shared, stream: &mut TcpStream) -> Option<String> {
+async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let decoder = FrameDecoder::new(shared.config.max_frame);
     let mut buffer = BytesMut::new();
     loop {

@@ -52,13 +52,21 @@
 //!   blocks a handler. Links and exit notices (small) are always queued, so no linker waits
 //!   forever behind a full queue.
 //! - **Security.** Loopback by default; an optional shared secret authenticates every
-//!   connection both ways ([`Builder::secret`]); frames over [`Builder::max_frame`] close the
-//!   connection before their bytes are read. Bad input — garbage, truncated frames, oversized
-//!   length prefixes, unknown versions, names or receivers — is logged, counted and dropped (the
-//!   connection closed where the stream cannot be trusted), and every other peer is served on.
+//!   connection both ways ([`Builder::secret`]); with the `tls` feature, optional mutual TLS
+//!   encrypts every connection and checks both nodes' certificates (`Builder::tls`, the `tls`
+//!   module); frames over [`Builder::max_frame`] close the connection before their bytes are
+//!   read. Bad input — garbage, truncated frames, oversized length prefixes, unknown versions,
+//!   names or receivers — is logged, counted and dropped (the connection closed where the
+//!   stream cannot be trusted), and every other peer is served on.
 //! - **Metrics** on the runtime's registry: `net.connections`, `net.bytes_in`/`_out`,
 //!   `net.messages_in`/`_out`, `net.dropped.{peer_full, unreachable, malformed,
-//!   unauthenticated}`.
+//!   unauthenticated}`, and with the `tls` feature `net.dropped.tls` (connections refused in
+//!   the TLS handshake).
+//!
+//! # Features
+//!
+//! - `tls` (off by default): mutual TLS through rustls with its ring provider — `TlsConfig`,
+//!   `Builder::tls` and the `tls` module. Without it the crate has no TLS dependency.
 
 #![forbid(unsafe_code)]
 
@@ -67,7 +75,11 @@ mod connection;
 pub mod frame;
 mod peer;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 mod wire;
 
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 pub use transport::{Builder, Net, DEFAULT_MAX_FRAME, DEFAULT_PEER_BUFFER};

@@ -11,6 +11,7 @@
 //! frame for the node makes a new connection.
 
 use std::future::poll_fn;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::frame::{Frame, Kind};
@@ -142,8 +143,8 @@ impl Peer {
     }
 }
 
-/// The connection's life: connect (and authenticate), write batches until it breaks, then
-/// report the node lost.
+/// The connection's life: connect (with TLS and authentication when configured), write batches
+/// until it breaks, then report the node lost.
 async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
     let outcome = connect_and_write(&shared, &peer).await;
     if let Err(error) = &outcome {
@@ -156,29 +157,73 @@ async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
     shared.forget_peer(&peer);
 }
 
-async fn connect_and_write(shared: &Shared, peer: &Peer) -> std::io::Result<()> {
+async fn connect_and_write(shared: &Shared, peer: &Peer) -> io::Result<()> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &shared.config.tls {
+        let connect = async {
+            let stream = tcp(peer.address).await?;
+            let handshake = tls.connect(peer.address, stream).await;
+            if let Err(error) = &handshake {
+                shared.stats.dropped(Reason::Tls, 1);
+                tracing::warn!(peer = %peer.address, %error, "TLS handshake with peer failed");
+            }
+            handshake
+        };
+        let stream = establish(shared, peer, connect).await?;
+        // TLS reads and writes share one session, so the halves take turns through a lock.
+        let (read, write) = tokio::io::split(stream);
+        return carry(shared, peer, read, write).await;
+    }
+    let stream = establish(shared, peer, tcp(peer.address)).await?;
+    let (read, write) = stream.into_split();
+    carry(shared, peer, read, write).await
+}
+
+async fn tcp(address: SocketAddr) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Runs `connect`, then the shared-secret handshake when the node has a secret, within
+/// [`CONNECT_TIMEOUT`]; cut short when the peer is stopped.
+async fn establish<S>(
+    shared: &Shared,
+    peer: &Peer,
+    connect: impl std::future::Future<Output = io::Result<S>>,
+) -> io::Result<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let connect = async {
-        let mut stream = TcpStream::connect(peer.address).await?;
-        stream.set_nodelay(true)?;
+        let mut stream = connect.await?;
         if let Some(secret) = &shared.config.secret {
             crate::auth::connect(&mut stream, secret).await?;
         }
-        Ok::<_, std::io::Error>(stream)
+        Ok::<_, io::Error>(stream)
     };
-    let stream = tokio::select! {
+    tokio::select! {
         connected = tokio::time::timeout(CONNECT_TIMEOUT, connect) => connected
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??,
-        () = peer.stopped.notified() => {
-            return Err(std::io::Error::other("the transport is shutting down"));
-        }
-    };
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?,
+        () = peer.stopped.notified() => Err(io::Error::other("the transport is shutting down")),
+    }
+}
+
+/// Writes the peer's batches on `write` and watches `read` until either ends the connection.
+/// Generic so that plain TCP writes straight to the socket's halves.
+async fn carry<R, W>(shared: &Shared, peer: &Peer, mut read: R, mut write: W) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     shared.stats.connections.increment();
     let _connected = scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");
-    let (mut read, mut write) = stream.into_split();
     let writing = async {
         while let Some((batch, frames)) = peer.next_batch().await {
             write.write_all(&batch).await?;
+            // A no-op on TCP; TLS may hold the last record until flushed.
+            write.flush().await?;
             shared.stats.bytes_out.add(batch.len() as u64);
             shared.stats.messages_out.add(frames);
         }
@@ -188,12 +233,12 @@ async fn connect_and_write(shared: &Shared, peer: &Peer) -> std::io::Result<()> 
     let watching = async {
         let mut byte = [0u8; 1];
         match read.read(&mut byte).await {
-            Ok(0) => Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
                 "the peer closed the connection",
             )),
-            Ok(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
+            Ok(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
                 "the peer wrote on an outbound connection",
             )),
             Err(error) => Err(error),

@@ -15,6 +15,9 @@ pub(crate) enum Reason {
     Malformed,
     /// A peer that failed the shared-secret handshake.
     Unauthenticated,
+    /// A connection, in or out, whose TLS handshake failed or (inbound) did not finish in time.
+    #[cfg(feature = "tls")]
+    Tls,
 }
 
 /// Handles to every `net.*` metric; updates are relaxed atomics.
@@ -28,6 +31,8 @@ pub(crate) struct Stats {
     unreachable: Counter,
     malformed: Counter,
     unauthenticated: Counter,
+    #[cfg(feature = "tls")]
+    tls: Counter,
 }
 
 impl Stats {
@@ -48,6 +53,8 @@ impl Stats {
             unreachable: counter("net.dropped.unreachable")?,
             malformed: counter("net.dropped.malformed")?,
             unauthenticated: counter("net.dropped.unauthenticated")?,
+            #[cfg(feature = "tls")]
+            tls: counter("net.dropped.tls")?,
         })
     }
 
@@ -57,6 +64,8 @@ impl Stats {
             Reason::Unreachable => &self.unreachable,
             Reason::Malformed => &self.malformed,
             Reason::Unauthenticated => &self.unauthenticated,
+            #[cfg(feature = "tls")]
+            Reason::Tls => &self.tls,
         };
         counter.add(count);
     }

@@ -27,10 +27,12 @@ pub(crate) struct Config {
     pub(crate) secret: Option<Vec<u8>>,
     pub(crate) max_frame: usize,
     pub(crate) peer_buffer: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::TlsConfig>,
 }
 
-/// Options for [`Net`]: where to listen, what address to advertise, the shared secret and the
-/// bounds. Made by [`Net::builder`].
+/// Options for [`Net`]: where to listen, what address to advertise, the shared secret, the
+/// bounds and (feature `tls`) TLS. Made by [`Net::builder`].
 #[derive(Debug)]
 pub struct Builder {
     listen: SocketAddr,
@@ -38,6 +40,8 @@ pub struct Builder {
     secret: Option<Vec<u8>>,
     max_frame: usize,
     peer_buffer: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::TlsConfig>,
 }
 
 impl Builder {
@@ -76,6 +80,16 @@ impl Builder {
         self
     }
 
+    /// Makes every connection, accepted or made, TLS with `config` (see [`crate::tls`]); a
+    /// [`secret`](Self::secret) is then checked inside TLS. A connection whose handshake fails
+    /// or (inbound) takes over 5 seconds is closed, logged and counted in `net.dropped.tls`;
+    /// to the node that made it, the peer is unreachable (its linkers get `exited(Lost)`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::TlsConfig) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Binds the address and installs the transport on `runtime`, whose Upids carry the
     /// advertised address from now on.
     ///
@@ -107,6 +121,8 @@ impl Builder {
                 secret: self.secret,
                 max_frame: self.max_frame,
                 peer_buffer: self.peer_buffer,
+                #[cfg(feature = "tls")]
+                tls: self.tls,
             },
             peers: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
@@ -151,6 +167,8 @@ impl Net {
             secret: None,
             max_frame: DEFAULT_MAX_FRAME,
             peer_buffer: DEFAULT_PEER_BUFFER,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
