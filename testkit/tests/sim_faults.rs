@@ -132,40 +132,80 @@ fn a_skewed_clock_reads_its_offset_and_drift_and_its_timers_follow_it() {
     assert!(fires_a.is_ready());
 }
 
-#[test]
-fn every_fault_on_replays_the_same_trace() {
-    run_seeds(20, |seed| {
-        let scenario = |seed| {
-            let mut profile = Profile::swarm(seed);
-            profile.loss = 0.1;
-            profile.duplicate = 0.1;
-            profile.reorder = true;
-            profile.partition_every = Some(Duration::from_millis(300));
-            profile.crash_every = Some(Duration::from_millis(700));
-            profile.pause_every = Some(Duration::from_millis(500));
-            profile.clock_offset = Duration::from_millis(50);
-            profile.clock_drift_ppm = 200;
-            let mut sim = Sim::builder(seed).profile(profile).build();
-            let nodes: Vec<_> = (0..3)
-                .map(|n| {
-                    sim.add_node(&format!("n{n}"), |runtime, _| {
-                        runtime
-                            .spawn_named("recorder", support::Recorder::default())
-                            .unwrap();
-                    })
-                })
-                .collect();
-            for &from in &nodes {
-                for &to in &nodes {
-                    let recorder = procession::Upid::new("recorder", sim.address(to));
-                    send_notes(&mut sim, from, &recorder, 0..20);
-                }
-            }
-            sim.run_faults(Duration::from_secs(5), &nodes);
-            sim.heal_everything();
-            sim.run_for(SETTLE);
-            sim
-        };
-        check_determinism(seed, scenario).unwrap_or_else(|d| panic!("{d}"));
+/// Each fault alone, then all of them at once.
+fn fault_profiles() -> Vec<(&'static str, Profile)> {
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+    let one = |change: fn(&mut Profile)| {
+        let mut profile = Profile::calm();
+        change(&mut profile);
+        profile
+    };
+    let all = one(|p| {
+        p.latency = Latency::exponential(ms(1), ms(5), ms(200));
+        p.loss = 0.1;
+        p.duplicate = 0.1;
+        p.reorder = true;
+        p.partition_every = Some(ms(300));
+        p.crash_every = Some(ms(700));
+        p.pause_every = Some(ms(500));
+        p.clock_offset = ms(50);
+        p.clock_drift_ppm = 200;
     });
+    vec![
+        (
+            "latency",
+            one(|p| p.latency = Latency::exponential(ms(1), ms(5), ms(200))),
+        ),
+        ("loss", one(|p| p.loss = 0.2)),
+        ("duplication", one(|p| p.duplicate = 0.2)),
+        ("reordering", one(|p| p.reorder = true)),
+        ("partitions", one(|p| p.partition_every = Some(ms(300)))),
+        ("crashes", one(|p| p.crash_every = Some(ms(700)))),
+        ("pauses", one(|p| p.pause_every = Some(ms(500)))),
+        (
+            "clock skew",
+            one(|p| {
+                p.clock_offset = ms(50);
+                p.clock_drift_ppm = 200;
+            }),
+        ),
+        ("everything", all),
+    ]
+}
+
+/// Three nodes sending notes to each other's recorders through a fault phase and a heal.
+fn noisy(seed: u64, profile: &Profile) -> Sim {
+    let mut sim = Sim::builder(seed).profile(profile.clone()).build();
+    let nodes: Vec<_> = (0..3)
+        .map(|n| {
+            sim.add_node(&format!("n{n}"), |runtime, _| {
+                runtime
+                    .spawn_named("recorder", support::Recorder::default())
+                    .unwrap();
+            })
+        })
+        .collect();
+    for &from in &nodes {
+        for &to in &nodes {
+            let recorder = procession::Upid::new("recorder", sim.address(to));
+            send_notes(&mut sim, from, &recorder, 0..20);
+        }
+    }
+    sim.run_faults(Duration::from_secs(5), &nodes);
+    sim.heal_everything();
+    sim.run_for(SETTLE);
+    sim
+}
+
+#[test]
+fn every_fault_replays_the_same_trace_alone_and_all_together() {
+    for (fault, profile) in fault_profiles() {
+        run_seeds(10, |seed| {
+            if let Err(divergence) = check_determinism(seed, |seed| noisy(seed, &profile)) {
+                panic!("with {fault}: {divergence}");
+            }
+        });
+    }
 }
