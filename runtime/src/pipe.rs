@@ -235,6 +235,13 @@ impl<T: Send + Sync + 'static> Reader<T> {
         drop(self);
     }
 
+    /// Closes this end as [`close`](Self::close) does, but the writer's held and later writes
+    /// fail with `failure` instead of [`PipeError::ReaderClosed`]: why the reader went away
+    /// (a forwarder whose remote reader's node was lost, say).
+    pub fn fail(self, failure: impl Into<Failure>) {
+        self.channel.close_reader(Some(failure.into()));
+    }
+
     /// The weight buffered now: bytes, or items for a [`stream()`].
     pub fn buffered_len(&self) -> usize {
         self.channel.buffered()
@@ -319,7 +326,7 @@ impl Reader<Bytes> {
 
 impl<T: Send + Sync + 'static> Drop for Reader<T> {
     fn drop(&mut self) {
-        self.channel.close_reader();
+        self.channel.close_reader(None);
     }
 }
 

@@ -208,6 +208,21 @@ fn closing_the_reader_fails_held_and_later_writes() {
 }
 
 #[test]
+fn failing_the_reader_fails_held_and_later_writes_with_its_reason() {
+    let (reader, mut writer) = pipe::pipe_with_capacity(1);
+    let closed = writer.reader_closed();
+    writer.write(chunk("dropped with the buffer"));
+    let held = writer.write(chunk("held"));
+    reader.fail("the reader's node was lost");
+    assert!(closed.is_ready());
+    for write in [held, writer.write(chunk("late"))] {
+        let failure = write.error().expect("failed").to_string();
+        assert!(failure.contains("the reader's node was lost"), "{failure}");
+    }
+    assert_eq!(writer.buffered_len(), 0);
+}
+
+#[test]
 fn a_discarded_reader_closed_watch_ends_alone() {
     let (reader, writer) = pipe::pipe();
     let given_up = writer.reader_closed();

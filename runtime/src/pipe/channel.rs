@@ -52,7 +52,8 @@ struct State<T: Send + Sync + 'static> {
     buffer: VecDeque<T>,
     buffered: usize,
     end: End,
-    reader_closed: bool,
+    /// Set once the reader closed: what the writer's writes fail with from then on.
+    reader_closed: Option<Failure>,
     reads: Line<Option<T>>,
     read_waker: Option<Waker>,
     held: Option<Held<T>>,
@@ -139,7 +140,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
                 buffer: VecDeque::new(),
                 buffered: 0,
                 end: End::Open,
-                reader_closed: false,
+                reader_closed: None,
                 reads: Line::new(),
                 read_waker: None,
                 held: None,
@@ -223,7 +224,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
         effects: &mut Effects<T>,
         split: Option<&mut Split<'_, T>>,
     ) -> Polled<T> {
-        if state.reader_closed {
+        if state.reader_closed.is_some() {
             return Polled::Ended(Err(PipeError::ReaderClosed.into()));
         }
         if let Some(item) = self.pop(state, effects, split) {
@@ -285,7 +286,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
     /// Puts `item` back at the front, for a reader that took more than it needed.
     pub(crate) fn unread(&self, item: T) {
         let mut state = self.state.lock();
-        if !state.reader_closed {
+        if state.reader_closed.is_none() {
             state.buffered += self.weight(&item);
             state.buffer.push_front(item);
         }
@@ -293,8 +294,8 @@ impl<T: Send + Sync + 'static> Channel<T> {
 
     /// Why the writer cannot write now, if it cannot.
     fn refusal(state: &State<T>) -> Option<Failure> {
-        if state.reader_closed {
-            Some(PipeError::ReaderClosed.into())
+        if let Some(failure) = &state.reader_closed {
+            Some(failure.clone())
         } else if !matches!(state.end, End::Open) {
             Some(PipeError::WriterClosed.into())
         } else {
@@ -420,7 +421,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
     /// Ready once the reader has closed; otherwise registers the task.
     pub(crate) fn poll_reader_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.state.lock();
-        if state.reader_closed {
+        if state.reader_closed.is_some() {
             Poll::Ready(())
         } else {
             state.write_waker = Some(cx.waker().clone());
@@ -430,7 +431,7 @@ impl<T: Send + Sync + 'static> Channel<T> {
 
     pub(crate) fn reader_closed(self: &Arc<Self>) -> Future<()> {
         let mut state = self.state.lock();
-        if state.reader_closed {
+        if state.reader_closed.is_some() {
             return Future::ready(());
         }
         let promise = Promise::new();
@@ -476,20 +477,23 @@ impl<T: Send + Sync + 'static> Channel<T> {
     }
 
     /// The reader's end: drops what is buffered and fails the writer's held and later writes.
-    pub(crate) fn close_reader(&self) {
+    /// Closes the reader's end; the writer's held and later writes fail with `failure`
+    /// (`ReaderClosed` when `None`).
+    pub(crate) fn close_reader(&self, failure: Option<Failure>) {
         let mut effects = Effects::new();
         {
             let mut state = self.state.lock();
-            if state.reader_closed {
+            if state.reader_closed.is_some() {
                 return;
             }
-            state.reader_closed = true;
+            let failure = failure.unwrap_or_else(|| PipeError::ReaderClosed.into());
+            state.reader_closed = Some(failure.clone());
             effects.dropped = std::mem::take(&mut state.buffer).into();
             state.buffered = 0;
             if let Some(held) = state.held.take() {
                 effects.dropped.push(held.item);
                 if let Some((_, promise)) = held.write {
-                    effects.write = Some((promise, Err(PipeError::ReaderClosed.into())));
+                    effects.write = Some((promise, Err(failure)));
                 }
             }
             while let Some(read) = state.reads.pop() {
