@@ -176,3 +176,18 @@ impl<P: Process> From<Pid<P>> for Upid {
         pid.upid()
     }
 }
+
+/// A Upid travels in messages as its text, `id@ip:port`.
+impl serde::Serialize for Upid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Parses the text form; a malformed one is a decoding error, never a panic.
+impl<'de> serde::Deserialize<'de> for Upid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,24 @@
+//! A Upid travels inside messages: serde round trips, and malformed text is an error.
+
+use procession::Upid;
+
+#[test]
+fn a_upid_round_trips_through_serde_as_its_text() {
+    for text in ["master@10.0.0.1:5050", "agent(7)@[::1]:4000", "x@0.0.0.0:0"] {
+        let upid: Upid = text.parse().unwrap();
+        let json = serde_json::to_string(&upid).unwrap();
+        assert_eq!(json, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<Upid>(&json).unwrap(), upid);
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&upid, config).unwrap();
+        let (back, _): (Upid, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!(back, upid);
+    }
+}
+
+#[test]
+fn malformed_text_is_a_decoding_error() {
+    for bad in ["\"no-at-sign\"", "\"a@not-an-address\"", "\"\"", "42"] {
+        assert!(serde_json::from_str::<Upid>(bad).is_err(), "{bad}");
+    }
+}
