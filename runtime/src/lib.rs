@@ -95,7 +95,7 @@ pub use crate::error::{Error, Failure};
 pub use crate::event::ExitReason;
 pub use crate::filter::{EventView, Filter, MessageBody, Verdict};
 pub use crate::future::{
-    await_all, collect, loop_, select, undiscardable, Future, Owned, Promise, Wait,
+    await_all, collect, loop_, select, undiscardable, Future, Outcomes, Owned, Promise, Wait,
 };
 pub use crate::link::{inject_exited, link};
 pub use crate::message::{post, send, InstallError, Message};
