@@ -8,6 +8,11 @@
 //! picks, and when no node can run, moves every node's clock (`Clock::update`) to the earliest
 //! [`next_timer`](Driver::next_timer). The testkit's `Sim` is built on exactly this.
 //!
+//! When no node can run and a future the test awaits is still pending, the simulation is stuck,
+//! and [`armed_timers`](Driver::armed_timers) says what could still wake it: every timer not yet
+//! fired, with the process it is armed for. Only a deterministic runtime records owners; a
+//! threaded one pays a branch per timer.
+//!
 //! ```
 //! use procession::{dispatch, Process, Runtime};
 //!
@@ -29,12 +34,16 @@
 //! assert!(ran.iter().all(|name| name.starts_with("counter")));
 //! ```
 
+pub(crate) mod armed;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::context;
 use crate::handle::Handle;
+
+pub use self::armed::ArmedTimer;
 
 /// Runs a deterministic runtime one step at a time; see the [module docs](self).
 #[derive(Clone)]
@@ -80,6 +89,13 @@ impl Driver {
     /// The deadline of the earliest armed timer, on this runtime's clock.
     pub fn next_timer(&self) -> Option<Instant> {
         self.handle.timers().next_deadline()
+    }
+
+    /// Every timer armed on this runtime that has neither fired nor been cancelled, in the order
+    /// they will fire (by deadline, then creation), with the process each is armed for. Never
+    /// fails.
+    pub fn armed_timers(&self) -> Vec<ArmedTimer> {
+        self.handle.timers().armed_list()
     }
 }
 
