@@ -201,6 +201,12 @@ impl<T: Send + Sync + 'static> Future<T> {
         self
     }
 
+    /// The address of the state every handle to this future shares: the same for all of them,
+    /// and unique among futures alive at once.
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.cell).cast::<()>() as usize
+    }
+
     /// [`on_any`](Self::on_any) without capturing the runtime: for the crate's own plumbing,
     /// which runs no user code directly.
     pub(crate) fn when_complete(&self, f: impl FnOnce(&Result<T, Error>) + Send + 'static) {

@@ -90,7 +90,7 @@ pub use crate::context::EnterGuard;
 pub use crate::defer::defer;
 pub use crate::delay::{delay, Timer};
 pub use crate::dispatch::{cast, cast_wait, dispatch, dispatch_method, try_cast, CastError};
-pub use crate::driver::{ArmedTimer, Driver};
+pub use crate::driver::{ArmedTimer, Driver, PendingDispatch};
 pub use crate::error::{Error, Failure};
 pub use crate::event::ExitReason;
 pub use crate::filter::{EventView, Filter, MessageBody, Verdict};
