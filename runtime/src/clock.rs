@@ -42,6 +42,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::context;
+use crate::driver::armed::{running_process, timer_owner};
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
 
@@ -205,6 +206,7 @@ pub fn after(duration: Duration) -> Future<()> {
                 promise.set(());
             }
         }),
+        timer_owner(&handle, running_process),
     );
     let timers = std::sync::Arc::downgrade(&handle);
     future.when_discard(move || {

@@ -29,6 +29,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::dispatch::dispatch;
+use crate::driver::armed::timer_owner;
 use crate::handle::Shared;
 use crate::pid::Pid;
 use crate::process::Process;
@@ -84,6 +85,7 @@ where
         Box::new(move || {
             dispatch(&target, f);
         }),
+        timer_owner(&handle, || Some(pid.upid())),
     );
     Timer {
         key,

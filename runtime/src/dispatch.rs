@@ -41,6 +41,7 @@
 
 use std::fmt;
 
+use crate::driver::pending;
 use crate::event::Event;
 use crate::future::{Future, Promise};
 use crate::pid::Pid;
@@ -97,6 +98,9 @@ where
     // Not queued (gone, filtered): the closure, and with it the promise, is dropped, so the
     // future ends abandoned at once.
     let _ = pid.cell.dispatch(method, run, AtBound::Wait(None));
+    // Recorded once queued, so its note is this thread's latest even if a filter dispatched
+    // meanwhile: a `flatten` right after takes the record over.
+    pending::track(pid.cell.handle(), || pid.cell.upid(), method, &future);
     future
 }
 
@@ -267,6 +271,12 @@ impl<T: Clone + Send + Sync + 'static> Future<Future<T>> {
     ///
     /// Discarding the result discards the outer future and, once known, the inner one.
     ///
+    /// # Stuck reports
+    ///
+    /// Flattening the future of the dispatch this thread made last keeps that dispatch in
+    /// [`Driver::pending_dispatches`](crate::Driver::pending_dispatches) until the flattened
+    /// future completes, rather than until the closure ran.
+    ///
     /// # Examples
     ///
     /// ```
@@ -276,6 +286,8 @@ impl<T: Clone + Send + Sync + 'static> Future<Future<T>> {
     /// assert_eq!(nested.flatten().get(), Some(5));
     /// ```
     pub fn flatten(&self) -> Future<T> {
-        self.then(|inner| inner.clone())
+        let flat = self.then(|inner| inner.clone());
+        pending::follow(self, &flat);
+        flat
     }
 }

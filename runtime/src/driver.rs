@@ -8,6 +8,14 @@
 //! picks, and when no node can run, moves every node's clock (`Clock::update`) to the earliest
 //! [`next_timer`](Driver::next_timer). The testkit's `Sim` is built on exactly this.
 //!
+//! When no node can run and a future the test awaits is still pending, the simulation is stuck,
+//! and two reports say who waits on whom: [`pending_dispatches`](Driver::pending_dispatches),
+//! every dispatch to a process of the runtime still waiting for its answer (who sent it, to
+//! whom, which method, since when), and [`armed_timers`](Driver::armed_timers), every timer not
+//! yet fired with the process it is armed for. Only a deterministic runtime keeps these records;
+//! a threaded one pays a branch per dispatch and per timer, and a thread-local read per
+//! [`Future::flatten`](crate::Future::flatten).
+//!
 //! ```
 //! use procession::{dispatch, Process, Runtime};
 //!
@@ -29,12 +37,18 @@
 //! assert!(ran.iter().all(|name| name.starts_with("counter")));
 //! ```
 
+pub(crate) mod armed;
+pub(crate) mod pending;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::context;
 use crate::handle::Handle;
+
+pub use self::armed::ArmedTimer;
+pub use self::pending::PendingDispatch;
 
 /// Runs a deterministic runtime one step at a time; see the [module docs](self).
 #[derive(Clone)]
@@ -80,6 +94,28 @@ impl Driver {
     /// The deadline of the earliest armed timer, on this runtime's clock.
     pub fn next_timer(&self) -> Option<Instant> {
         self.handle.timers().next_deadline()
+    }
+
+    /// Every dispatch to a process of this runtime whose answer has not come yet, in the order
+    /// the dispatches were made (the same on every run of a seed).
+    ///
+    /// A dispatch shows from the call until its future completes, however it ends: while it
+    /// waits in the mailbox (or for room in a bounded one), while its closure runs, and, when the
+    /// closure returns a future that the caller flattens at once ([`Future::flatten`] right
+    /// after the dispatch, as the `#[process]` handles do), until that future completes. A
+    /// dispatch's future flattened later, or not at all, shows until its closure has run.
+    /// Casts are not shown: nobody waits on them. Never fails.
+    ///
+    /// [`Future::flatten`]: crate::Future::flatten
+    pub fn pending_dispatches(&self) -> Vec<PendingDispatch> {
+        self.scheduler().dispatches().list()
+    }
+
+    /// Every timer armed on this runtime that has neither fired nor been cancelled, in the order
+    /// they will fire (by deadline, then creation), with the process each is armed for. Never
+    /// fails.
+    pub fn armed_timers(&self) -> Vec<ArmedTimer> {
+        self.handle.timers().armed_list()
     }
 }
 

@@ -24,7 +24,8 @@
 //! | discarded | [`Promise::discard`] | [`is_discarded`](Future::is_discarded) | [`on_discarded`](Future::on_discarded) |
 //! | abandoned | the promise dropped unfulfilled | [`is_abandoned`](Future::is_abandoned) | [`on_abandoned`](Future::on_abandoned) |
 //!
-//! [`on_any`](Future::on_any) fires on every end state.
+//! [`on_any`](Future::on_any) fires on every end state. [`Outcomes`] counts how many futures
+//! ended in each state on a thread.
 //!
 //! # Discard is a request
 //!
@@ -61,6 +62,7 @@ mod cell;
 mod chain;
 mod collect;
 mod interop;
+mod outcomes;
 mod owned;
 mod promise;
 mod repeat;
@@ -76,6 +78,7 @@ pub use self::chain::undiscardable;
 pub(crate) use self::chain::{catch, panic_message};
 pub use self::collect::{await_all, collect, select};
 pub use self::interop::Wait;
+pub use self::outcomes::Outcomes;
 pub use self::owned::Owned;
 pub use self::promise::Promise;
 pub use self::repeat::loop_;
@@ -196,6 +199,12 @@ impl<T: Send + Sync + 'static> Future<T> {
         self.cell
             .on_complete(Box::new(move |outcome| captured.run(|| f(outcome))));
         self
+    }
+
+    /// The address of the state every handle to this future shares: the same for all of them,
+    /// and unique among futures alive at once.
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.cell).cast::<()>() as usize
     }
 
     /// [`on_any`](Self::on_any) without capturing the runtime: for the crate's own plumbing,

@@ -90,12 +90,12 @@ pub use crate::context::EnterGuard;
 pub use crate::defer::defer;
 pub use crate::delay::{delay, Timer};
 pub use crate::dispatch::{cast, cast_wait, dispatch, dispatch_method, try_cast, CastError};
-pub use crate::driver::Driver;
+pub use crate::driver::{ArmedTimer, Driver, PendingDispatch};
 pub use crate::error::{Error, Failure};
 pub use crate::event::ExitReason;
 pub use crate::filter::{EventView, Filter, MessageBody, Verdict};
 pub use crate::future::{
-    await_all, collect, loop_, select, undiscardable, Future, Owned, Promise, Wait,
+    await_all, collect, loop_, select, undiscardable, Future, Outcomes, Owned, Promise, Wait,
 };
 pub use crate::link::{inject_exited, link};
 pub use crate::message::{post, send, InstallError, Message};

@@ -13,16 +13,30 @@
 //! - paused time: only [`Timers::advance`] and [`Timers::fire_due`] (called by `Clock::advance`
 //!   and `Clock::settle`, or by the deterministic scheduler when it jumps time); the driver
 //!   sleeps while the clock is paused.
+//!
+//! Each timer may carry its owner, the process it is armed for, which only a deterministic
+//! runtime records (see `driver::armed`). It rides in the queue entry, so it leaves exactly when
+//! the timer fires, is cancelled or is dropped.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::driver::ArmedTimer;
+use crate::pid::Upid;
 use crate::quiesce::Quiesce;
 
 /// A timer's action.
 pub(crate) type TimerCallback = Box<dyn FnOnce() + Send>;
+
+/// The process a timer is armed for, boxed so a timer without one costs a word.
+pub(crate) type Owner = Option<Box<Upid>>;
+
+struct Armed {
+    callback: TimerCallback,
+    owner: Owner,
+}
 
 /// Identifies one scheduled timer, for cancellation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,7 +55,7 @@ struct State {
     paused: Option<Instant>,
     /// Added to the monotonic clock in real mode, so time never runs backwards after a resume.
     offset: Duration,
-    queue: BTreeMap<TimerKey, TimerCallback>,
+    queue: BTreeMap<TimerKey, Armed>,
     next_seq: u64,
     shutdown: bool,
 }
@@ -61,7 +75,7 @@ impl State {
     fn pop_due(&mut self) -> Option<TimerCallback> {
         let now = self.now();
         let entry = self.queue.first_entry()?;
-        (entry.key().deadline <= now).then(|| entry.remove())
+        (entry.key().deadline <= now).then(|| entry.remove().callback)
     }
 }
 
@@ -88,8 +102,13 @@ impl Timers {
         self.state.lock().paused.is_some()
     }
 
-    /// Schedules `callback` at `deadline` of this clock.
-    pub(crate) fn schedule_at(&self, deadline: Instant, callback: TimerCallback) -> TimerKey {
+    /// Schedules `callback` at `deadline` of this clock, armed for `owner`.
+    pub(crate) fn schedule_at(
+        &self,
+        deadline: Instant,
+        callback: TimerCallback,
+        owner: Owner,
+    ) -> TimerKey {
         let mut state = self.state.lock();
         let key = TimerKey {
             deadline,
@@ -106,7 +125,7 @@ impl Timers {
             .queue
             .first_key_value()
             .is_none_or(|(first, _)| key < *first);
-        state.queue.insert(key, callback);
+        state.queue.insert(key, Armed { callback, owner });
         drop(state);
         if earliest {
             self.wake_driver.notify_all();
@@ -114,10 +133,15 @@ impl Timers {
         key
     }
 
-    /// Schedules `callback` after `duration` of this clock.
-    pub(crate) fn schedule_after(&self, duration: Duration, callback: TimerCallback) -> TimerKey {
+    /// Schedules `callback` after `duration` of this clock, armed for `owner`.
+    pub(crate) fn schedule_after(
+        &self,
+        duration: Duration,
+        callback: TimerCallback,
+        owner: Owner,
+    ) -> TimerKey {
         let deadline = self.now() + duration;
-        self.schedule_at(deadline, callback)
+        self.schedule_at(deadline, callback, owner)
     }
 
     /// Removes a timer; false if it already fired or was cancelled.
@@ -163,7 +187,7 @@ impl Timers {
                 return true;
             };
             let deadline = entry.key().deadline;
-            let callback = entry.remove();
+            let callback = entry.remove().callback;
             state.paused = Some(frozen.max(deadline));
             drop(state);
             callback();
@@ -199,6 +223,19 @@ impl Timers {
             .queue
             .first_key_value()
             .map(|(key, _)| key.deadline)
+    }
+
+    /// Every armed timer with its owner, in firing order.
+    pub(crate) fn armed_list(&self) -> Vec<ArmedTimer> {
+        self.state
+            .lock()
+            .queue
+            .iter()
+            .map(|(key, armed)| ArmedTimer {
+                deadline: key.deadline,
+                owner: armed.owner.as_deref().cloned(),
+            })
+            .collect()
     }
 
     /// How many timers are armed.

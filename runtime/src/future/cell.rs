@@ -36,6 +36,12 @@
 //! reaches whoever completed the future (a worker, the timer thread, a promise dropped while
 //! unwinding), which must not be taken down by an observer's bug.
 //!
+//! # Accounting
+//!
+//! The completion that wins counts its outcome on the completing thread
+//! ([`Outcomes`](super::Outcomes)): one thread-local increment, so that a run can tell how many
+//! futures ended each way. A cell born complete never passes here and is not counted.
+//!
 //! # Allocation
 //!
 //! The first callback and the upstream discard link live inline, so a future in a chain (one
@@ -137,6 +143,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
             if waiters.completed {
                 return false;
             }
+            super::outcomes::record(&outcome);
             let _ = self.outcome.set(outcome);
             waiters.completed = true;
             waiters.upstream = None;

@@ -13,6 +13,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::Task;
+use crate::driver::pending::Dispatches;
 
 /// What ran, in what order: a fingerprint of a deterministic run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,6 +26,8 @@ pub struct Trace {
 
 pub(crate) struct Deterministic {
     state: Mutex<State>,
+    /// Kept here, so that finding them is the one check a threaded runtime pays for them.
+    dispatches: Dispatches,
 }
 
 struct State {
@@ -50,6 +53,7 @@ impl Deterministic {
                     hash: FNV_OFFSET,
                 },
             }),
+            dispatches: Dispatches::default(),
         }
     }
 
@@ -126,6 +130,11 @@ impl Deterministic {
 
     pub(crate) fn trace(&self) -> Trace {
         self.state.lock().trace
+    }
+
+    /// The dispatches to this runtime's processes that wait for their answer.
+    pub(crate) fn dispatches(&self) -> &Dispatches {
+        &self.dispatches
     }
 }
 
