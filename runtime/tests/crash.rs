@@ -91,3 +91,29 @@ fn a_dispatch_to_a_process_of_a_crashed_runtime_is_abandoned() {
         assert!(late.is_abandoned(), "{flavor}: {late:?}");
     }
 }
+
+/// Keeps the promise of every answer it owes.
+#[derive(Default)]
+struct Owing(Vec<Promise<u32>>);
+impl Process for Owing {}
+
+#[test]
+fn a_crash_drops_the_state_so_the_promises_it_held_end_abandoned() {
+    for flavor in support::flavors() {
+        let runtime = flavor.build();
+        let owing = runtime.spawn(Owing::default());
+        let owed = dispatch(&owing, |o: &mut Owing| {
+            let promise = Promise::new();
+            let future = promise.future();
+            o.0.push(promise);
+            future
+        })
+        .flatten();
+        runtime
+            .block_on(dispatch(&owing, |o: &mut Owing| o.0.len()))
+            .unwrap();
+        assert!(owed.is_pending());
+        runtime.crash();
+        assert!(owed.is_abandoned(), "{flavor}: {owed:?}");
+    }
+}

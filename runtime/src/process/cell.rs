@@ -560,20 +560,7 @@ impl<P: Process> AnyCell for ProcessCell<P> {
     }
 
     fn abandon(&self) {
-        let undelivered = {
-            let mut mailbox = self.mailbox.lock();
-            mailbox.terminated = true;
-            // Later waits and monitors answer at once from the exit reason.
-            let ended = Extras {
-                exit: Some(ExitReason::Abandoned),
-                ended: true,
-                ..Extras::default()
-            };
-            let extras = mailbox.extras.replace(Box::new(ended));
-            (mailbox.take_all(), extras)
-        };
-        self.handle.table().remove(&self.id);
-        drop(undelivered);
+        self.abandon_now();
     }
 
     fn has_ended(&self) -> bool {

@@ -242,3 +242,30 @@ pub(crate) fn end_newest_first(
     process.terminate(false);
     ended.when_complete(move |_| end_newest_first(processes, done));
 }
+
+impl<P: Process> ProcessCell<P> {
+    /// Ends the process at once without running anything (a crash, or a shutdown deadline):
+    /// the mailbox and the state are dropped, so the promises they hold end abandoned. A state
+    /// a stuck handler still holds goes with the cell instead.
+    pub(super) fn abandon_now(&self) {
+        let undelivered = {
+            let mut mailbox = self.mailbox.lock();
+            mailbox.terminated = true;
+            // Later waits and monitors answer at once from the exit reason.
+            let ended = Extras {
+                exit: Some(ExitReason::Abandoned),
+                ended: true,
+                ..Extras::default()
+            };
+            let extras = mailbox.extras.replace(Box::new(ended));
+            (mailbox.take_all(), extras)
+        };
+        self.handle.table().remove(&self.id);
+        drop(undelivered);
+        let state = self
+            .slot
+            .try_lock()
+            .map(|mut slot| (slot.process.take(), std::mem::take(&mut slot.batch)));
+        drop(state);
+    }
+}
