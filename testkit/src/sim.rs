@@ -96,6 +96,7 @@ mod faults;
 mod network;
 mod profile;
 mod seeds;
+mod stuck;
 mod trace;
 
 use std::fmt;
@@ -107,6 +108,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use procession::future::Outcomes;
 use procession::{Driver, Runtime, Transport};
 
 pub use self::check::{check_determinism, Divergence};
@@ -166,6 +168,8 @@ pub struct Sim {
     step_limit: u64,
     /// Per-node runnable counts, reused by every step.
     counts: Vec<usize>,
+    /// The thread's future outcomes when the simulation was built.
+    outcomes_at_start: Outcomes,
 }
 
 /// What one call to [`Sim::advance`] did.
@@ -207,6 +211,7 @@ impl Sim {
             time_limit: config.time_limit,
             step_limit: config.step_limit,
             counts: Vec::new(),
+            outcomes_at_start: Outcomes::on_this_thread(),
         }
     }
 
@@ -228,6 +233,14 @@ impl Sim {
     /// What happened so far.
     pub fn trace(&self) -> &Trace {
         &self.trace
+    }
+
+    /// How the futures that completed since the simulation was built ended: ready, failed,
+    /// discarded, abandoned. Every node runs on this thread, so the count is exact (futures the
+    /// test completed on this thread between steps count too). A test where delivery was
+    /// promised can assert that none was abandoned.
+    pub fn outcomes(&self) -> Outcomes {
+        Outcomes::on_this_thread().since(self.outcomes_at_start)
     }
 
     /// Adds a node named `name` (the runtime's name) and runs `start` on its new runtime with
@@ -533,26 +546,6 @@ impl Sim {
             }
         }
         self.record_losses();
-    }
-
-    /// What the simulation can see waiting when it is stuck: paused nodes and their timers.
-    fn waiting(&self) -> Vec<String> {
-        let mut waiting = Vec::new();
-        for (index, node) in self.nodes.iter().enumerate() {
-            let Some((_, driver)) = &node.runtime else {
-                continue;
-            };
-            if node.paused {
-                let timers = driver.next_timer().map_or(0, |_| 1);
-                waiting.push(format!(
-                    "node {index} ({}) is paused with {} runnable and {} armed timer(s): resume it",
-                    node.name,
-                    driver.runnable(),
-                    timers
-                ));
-            }
-        }
-        waiting
     }
 }
 

@@ -229,3 +229,95 @@ fn a_failing_seed_is_named_with_the_command_that_replays_it() {
         "{message}"
     );
 }
+
+/// Holds back every lookup it is asked for: the promise is kept and never set.
+#[derive(Default)]
+struct Directory {
+    held: Vec<Promise<String>>,
+}
+impl Process for Directory {}
+
+struct Front {
+    directory: procession::Pid<Directory>,
+}
+impl Process for Front {}
+
+impl Front {
+    fn ask(&mut self) -> procession::Future<String> {
+        procession::dispatch_method(&self.directory, Some("lookup"), |d: &mut Directory| {
+            let answer = Promise::new();
+            let future = answer.future();
+            d.held.push(answer);
+            future
+        })
+        .flatten()
+    }
+}
+
+#[test]
+fn a_stuck_run_names_who_waits_on_whom() {
+    let mut sim = Sim::new(8);
+    let node = sim.add_node("stuck", |_, _| {});
+    let runtime = sim.runtime(node).unwrap();
+    let directory = runtime
+        .spawn_named("directory", Directory::default())
+        .unwrap();
+    let front = runtime.spawn_named("front", Front { directory }).unwrap();
+    let asked = procession::dispatch_method(&front, Some("ask"), |f: &mut Front| f.ask()).flatten();
+    let error = sim.block_on(asked).unwrap_err();
+    let SimError::Stuck { waiting, .. } = &error else {
+        panic!("not stuck: {error}");
+    };
+    let report = error.to_string();
+    assert!(
+        waiting
+            .iter()
+            .any(|w| w.contains("front@") && w.contains("`lookup`") && w.contains("directory@")),
+        "{report}"
+    );
+    assert!(
+        waiting
+            .iter()
+            .any(|w| w.starts_with("the test waits on `ask` to front@")),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_stuck_run_names_a_paused_node_and_its_timers() {
+    let mut sim = Sim::new(9);
+    let node = sim.add_node("sleepy", |_, _| {});
+    let _entered = sim.runtime(node).unwrap().enter();
+    let woken = procession::after(Duration::from_secs(5));
+    drop(_entered);
+    sim.pause(node);
+    let error = sim.block_on(woken).unwrap_err();
+    let report = error.to_string();
+    assert!(report.contains("is paused"), "{report}");
+    assert!(report.contains("due at 5s"), "{report}");
+}
+
+#[test]
+fn a_run_counts_how_its_futures_ended() {
+    let mut sim = Sim::new(10);
+    let node = sim.add_node("counted", |_, _| {});
+    let directory = sim.runtime(node).unwrap().spawn(Directory::default());
+    for _ in 0..3 {
+        let asked = procession::dispatch(&directory, |d: &mut Directory| d.held.len());
+        sim.block_on(asked).unwrap().unwrap();
+    }
+    let outcomes = sim.outcomes();
+    assert_eq!((outcomes.ready, outcomes.abandoned), (3, 0), "{outcomes:?}");
+
+    let held = procession::dispatch(&directory, |d: &mut Directory| {
+        let answer = Promise::new();
+        let future = answer.future();
+        d.held.push(answer);
+        future
+    })
+    .flatten();
+    sim.run_for(SETTLE);
+    sim.crash(node);
+    assert!(held.is_abandoned());
+    assert!(sim.outcomes().abandoned >= 1, "{:?}", sim.outcomes());
+}
