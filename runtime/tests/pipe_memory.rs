@@ -2,58 +2,18 @@
 //! a whole read buffer alive per chunk, or a pipe bounded in bytes could pin gigabytes. This
 //! binary counts live heap bytes with its own global allocator, so it holds this test alone.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::task::{Context, Poll};
 
 use procession::pipe;
 use procession::{Promise, Runtime};
 use tokio::io::{AsyncRead, ReadBuf};
 
-/// Counts the bytes live on the heap, so a test can see memory a pipe pins beyond its bound.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method defers to `System` and only adds bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
-        p
-    }
-}
+mod alloc_counter;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_counter::Counting = alloc_counter::Counting;
 
 /// A source that yields one byte per read, then the end (a socket or a child's stdout that
 /// trickles).
@@ -91,13 +51,13 @@ fn read_from_does_not_pin_a_64k_buffer_per_small_read() {
     let _entered = runtime.enter();
     let eof = Promise::new();
     let reached = eof.future();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = alloc_counter::live();
     let reader = pipe::read_from(Trickle {
         left: READS,
         eof: Some(eof),
     });
     runtime.block_on(reached).unwrap();
-    let pinned = LIVE.load(Ordering::Relaxed) - before;
+    let pinned = alloc_counter::live() - before;
     let all = runtime.block_on(reader.read_all()).unwrap();
     assert_eq!(all.len(), READS);
     let limit = 4 * 1024 * 1024;
