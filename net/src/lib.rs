@@ -74,6 +74,7 @@ mod auth;
 mod connection;
 pub mod frame;
 mod peer;
+pub mod pipe;
 mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
