@@ -20,9 +20,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use procession::subprocess::{subprocess, Child, Io};
+use procession::subprocess::subprocess;
 use procession::{Future, Runtime, Upid};
-use procession_cluster::node::{self, NodeOptions};
+use procession_cluster::node::{self, ChildNode, NodeOptions};
 use procession_cluster::{AgentConfig, Event, MasterConfig, Resources, TaskSpec, TaskState};
 
 const SECRET: &str = "PROCESSION_CLUSTER_SECRET";
@@ -63,18 +63,9 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.get(at + 1).map(String::as_str)
 }
 
-/// Prints the role's Upid, then serves until stdin closes.
-fn serve_until_stdin_closes(upid: Upid) -> Result {
-    println!("{upid}");
-    std::io::stdout().flush()?;
-    let mut sink = String::new();
-    while std::io::stdin().read_line(&mut sink)? > 0 {}
-    Ok(())
-}
-
 fn serve_master(args: &[String]) -> Result {
     let node = node::master(&options(args)?, MasterConfig::default())?;
-    serve_until_stdin_closes(node.role.upid())
+    Ok(node::serve_until_stdin_closes(&node.role.upid())?)
 }
 
 fn serve_agent(args: &[String]) -> Result {
@@ -85,7 +76,7 @@ fn serve_agent(args: &[String]) -> Result {
     let mem: u32 = flag(args, "--mem").unwrap_or("512").parse()?;
     let resources = Resources::new(cpus * 1000, mem);
     let node = node::agent(&options(args)?, master, resources, AgentConfig::default())?;
-    serve_until_stdin_closes(node.role.upid())
+    Ok(node::serve_until_stdin_closes(&node.role.upid())?)
 }
 
 fn submit(args: &[String]) -> Result {
@@ -105,29 +96,11 @@ fn submit(args: &[String]) -> Result {
     Ok(())
 }
 
-/// A child node of the demo: the process, and the writer of its stdin (closing it stops it).
-struct ChildNode {
-    child: Child,
-    stdin: procession::pipe::Writer,
-}
-
-fn start_child(args: &[&str], secret: &str) -> Result<(ChildNode, Upid)> {
-    let exe = std::env::current_exe()?;
-    let mut child = subprocess(exe)
+fn start_child(args: &[&str], secret: &str) -> Result<ChildNode> {
+    let command = subprocess(std::env::current_exe()?)
         .args(args)
-        .env(SECRET, secret)
-        .stdin(Io::Pipe)
-        .stdout(Io::Pipe)
-        .spawn()?;
-    let stdin = child.stdin.take().ok_or("no stdin")?;
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = Vec::new();
-    while !line.ends_with(b"\n") {
-        let chunk = bounded(stdout.read(), "a child's first line")?;
-        line.extend_from_slice(&chunk.ok_or("the child ended before printing its address")?);
-    }
-    let upid = std::str::from_utf8(&line)?.trim().parse()?;
-    Ok((ChildNode { child, stdin }, upid))
+        .env(SECRET, secret);
+    Ok(ChildNode::start(command, Duration::from_secs(60))?)
 }
 
 /// Waits for `future` at most a minute of real time: a demo must never hang.
@@ -150,15 +123,14 @@ fn demo() -> Result {
         std::process::id(),
         std::time::SystemTime::now()
     );
-    let (master_node, master) = start_child(&["master"], &secret)?;
+    let master_node = start_child(&["master"], &secret)?;
+    let master = master_node.upid.clone();
     println!("master   {master} (its own OS process)");
     let mut children = vec![master_node];
     for _ in 0..2 {
-        let (agent, upid) = start_child(
-            &["agent", "--master", &master.to_string(), "--cpus", "1"],
-            &secret,
-        )?;
-        println!("agent    {upid} (1 cpu, 512 MiB)");
+        let args = ["agent", "--master", &master.to_string(), "--cpus", "1"];
+        let agent = start_child(&args, &secret)?;
+        println!("agent    {} (1 cpu, 512 MiB)", agent.upid);
         children.push(agent);
     }
     drop(_entered);
@@ -169,10 +141,7 @@ fn demo() -> Result {
     let client_node = node::client(&options, master)?;
     let outcome = story(&client_node.role, &client_node.runtime);
     for node in children {
-        node.stdin.close();
-        if !node.child.status().wait_for(Duration::from_secs(10)) {
-            node.child.kill();
-        }
+        node.stop(Duration::from_secs(10));
     }
     outcome
 }

@@ -4,8 +4,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use procession::{Pid, Runtime, Upid};
+use procession::subprocess::{Child, Command, Io};
+use procession::{Failure, Pid, Runtime, Upid};
 use procession_net::Net;
 
 use crate::{Agent, AgentConfig, Client, Master, MasterConfig, Resources};
@@ -106,4 +108,80 @@ pub fn client(options: &NodeOptions, master: Upid) -> io::Result<Node<Client>> {
         net,
         role: client,
     })
+}
+
+/// Prints `upid` as the first line of stdout (what [`ChildNode::start`] reads), then serves
+/// until stdin closes: how a node program runs under a parent that started it.
+///
+/// # Errors
+///
+/// Fails if stdout or stdin fail.
+pub fn serve_until_stdin_closes(upid: &Upid) -> io::Result<()> {
+    use std::io::{BufRead, Write};
+    let mut stdout = io::stdout();
+    writeln!(stdout, "{upid}")?;
+    stdout.flush()?;
+    let mut line = String::new();
+    let mut stdin = io::stdin().lock();
+    while stdin.read_line(&mut line)? > 0 {
+        line.clear();
+    }
+    Ok(())
+}
+
+/// A node program started as a child process: the child, and the writer of its stdin
+/// (closing it asks the node to stop).
+pub struct ChildNode {
+    /// The child process.
+    pub child: Child,
+    /// Its stdin; close it to stop the node.
+    pub stdin: procession::pipe::Writer,
+    /// The Upid the node printed.
+    pub upid: Upid,
+}
+
+impl ChildNode {
+    /// Starts `command` (a node program that calls [`serve_until_stdin_closes`]) with piped
+    /// stdin and stdout on the current runtime, and waits at most `patience` (real time) for
+    /// the Upid it prints.
+    ///
+    /// # Errors
+    ///
+    /// Fails if the child cannot start, ends or stays silent before printing its Upid, or
+    /// prints something that is not one.
+    pub fn start(command: Command, patience: Duration) -> Result<ChildNode, Failure> {
+        let mut child = command.stdin(Io::Pipe).stdout(Io::Pipe).spawn()?;
+        let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Failure::new("a node's stdin and stdout are pipes"));
+        };
+        let mut line = Vec::new();
+        while !line.ends_with(b"\n") {
+            let read = stdout.read();
+            if !read.wait_for(patience) {
+                child.kill();
+                return Err(Failure::new("the node did not print its Upid in time"));
+            }
+            match read.outcome() {
+                Some(Ok(Some(chunk))) => line.extend_from_slice(chunk),
+                _ => return Err(Failure::new("the node ended before printing its Upid")),
+            }
+        }
+        let text = String::from_utf8_lossy(&line);
+        let upid = text
+            .trim()
+            .parse()
+            .map_err(|e| Failure::new(format!("the node printed {text:?}, not a Upid: {e}")))?;
+        // Whatever else it prints is not ours to read.
+        drop(stdout);
+        Ok(ChildNode { child, stdin, upid })
+    }
+
+    /// Asks the node to stop (closes its stdin) and waits at most `patience` for it to exit;
+    /// kills it if it does not.
+    pub fn stop(self, patience: Duration) {
+        self.stdin.close();
+        if !self.child.status().wait_for(patience) {
+            self.child.kill();
+        }
+    }
 }
