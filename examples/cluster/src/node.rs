@@ -143,36 +143,41 @@ pub struct ChildNode {
 impl ChildNode {
     /// Starts `command` (a node program that calls [`serve_until_stdin_closes`]) with piped
     /// stdin and stdout on the current runtime, and waits at most `patience` (real time) for
-    /// the Upid it prints.
+    /// the first line of its stdout whose last word is a Upid.
     ///
     /// # Errors
     ///
-    /// Fails if the child cannot start, ends or stays silent before printing its Upid, or
-    /// prints something that is not one.
+    /// Fails if the child cannot start, or ends or stays silent before printing a Upid.
     pub fn start(command: Command, patience: Duration) -> Result<ChildNode, Failure> {
         let mut child = command.stdin(Io::Pipe).stdout(Io::Pipe).spawn()?;
         let (Some(stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(Failure::new("a node's stdin and stdout are pipes"));
         };
-        let mut line = Vec::new();
-        while !line.ends_with(b"\n") {
+        // The first line that ends with a Upid: a test harness may print before it, even on
+        // the same line.
+        let mut text = Vec::new();
+        let upid = loop {
+            if let Some(end) = text.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = text.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let last_word = line.split_whitespace().last().unwrap_or_default();
+                if let Ok(upid) = last_word.parse::<Upid>() {
+                    break upid;
+                }
+                continue;
+            }
             let read = stdout.read();
             if !read.wait_for(patience) {
                 child.kill();
                 return Err(Failure::new("the node did not print its Upid in time"));
             }
             match read.outcome() {
-                Some(Ok(Some(chunk))) => line.extend_from_slice(chunk),
+                Some(Ok(Some(chunk))) => text.extend_from_slice(chunk),
                 _ => return Err(Failure::new("the node ended before printing its Upid")),
             }
-        }
-        let text = String::from_utf8_lossy(&line);
-        let upid = text
-            .trim()
-            .parse()
-            .map_err(|e| Failure::new(format!("the node printed {text:?}, not a Upid: {e}")))?;
-        // Whatever else it prints is not ours to read.
-        drop(stdout);
+        };
+        // Whatever else it prints is read and dropped, so it never writes into a closed pipe.
+        procession::spawn_async(async move { while let Ok(Some(_)) = stdout.read().await {} });
         Ok(ChildNode { child, stdin, upid })
     }
 
