@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     /// Child processes started and not yet reaped.
     #[cfg(unix)]
     children: crate::subprocess::Children,
+    /// What starts child processes instead of the OS, when installed.
+    #[cfg(unix)]
+    launcher: RwLock<Option<Arc<dyn crate::subprocess::Launcher>>>,
 }
 
 impl Shared {
@@ -89,6 +92,8 @@ impl Shared {
             metrics: Registry::default(),
             #[cfg(unix)]
             children: Default::default(),
+            #[cfg(unix)]
+            launcher: RwLock::new(None),
         }
     }
 
@@ -131,6 +136,16 @@ impl Shared {
     #[cfg(unix)]
     pub(crate) fn children(&self) -> &crate::subprocess::Children {
         &self.children
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn launcher(&self) -> Option<Arc<dyn crate::subprocess::Launcher>> {
+        self.launcher.read().clone()
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn set_launcher(&self, launcher: Option<Arc<dyn crate::subprocess::Launcher>>) {
+        *self.launcher.write() = launcher;
     }
 
     pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {

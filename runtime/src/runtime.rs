@@ -222,6 +222,13 @@ impl Runtime {
         self.handle.filter().get()
     }
 
+    /// Installs (or with `None` removes) what starts child processes on this runtime instead of
+    /// the OS; see [Launchers](crate::subprocess#launchers).
+    #[cfg(unix)]
+    pub fn set_launcher(&self, launcher: Option<Arc<dyn crate::subprocess::Launcher>>) {
+        self.handle.set_launcher(launcher);
+    }
+
     /// The runtime's side of the transport seam, for transport implementations.
     pub fn inbound(&self) -> Inbound {
         Inbound::new(self.handle.clone())
@@ -372,7 +379,7 @@ impl Runtime {
 
     /// Disarms the timers, stops the scheduler and joins the threads (waiting only briefly for
     /// workers when `stuck` ones may be running a handler that never returns), then stops the
-    /// I/O driver and removes the transport and filter.
+    /// I/O driver and removes the transport, filter and launcher (which may hold the runtime).
     fn stop_engine(&self, stuck: bool) {
         self.handle.timers().shutdown();
         self.handle.scheduler().shutdown();
@@ -395,6 +402,8 @@ impl Runtime {
         self.handle.stop_io();
         self.handle.set_transport(None);
         self.handle.filter().set(None);
+        #[cfg(unix)]
+        self.handle.set_launcher(None);
     }
 }
 

@@ -33,15 +33,30 @@
 //!
 //! # Contract
 //!
-//! - Every child is reaped: by its reaper as soon as it exits, whether or not anyone holds the
-//!   [`Child`] or its status; and when the runtime shuts down, after its processes ended, every
-//!   child still running is killed and reaped (within the shutdown timeout) before the runtime
-//!   stops its I/O driver. No zombie is left behind.
-//! - Discarding the status future kills the child (SIGKILL), reaps it, then ends the future
-//!   discarded. [`Child::kill`] kills without discarding: the status then reports the signal.
-//! - A child runs in real time: its exit is an outside event that [`Clock::settle`](crate::Clock)
-//!   cannot see, so a test waits for the status future (`block_on`), not for settle.
+//! - Every OS child is reaped: by its reaper as soon as it exits, whether or not anyone holds
+//!   the [`Child`] or its status; and when the runtime shuts down, after its processes ended,
+//!   every OS child still running is killed and reaped (within the shutdown timeout) before the
+//!   runtime stops its I/O driver. No zombie is left behind.
+//! - Discarding the status future kills the child (SIGKILL), waits until it has ended, then
+//!   ends the future discarded. [`Child::kill`] kills without discarding: the status then
+//!   reports the signal. Both hold for a launched child too ([`Child::from_parts`]).
+//! - An OS child runs in real time: its exit is an outside event that
+//!   [`Clock::settle`](crate::Clock) cannot see, so a test waits for the status future
+//!   (`block_on`), not for settle.
 //! - Dropping a [`Child`] leaves the child running; its pipes' ends close as dropped ends do.
+//!
+//! # Launchers
+//!
+//! A runtime with a [`Launcher`] installed
+//! ([`Runtime::set_launcher`](crate::Runtime::set_launcher)) hands every [`Command::spawn`] to
+//! it instead of starting an OS process. The launcher reads the command through its accessors
+//! ([`Command::get_program`], [`Command::get_args`], [`Command::get_stdout`], ...), starts the
+//! child its own way and returns it built with [`Child::from_parts`]; the code that spawned it
+//! cannot tell the difference. This is how the testkit's deterministic simulation runs
+//! children: there a program is an async body on the node's runtime, under the seed's control
+//! and on virtual time, so a node that launches tasks is the same code in a test as in
+//! production. A launcher's children are the launcher's to end: the runtime kills and reaps at
+//! shutdown only the OS children it started itself.
 //!
 //! # Deliberate differences from DESIGN.md
 //!
@@ -51,6 +66,7 @@
 //!   could be handed out.
 
 mod children;
+mod launcher;
 
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -58,6 +74,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -69,6 +86,7 @@ use crate::handle::Handle;
 use crate::pipe::{self, Reader, Writer};
 
 pub(crate) use children::Children;
+pub use launcher::Launcher;
 
 /// How often [`reap`] asks the OS whether its process has exited (real time).
 const REAP_INTERVAL: Duration = Duration::from_millis(10);
@@ -78,6 +96,7 @@ const REAP_INTERVAL: Duration = Duration::from_millis(10);
 pub fn subprocess(program: impl AsRef<OsStr>) -> Command {
     Command {
         inner: std::process::Command::new(program),
+        env_cleared: false,
         stdin: Io::Inherit,
         stdout: Io::Inherit,
         stderr: Io::Inherit,
@@ -127,6 +146,8 @@ fn open(path: &Path, output: bool) -> Result<std::fs::File, Failure> {
 #[derive(Debug)]
 pub struct Command {
     inner: std::process::Command,
+    /// Whether [`env_clear`](Self::env_clear) was called, which std does not report.
+    env_cleared: bool,
     stdin: Io,
     stdout: Io,
     stderr: Io,
@@ -164,6 +185,7 @@ impl Command {
     /// Starts from an empty environment instead of the parent's.
     pub fn env_clear(mut self) -> Self {
         self.inner.env_clear();
+        self.env_cleared = true;
         self
     }
 
@@ -191,21 +213,34 @@ impl Command {
         self
     }
 
-    /// Starts the child on the current runtime, which reaps it.
+    /// Starts the child on the current runtime: with the runtime's [`Launcher`] if one is
+    /// installed, otherwise as an OS process that the runtime reaps.
     ///
     /// # Errors
     ///
     /// Fails when the child cannot start — the program is missing or not executable, an
     /// [`Io::Path`] cannot be opened — with the OS error as the failure's source
-    /// (`failure.downcast_ref::<std::io::Error>()`).
+    /// (`failure.downcast_ref::<std::io::Error>()`); with a launcher, whatever the launcher
+    /// returns.
     ///
     /// # Panics
     ///
     /// Panics if no runtime is current.
     pub fn spawn(self) -> Result<Child, Failure> {
         let handle = context::expect_current("subprocess");
+        if let Some(launcher) = handle.launcher() {
+            let child = launcher.launch(&self)?;
+            tracing::debug!(
+                runtime = %handle.name,
+                pid = child.id,
+                program = %self.inner.get_program().to_string_lossy(),
+                "child launched"
+            );
+            return Ok(child);
+        }
         let Command {
             mut inner,
+            env_cleared: _,
             stdin,
             stdout,
             stderr,
@@ -237,7 +272,10 @@ impl Command {
             stdout,
             stderr,
             status,
-            kill,
+            kill: Arc::new(move || {
+                // The reaper holds the receiver until the child is reaped; later kills are moot.
+                let _ = kill.send(());
+            }),
         })
     }
 }
@@ -285,7 +323,6 @@ fn watch(
 ///
 /// The pipe ends of streams set to [`Io::Pipe`] are in the public fields, to be taken; the
 /// others are `None`.
-#[derive(Debug)]
 pub struct Child {
     id: u32,
     /// The writing end of the child's stdin, with [`Io::Pipe`]: close it to send end-of-file.
@@ -295,11 +332,12 @@ pub struct Child {
     /// The reading end of the child's stderr, with [`Io::Pipe`].
     pub stderr: Option<Reader<Bytes>>,
     status: Future<ExitStatus>,
-    kill: tokio::sync::mpsc::UnboundedSender<()>,
+    /// Asks whoever runs the child (its reaper, or a launcher) to kill it.
+    kill: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Child {
-    /// The child's OS process id.
+    /// The child's process id: the OS's, or the one its [`Launcher`] gave it.
     pub fn id(&self) -> u32 {
         self.id
     }
@@ -309,19 +347,33 @@ impl Child {
     ///
     /// # Errors
     ///
-    /// Fails if waiting for the child fails (the OS refused `waitpid`), with its error.
+    /// Fails if waiting for the child fails (the OS refused `waitpid`), with its error; a
+    /// launched child's as its launcher says.
     ///
     /// # Discard
     ///
-    /// Discarding it kills the child, reaps it, then ends it discarded.
+    /// Discarding it kills the child, waits until it has ended (an OS child is reaped), then
+    /// ends it discarded.
     pub fn status(&self) -> Future<ExitStatus> {
         self.status.clone()
     }
 
-    /// Kills the child (SIGKILL); a no-op once it has exited. The status then reports the
-    /// signal.
+    /// Kills the child (SIGKILL, or what its [`Launcher`] does instead); a no-op once it has
+    /// exited. The status then reports the signal.
     pub fn kill(&self) {
-        let _ = self.kill.send(());
+        (self.kill)();
+    }
+}
+
+impl std::fmt::Debug for Child {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Child")
+            .field("id", &self.id)
+            .field("stdin", &self.stdin)
+            .field("stdout", &self.stdout)
+            .field("stderr", &self.stderr)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 

@@ -124,7 +124,8 @@
 //! is worse than a failure.
 //!
 //! The seeded multi-node simulation is in [`sim`]: several nodes on one thread, one virtual
-//! clock, a simulated network that delays, drops, partitions and heals, crashes and restarts.
+//! clock, a simulated network that delays, drops, partitions and heals, crashes and restarts,
+//! and child processes that run programs the test registers.
 
 #![forbid(unsafe_code)]
 

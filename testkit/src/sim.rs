@@ -74,6 +74,16 @@
 //! arrives for it waits, in order, and its clock goes on, so on [`resume`](Sim::resume) its
 //! overdue timers fire at once.
 //!
+//! # Child processes
+//!
+//! Each node's runtime has a launcher the simulation supplies: there
+//! [`subprocess`](procession::subprocess::subprocess) starts no OS process but runs the program
+//! registered under the command's name with [`Sim::program`], an async body on the node's
+//! runtime and virtual time, scheduled by the seed (an unregistered name fails like a missing
+//! binary). Code that launches children runs unchanged: pipes, exit codes, `kill` and a
+//! discarded status behave as with the OS. A crash drops the node's programs with the rest of
+//! it; their statuses end abandoned.
+//!
 //! # What survives a crash
 //!
 //! [`Sim::restart`] builds the node again at the same address, on the same virtual clock,
@@ -95,6 +105,8 @@ mod disk;
 mod faults;
 mod network;
 mod profile;
+#[cfg(unix)]
+mod programs;
 mod seeds;
 mod stuck;
 mod trace;
@@ -117,6 +129,8 @@ pub use self::config::{Latency, SimBuilder, SimError};
 pub use self::disk::Disk;
 use self::network::{Endpoint, Network, PacketKind};
 pub use self::profile::Profile;
+#[cfg(unix)]
+pub use self::programs::Run;
 pub use self::seeds::{run_seeds, SEEDS_VAR, SEED_VAR};
 pub use self::trace::{Event, Trace};
 
@@ -170,6 +184,9 @@ pub struct Sim {
     counts: Vec<usize>,
     /// The thread's future outcomes when the simulation was built.
     outcomes_at_start: Outcomes,
+    /// The programs the nodes' children run ([`Sim::program`]).
+    #[cfg(unix)]
+    programs: programs::Programs,
 }
 
 /// What one call to [`Sim::advance`] did.
@@ -212,6 +229,8 @@ impl Sim {
             step_limit: config.step_limit,
             counts: Vec::new(),
             outcomes_at_start: Outcomes::on_this_thread(),
+            #[cfg(unix)]
+            programs: programs::Programs::default(),
         }
     }
 
@@ -289,6 +308,9 @@ impl Sim {
             node: index,
         });
         inbound.set_transport(endpoint);
+        // A real child process would run outside the seed's control and virtual time.
+        #[cfg(unix)]
+        runtime.set_launcher(Some(self.programs.launcher()));
         let driver = runtime
             .driver()
             .expect("a deterministic runtime has a driver");
