@@ -48,7 +48,7 @@ struct TaskEntry {
     state: TaskState,
     message: String,
     agent: Option<Upid>,
-    launched_at: Option<Instant>,
+    changed_at: Option<Instant>,
 }
 
 /// The master process; see the [module docs](self).
@@ -130,6 +130,11 @@ impl Master {
 
     fn register(&mut self, agent: &Upid, message: RegisterAgent) {
         let mut used = Resources::default();
+        let reported: Vec<String> = message
+            .tasks
+            .iter()
+            .map(|(spec, _, _)| spec.id.clone())
+            .collect();
         for (spec, client, state) in message.tasks {
             match self.tasks.get_mut(&spec.id) {
                 Some(task) if task.agent.as_ref() == Some(agent) && !task.state.is_final() => {
@@ -149,7 +154,7 @@ impl Master {
                         state,
                         message: "reported by its agent".to_owned(),
                         agent: Some(agent.clone()),
-                        launched_at: Some(Self::now()),
+                        changed_at: Some(Self::now()),
                     };
                     self.tasks.insert(spec.id, entry);
                     self.clients.insert(client);
@@ -169,6 +174,7 @@ impl Master {
             },
         );
         send(agent, AgentRegistered {});
+        self.check_agent_tasks(agent, &reported);
         self.place();
     }
 
@@ -177,25 +183,45 @@ impl Master {
             send(agent, ReregisterAgent {});
             return;
         };
+        entry.last_seen = Self::now();
+        self.check_agent_tasks(agent, &beat.tasks);
+    }
+
+    /// Compares what `agent` says it has with what the master placed there: a launch it never
+    /// got (the network lost it) goes again; a task it no longer has (it restarted) is LOST.
+    /// Only tasks unchanged for a while, since a report may cross a launch or an update.
+    fn check_agent_tasks(&mut self, agent: &Upid, reported: &[String]) {
         let now = Self::now();
-        entry.last_seen = now;
-        // A launch the agent never got (the network lost it) goes again.
-        let known: BTreeSet<&String> = beat.tasks.iter().collect();
-        let lost_launches: Vec<String> = self
+        let known: BTreeSet<&String> = reported.iter().collect();
+        let missing: Vec<(String, TaskState)> = self
             .tasks
             .iter()
             .filter(|(id, t)| {
                 t.agent.as_ref() == Some(agent)
-                    && t.state == TaskState::Staging
+                    && !t.state.is_final()
                     && !known.contains(id)
-                    && t.launched_at.is_some_and(|at| {
+                    && t.changed_at.is_some_and(|at| {
                         now.saturating_duration_since(at) > Duration::from_secs(2)
                     })
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, t)| (id.clone(), t.state))
             .collect();
-        for id in lost_launches {
-            self.launch(&id);
+        for (id, state) in missing {
+            let relaunch = state == TaskState::Staging
+                && self.tasks.get(&id).is_some_and(|t| t.output.is_some());
+            if relaunch {
+                self.launch(&id);
+                continue;
+            }
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.state = TaskState::Lost;
+                task.message = format!("its agent {agent} no longer has it (it restarted)");
+                let need = task.spec.resources;
+                if let Some(entry) = self.agents.get_mut(agent) {
+                    entry.free = entry.free.plus(&need).min_of(&entry.total);
+                }
+            }
+            self.notify(&id);
         }
     }
 
@@ -218,6 +244,7 @@ impl Master {
         tracing::info!(task = %status.task, %agent, state = %status.state, message = %status.message, "task update");
         task.state = status.state;
         task.message = status.message.clone();
+        task.changed_at = Some(Self::now());
         if status.state.is_final() {
             let need = task.spec.resources;
             if let Some(entry) = self.agents.get_mut(agent) {
@@ -242,7 +269,7 @@ impl Master {
             state: TaskState::Staging,
             message: "waiting for an agent".to_owned(),
             agent: None,
-            launched_at: None,
+            changed_at: None,
         };
         self.tasks.insert(id.clone(), entry);
         self.queue.push_back(id.clone());
@@ -336,7 +363,7 @@ impl Master {
         let (Some(agent), Some(output)) = (task.agent.clone(), task.output.clone()) else {
             return;
         };
-        task.launched_at = Some(Self::now());
+        task.changed_at = Some(Self::now());
         tracing::info!(task = %id, %agent, "task launched");
         let launch = LaunchTask {
             task: task.spec.clone(),

@@ -131,11 +131,13 @@ impl Sim {
         self.record_losses();
     }
 
-    /// Ends a fault phase: every connection healed, every paused node resumed, every crashed
-    /// node restarted, and no fault left to undo. Clock offsets and drift stay (they are not
-    /// faults that heal), and so does the network's loss, duplication and reordering.
+    /// Ends a fault phase: every connection healed, the network no longer loses or
+    /// duplicates messages, every paused node resumed, every crashed node restarted, and no
+    /// fault left to undo. The network's latency and reordering stay, and so do clock offsets
+    /// and drift: they are how the system is, not faults that heal.
     pub fn heal_everything(&mut self) {
         self.agenda.clear();
+        self.network.stop_loss();
         self.heal_all();
         for node in self.nodes() {
             self.resume(node);

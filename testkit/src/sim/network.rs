@@ -200,6 +200,13 @@ impl Network {
         self.state.lock().cut.clear();
     }
 
+    /// Stops losing and duplicating messages (latency and reordering stay).
+    pub(crate) fn stop_loss(&self) {
+        let mut state = self.state.lock();
+        state.config.loss = 0.0;
+        state.config.duplicate = 0.0;
+    }
+
     /// Takes `node` down: what is in flight to and from it is lost, and every node that is up
     /// learns it lost its connection to it.
     pub(crate) fn crash(&self, node: usize) {
