@@ -157,7 +157,7 @@ fn run(seed: u64) -> Result<(), String> {
 }
 
 /// One run: the simulation it ended with, and what it found.
-fn run_traced(seed: u64) -> (Sim, Result<(), String>) {
+pub fn run_traced(seed: u64) -> (Sim, Result<(), String>) {
     let running = Running::default();
     let violations = Arc::new(Mutex::new(Vec::new()));
     let mut c = cluster(seed, &running, &violations);
