@@ -27,6 +27,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The size of a fresh receive buffer.
 const RECEIVE_BUFFER: usize = 256 * 1024;
 
+/// The most the reader allocates ahead for a frame whose bytes have not arrived: a length
+/// prefix alone must not make a node reserve [`Builder::max_frame`](crate::Builder::max_frame)
+/// bytes per connection. A larger frame's buffer grows as its bytes come.
+const AHEAD: usize = 1024 * 1024;
+
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let peer = stream
         .peer_addr()
@@ -119,12 +124,13 @@ fn malformed(shared: &Shared, error: &FrameError) -> String {
 }
 
 /// Makes room in `buffer` for the `missing` bytes of the frame begun at its front (all of it,
-/// so that a large body arrives in one piece and is never moved) and for at least
-/// [`READ_CHUNK`] bytes. The frames already cut out of the buffer keep its memory alive until
-/// their receivers are done with them, so a new buffer is [`RECEIVE_BUFFER`] bytes or more:
-/// the begun frame's bytes are copied into it once per that many bytes read, not once per read.
+/// up to [`AHEAD`], so that a large body arrives in one piece and is never moved) and for at
+/// least [`READ_CHUNK`] bytes. The frames already cut out of the buffer keep its memory alive
+/// until their receivers are done with them, so a new buffer is [`RECEIVE_BUFFER`] bytes or
+/// more: the begun frame's bytes are copied into it once per that many bytes read, not once per
+/// read.
 fn make_room(buffer: &mut BytesMut, missing: usize) {
-    let wanted = missing.max(READ_CHUNK);
+    let wanted = missing.clamp(READ_CHUNK, AHEAD);
     if buffer.capacity() - buffer.len() < wanted {
         buffer.reserve(wanted.max(RECEIVE_BUFFER - buffer.len().min(RECEIVE_BUFFER)));
     }
