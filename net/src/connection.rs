@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::frame::{Frame, FrameDecoder, Kind};
+use crate::frame::{FrameDecoder, FrameError, Kind, Received, Recent};
 use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
@@ -21,8 +21,16 @@ use crate::wire;
 /// How long a connecting peer has to pass each handshake (TLS, then the shared secret's).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How much the reader asks the socket for at a time.
-const READ_CHUNK: usize = 64 * 1024;
+/// The least room the reader offers the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// The size of a fresh receive buffer.
+const RECEIVE_BUFFER: usize = 256 * 1024;
+
+/// The most the reader allocates ahead for a frame whose bytes have not arrived: a length
+/// prefix alone must not make a node reserve [`Builder::max_frame`](crate::Builder::max_frame)
+/// bytes per connection. A larger frame's buffer grows as its bytes come.
+const AHEAD: usize = 1024 * 1024;
 
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
     let peer = stream
@@ -80,19 +88,21 @@ where
 /// Reads until the end of the stream (`None`) or an error, which it returns.
 async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let decoder = FrameDecoder::new(shared.config.max_frame);
+    let mut recent = Recent::default();
     let mut buffer = BytesMut::new();
     loop {
         loop {
-            match decoder.decode(&mut buffer) {
+            match decoder.decode_with(&mut buffer, &mut recent) {
                 Ok(Some(frame)) => deliver(shared, frame),
                 Ok(None) => break,
-                Err(error) => {
-                    shared.stats.dropped(Reason::Malformed, 1);
-                    return Some(format!("malformed frame: {error}"));
-                }
+                Err(error) => return Some(malformed(shared, &error)),
             }
         }
-        buffer.reserve(READ_CHUNK);
+        let missing = match decoder.missing(&buffer) {
+            Ok(missing) => missing,
+            Err(error) => return Some(malformed(shared, &error)),
+        };
+        make_room(&mut buffer, missing);
         match stream.read_buf(&mut buffer).await {
             Ok(0) if buffer.is_empty() => return None,
             Ok(0) => {
@@ -108,8 +118,26 @@ async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> 
     }
 }
 
-fn deliver(shared: &Shared, frame: Frame) {
-    let Frame {
+fn malformed(shared: &Shared, error: &FrameError) -> String {
+    shared.stats.dropped(Reason::Malformed, 1);
+    format!("malformed frame: {error}")
+}
+
+/// Makes room in `buffer` for the `missing` bytes of the frame begun at its front (all of it,
+/// up to [`AHEAD`], so that a large body arrives in one piece and is never moved) and for at
+/// least [`READ_CHUNK`] bytes. The frames already cut out of the buffer keep its memory alive
+/// until their receivers are done with them, so a new buffer is [`RECEIVE_BUFFER`] bytes or
+/// more: the begun frame's bytes are copied into it once per that many bytes read, not once per
+/// read.
+fn make_room(buffer: &mut BytesMut, missing: usize) {
+    let wanted = missing.clamp(READ_CHUNK, AHEAD);
+    if buffer.capacity() - buffer.len() < wanted {
+        buffer.reserve(wanted.max(RECEIVE_BUFFER - buffer.len().min(RECEIVE_BUFFER)));
+    }
+}
+
+fn deliver(shared: &Shared, frame: Received) {
+    let Received {
         kind,
         from,
         to,
@@ -119,7 +147,7 @@ fn deliver(shared: &Shared, frame: Frame) {
     match kind {
         Kind::Message => {
             shared.stats.messages_in.increment();
-            shared.inbound.deliver(from, &to, &name, body);
+            shared.inbound.deliver_shared(from, &to, name, body);
         }
         Kind::Link => shared.inbound.link(from, &to),
         Kind::Exited => match wire::decode_reason(&name) {

@@ -38,6 +38,7 @@
 //! body is a slice of the receive buffer, not a copy.
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use procession::Upid;
@@ -102,6 +103,34 @@ impl Frame {
     /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes, and
     /// [`FrameError::TooLarge`] for a frame over 4 GiB; `out` is then left as it was.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
+        let header = Header {
+            kind: self.kind,
+            from: &self.from,
+            to: &self.to,
+            name: &self.name,
+            body: self.body.len(),
+        };
+        header.encode(out)?;
+        out.put_slice(&self.body);
+        Ok(())
+    }
+}
+
+/// A frame's header: everything but the body, which the caller appends (or sends) after it.
+/// What the transport encodes, so that a send borrows its parts instead of building a [`Frame`].
+pub(crate) struct Header<'a, U> {
+    pub(crate) kind: Kind,
+    pub(crate) from: U,
+    pub(crate) to: U,
+    pub(crate) name: &'a str,
+    /// The body's length in bytes.
+    pub(crate) body: usize,
+}
+
+impl<U: fmt::Display> Header<'_, U> {
+    /// Appends the header, its length prefix counting the body; on an error `out` is left as it
+    /// was. See [`Frame::encode`] for the errors.
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
         let start = out.len();
         let encoded = self.encode_at(out, start);
         if encoded.is_err() {
@@ -111,15 +140,14 @@ impl Frame {
     }
 
     fn encode_at(&self, out: &mut BytesMut, start: usize) -> Result<(), FrameError> {
-        out.reserve(PREFIX + 2 + 6 + 64 + self.name.len() + self.body.len());
+        out.reserve(PREFIX + 2 + 6 + 64 + self.name.len());
         out.put_u32(0);
         out.put_u8(VERSION);
         out.put_u8(self.kind.to_byte());
         put_field(out, "from", |out| write!(out, "{}", self.from))?;
         put_field(out, "to", |out| write!(out, "{}", self.to))?;
-        put_field(out, "name", |out| out.write_str(&self.name))?;
-        out.put_slice(&self.body);
-        let length = out.len() - start - PREFIX;
+        put_field(out, "name", |out| out.write_str(self.name))?;
+        let length = out.len() - start - PREFIX + self.body;
         let length = u32::try_from(length).map_err(|_| FrameError::TooLarge {
             length,
             limit: u32::MAX as usize,
@@ -198,26 +226,82 @@ impl FrameDecoder {
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        if buf.len() < PREFIX {
+        let frame = self.decode_with(buf, &mut Recent::default())?;
+        Ok(frame.map(|frame| Frame {
+            kind: frame.kind,
+            from: frame.from,
+            to: frame.to,
+            name: frame.name.to_string(),
+            body: frame.body,
+        }))
+    }
+
+    /// [`decode`](Self::decode), reusing the Upids and name of the connection's previous frame
+    /// from `recent`: a stream between two processes parses them once, not per frame.
+    pub(crate) fn decode_with(
+        &self,
+        buf: &mut BytesMut,
+        recent: &mut Recent,
+    ) -> Result<Option<Received>, FrameError> {
+        let Some(length) = self.length(buf)? else {
+            return Ok(None);
+        };
+        if buf.len() < PREFIX + length {
             return Ok(None);
         }
-        let length = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        buf.advance(PREFIX);
+        let mut frame = buf.split_to(length).freeze();
+        parse(&mut frame, recent).map(Some)
+    }
+
+    /// How many more bytes the frame at the front of `buf` needs (0 if it is whole, or if not
+    /// even its length prefix has arrived), so that a reader can make room for all of it at
+    /// once.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameError::TooLarge`] for a length prefix over the limit.
+    pub(crate) fn missing(&self, buf: &[u8]) -> Result<usize, FrameError> {
+        Ok(self
+            .length(buf)?
+            .map_or(0, |length| (PREFIX + length).saturating_sub(buf.len())))
+    }
+
+    /// The length the prefix at the front of `buf` claims, once the prefix has arrived.
+    fn length(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = buf.first_chunk::<PREFIX>() else {
+            return Ok(None);
+        };
+        let length = u32::from_be_bytes(*prefix) as usize;
         if length > self.limit {
             return Err(FrameError::TooLarge {
                 length,
                 limit: self.limit,
             });
         }
-        if buf.len() < PREFIX + length {
-            return Ok(None);
-        }
-        buf.advance(PREFIX);
-        let mut frame = buf.split_to(length).freeze();
-        parse(&mut frame).map(Some)
+        Ok(Some(length))
     }
 }
 
-fn parse(frame: &mut Bytes) -> Result<Frame, FrameError> {
+/// A decoded frame, its name shared with the connection's earlier frames of that name.
+pub(crate) struct Received {
+    pub(crate) kind: Kind,
+    pub(crate) from: Upid,
+    pub(crate) to: Upid,
+    pub(crate) name: Arc<str>,
+    pub(crate) body: Bytes,
+}
+
+/// The last `from`, `to` and name a connection's decoder parsed, with a copy of the bytes they
+/// came from (a copy, so that no receive buffer is kept alive by them).
+#[derive(Default)]
+pub(crate) struct Recent {
+    from: Option<(Vec<u8>, Upid)>,
+    to: Option<(Vec<u8>, Upid)>,
+    name: Option<(Vec<u8>, Arc<str>)>,
+}
+
+fn parse(frame: &mut Bytes, recent: &mut Recent) -> Result<Received, FrameError> {
     if frame.remaining() < 2 {
         return Err(FrameError::Truncated);
     }
@@ -227,16 +311,35 @@ fn parse(frame: &mut Bytes) -> Result<Frame, FrameError> {
     }
     let kind_byte = frame.get_u8();
     let kind = Kind::from_byte(kind_byte).ok_or(FrameError::Kind(kind_byte))?;
-    let from = upid(&field(frame)?, "from")?;
-    let to = upid(&field(frame)?, "to")?;
-    let name = text(&field(frame)?, "name")?.to_owned();
-    Ok(Frame {
+    let from = reuse(&mut recent.from, field(frame)?, |b| upid(b, "from"))?;
+    let to = reuse(&mut recent.to, field(frame)?, |b| upid(b, "to"))?;
+    let name = reuse(&mut recent.name, field(frame)?, |b| {
+        text(b, "name").map(Arc::from)
+    })?;
+    Ok(Received {
         kind,
         from,
         to,
         name,
         body: std::mem::take(frame),
     })
+}
+
+/// The value `bytes` stand for: `slot`'s if it came from equal bytes, else `make`'s, which then
+/// replaces it.
+fn reuse<T: Clone>(
+    slot: &mut Option<(Vec<u8>, T)>,
+    bytes: Bytes,
+    make: impl FnOnce(&Bytes) -> Result<T, FrameError>,
+) -> Result<T, FrameError> {
+    if let Some((seen, value)) = slot {
+        if *seen == bytes {
+            return Ok(value.clone());
+        }
+    }
+    let value = make(&bytes)?;
+    *slot = Some((bytes.to_vec(), value.clone()));
+    Ok(value)
 }
 
 /// The next `u16`-length-prefixed field.

@@ -2,7 +2,8 @@
 //!
 //! Senders append encoded frames to the peer's buffer under a short lock and never wait; the
 //! peer's writer task takes the whole buffer at once, so under load many frames leave in one
-//! write. The buffer is bounded: a message that would take it past [`Config::peer_buffer`] is
+//! write. A large body is not copied into the buffer: it is queued as it is after its header,
+//! and the writer gathers the pieces into vectored writes. The buffer is bounded: a message that would take it past [`Config::peer_buffer`] is
 //! dropped and counted (links and exit notices are small and always queued, so no linker
 //! waits forever), because a send must not block a handler and a slow peer must not grow
 //! the sender's memory. The writer also watches the connection's read side: the peer closing it
@@ -10,24 +11,33 @@
 //! node lost so every local process linked to one of its processes gets `exited(Lost)`. The next
 //! frame for the node makes a new connection.
 
+use std::fmt::Write as _;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
+use procession::Upid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::frame::{Frame, Kind};
+use crate::frame::{Header, Kind};
 use crate::stats::Reason;
 use crate::transport::Shared;
 
 /// How long a connection attempt (with its handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bodies this long or longer are queued as they are (the writer gathers them into its writes);
+/// shorter ones are copied after their header, cheaper than one more slice per write.
+const SHARED_BODY: usize = 4 * 1024;
+
+/// The most segments gathered into one write (Linux takes up to 1,024).
+const GATHER: usize = 64;
 
 pub(crate) struct Peer {
     address: SocketAddr,
@@ -37,8 +47,18 @@ pub(crate) struct Peer {
 }
 
 struct Queue {
-    buffer: BytesMut,
+    /// Frames encoded since the writer last took them, in order: `segments`, then `tail`.
+    /// Small frames are copied into `tail`; a large body goes into `segments` as it is, after
+    /// its header, so that it is never copied on this side of the socket.
+    segments: Vec<Bytes>,
+    tail: BytesMut,
+    /// The bytes in `segments` and `tail`, held to the peer buffer's bound.
+    queued: usize,
     frames: u64,
+    /// The text of the last `from` and `to` encoded: a stream between two processes formats
+    /// their Upids once, not per frame.
+    from: Printed,
+    to: Printed,
     writer: Option<Waker>,
     /// The connection ended: frames are no longer accepted.
     closed: bool,
@@ -51,8 +71,12 @@ impl Peer {
             address,
             stopped: tokio::sync::Notify::new(),
             queue: Mutex::new(Queue {
-                buffer: BytesMut::new(),
+                segments: Vec::new(),
+                tail: BytesMut::new(),
+                queued: 0,
                 frames: 0,
+                from: Printed::default(),
+                to: Printed::default(),
                 writer: None,
                 closed: false,
             }),
@@ -79,30 +103,54 @@ impl Peer {
         self.stopped.notify_one();
     }
 
-    /// Queues `frame`; false if this connection has ended (the caller makes a new one).
-    pub(crate) fn push(&self, shared: &Shared, frame: &Frame) -> bool {
+    /// Queues a frame of `kind` from `from` to `to`; false if this connection has ended (the
+    /// caller makes a new one).
+    pub(crate) fn push(
+        &self,
+        shared: &Shared,
+        kind: Kind,
+        (from, to): (&Upid, &Upid),
+        name: &str,
+        body: &Bytes,
+    ) -> bool {
         let waker = {
-            let mut queue = self.queue.lock();
+            let mut guard = self.queue.lock();
+            let queue = &mut *guard;
             if queue.closed {
                 return false;
             }
-            let before = queue.buffer.len();
-            if let Err(error) = frame.encode(&mut queue.buffer) {
-                drop(queue);
+            let before = queue.tail.len();
+            let header = Header {
+                kind,
+                from: queue.from.text(from),
+                to: queue.to.text(to),
+                name,
+                body: body.len(),
+            };
+            if let Err(error) = header.encode(&mut queue.tail) {
+                drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
-                tracing::warn!(peer = %self.address, name = %frame.name, %error, "frame cannot be encoded; dropped");
+                tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
                 return true;
             }
+            let length = queue.tail.len() - before + body.len();
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
-            let over = queue.buffer.len() > shared.config.peer_buffer;
-            if over && frame.kind == Kind::Message {
-                queue.buffer.truncate(before);
-                drop(queue);
+            if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
+                queue.tail.truncate(before);
+                drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
-                tracing::warn!(peer = %self.address, name = %frame.name, "peer send buffer full; frame dropped");
+                tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
                 return true;
             }
+            if body.len() < SHARED_BODY {
+                queue.tail.extend_from_slice(body);
+            } else {
+                let header = queue.tail.split().freeze();
+                queue.segments.push(header);
+                queue.segments.push(body.clone());
+            }
+            queue.queued += length;
             queue.frames += 1;
             queue.writer.take()
         };
@@ -117,7 +165,9 @@ impl Peer {
         let dropped = {
             let mut queue = self.queue.lock();
             queue.closed = true;
-            queue.buffer = BytesMut::new();
+            queue.segments = Vec::new();
+            queue.tail = BytesMut::new();
+            queue.queued = 0;
             std::mem::take(&mut queue.frames)
         };
         if dropped > 0 {
@@ -125,21 +175,45 @@ impl Peer {
         }
     }
 
-    /// The next batch of encoded frames; `None` once the peer is closed.
-    async fn next_batch(&self) -> Option<(BytesMut, u64)> {
+    /// The next batch of encoded frames, in order, and how many frames it holds; `None` once
+    /// the peer is closed.
+    async fn next_batch(&self) -> Option<(Vec<Bytes>, u64)> {
         poll_fn(|cx| {
             let mut queue = self.queue.lock();
             if queue.closed {
                 return Poll::Ready(None);
             }
-            if queue.buffer.is_empty() {
+            if queue.queued == 0 {
                 queue.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            let mut batch = std::mem::take(&mut queue.segments);
+            if !queue.tail.is_empty() {
+                batch.push(queue.tail.split().freeze());
+            }
+            queue.queued = 0;
             let frames = std::mem::take(&mut queue.frames);
-            Poll::Ready(Some((queue.buffer.split(), frames)))
+            Poll::Ready(Some((batch, frames)))
         })
         .await
+    }
+}
+
+/// A Upid and its text, kept to encode the next frame for the same process without formatting.
+#[derive(Default)]
+struct Printed {
+    upid: Option<Upid>,
+    text: String,
+}
+
+impl Printed {
+    fn text(&mut self, upid: &Upid) -> &str {
+        if self.upid.as_ref() != Some(upid) {
+            self.text.clear();
+            let _ = write!(self.text, "{upid}");
+            self.upid = Some(upid.clone());
+        }
+        &self.text
     }
 }
 
@@ -220,11 +294,12 @@ where
     let _connected = scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");
     let writing = async {
-        while let Some((batch, frames)) = peer.next_batch().await {
-            write.write_all(&batch).await?;
+        while let Some((mut batch, frames)) = peer.next_batch().await {
+            let bytes = batch.iter().map(Bytes::len).sum::<usize>();
+            write_all_vectored(&mut write, &mut batch).await?;
             // A no-op on TCP; TLS may hold the last record until flushed.
             write.flush().await?;
-            shared.stats.bytes_out.add(batch.len() as u64);
+            shared.stats.bytes_out.add(bytes as u64);
             shared.stats.messages_out.add(frames);
         }
         Ok(())
@@ -248,6 +323,33 @@ where
         outcome = writing => outcome,
         outcome = watching => outcome,
     }
+}
+
+/// Writes every segment of `batch`, in order, gathering up to [`GATHER`] of them per write.
+async fn write_all_vectored<W>(write: &mut W, batch: &mut [Bytes]) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut next = 0;
+    while next < batch.len() {
+        let slices: Vec<IoSlice<'_>> = batch[next..]
+            .iter()
+            .take(GATHER)
+            .map(|segment| IoSlice::new(segment))
+            .collect();
+        let mut written = write.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while next < batch.len() && written >= batch[next].len() {
+            written -= batch[next].len();
+            next += 1;
+        }
+        if written > 0 {
+            batch[next].advance(written);
+        }
+    }
+    Ok(())
 }
 
 /// Runs `f` when dropped.

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use procession::{ExitReason, Future, Inbound, Runtime, Transport, Upid};
 
 use crate::connection;
-use crate::frame::{Frame, Kind};
+use crate::frame::Kind;
 use crate::peer::Peer;
 use crate::stats::{Reason, Stats};
 use crate::wire;
@@ -228,8 +228,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn send(self: &Arc<Self>, frame: Frame) {
-        let address = frame.to.address();
+    /// Queues a frame for `to`'s node, borrowing its parts: nothing is built per send but the
+    /// encoded bytes.
+    fn send(self: &Arc<Self>, kind: Kind, upids: (&Upid, &Upid), name: &str, body: &Bytes) {
+        let address = upids.1.address();
         loop {
             let peer = {
                 let mut peers = self.peers.lock();
@@ -243,7 +245,7 @@ impl Shared {
                     .or_insert_with(|| Peer::start(self, address))
                     .clone()
             };
-            if peer.push(self, &frame) {
+            if peer.push(self, kind, upids, name, body) {
                 return;
             }
             self.forget_peer(&peer);
@@ -291,32 +293,17 @@ struct Tcp {
 
 impl Transport for Tcp {
     fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes) {
-        self.shared.send(Frame {
-            kind: Kind::Message,
-            from: from.clone(),
-            to: to.clone(),
-            name: name.to_owned(),
-            body,
-        });
+        self.shared.send(Kind::Message, (from, to), name, &body);
     }
 
     fn link(&self, linker: &Upid, to: &Upid) {
-        self.shared.send(Frame {
-            kind: Kind::Link,
-            from: linker.clone(),
-            to: to.clone(),
-            name: String::new(),
-            body: Bytes::new(),
-        });
+        self.shared
+            .send(Kind::Link, (linker, to), "", &Bytes::new());
     }
 
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
-        self.shared.send(Frame {
-            kind: Kind::Exited,
-            from: upid.clone(),
-            to: linker.clone(),
-            name: wire::encode_reason(reason),
-            body: Bytes::new(),
-        });
+        let reason = wire::encode_reason(reason);
+        self.shared
+            .send(Kind::Exited, (upid, linker), &reason, &Bytes::new());
     }
 }

@@ -178,9 +178,16 @@ fn anonymous(handle: &Handle) -> Upid {
 /// assert!(decode::<Ping>(&bytes[..0]).is_err());
 /// ```
 pub fn encode<M: Message>(message: &M) -> Result<Bytes, CodecError> {
-    bincode::serde::encode_to_vec(message, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|error| CodecError::new(M::NAME, error.to_string()))
+    let config = bincode::config::standard();
+    let failed = |error: bincode::error::EncodeError| CodecError::new(M::NAME, error.to_string());
+    // Sized first, then written into one allocation of that size: growing the buffer instead
+    // copies the bytes at every doubling, and a 64 KiB body would end in a 128 KiB buffer that
+    // the allocator maps fresh (and the kernel faults in page by page) for every message.
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut size, config).map_err(failed)?;
+    let mut bytes = Vec::with_capacity(size.bytes_written);
+    bincode::serde::encode_into_std_write(message, &mut bytes, config).map_err(failed)?;
+    Ok(Bytes::from(bytes))
 }
 
 /// Decodes a body that [`encode`] produced (what a receiver on another node does).

@@ -94,6 +94,12 @@ impl Inbound {
         self.handle.route_encoded(from, to, name.into(), body);
     }
 
+    /// [`deliver`](Self::deliver) with a shared name: a transport that keeps the names it
+    /// received (most frames of a connection carry the same few) passes them on without a copy.
+    pub fn deliver_shared(&self, from: Upid, to: &Upid, name: Arc<str>, body: Bytes) {
+        self.handle.route_encoded(from, to, name, body);
+    }
+
     /// Remote `linker` asks to be told when local `to` ends. If `to` is already gone, the
     /// transport's [`Transport::exited`] is called at once.
     pub fn link(&self, linker: Upid, to: &Upid) {
