@@ -15,12 +15,17 @@
 //!    the timeout, and the answer still exact.
 //!
 //! Every complete answer is checked against a direct scan of the range; any difference (or a
-//! hang) makes it exit non-zero.
+//! hang) makes it exit non-zero. The tests (`cargo test -p procession --example scatter`) run
+//! the same processes on a paused clock: a cancel mid-way, a killed worker, a worker that
+//! never answers, a late duplicate, and overlapping requests, all with exact counts.
 
 mod protocol;
 mod sink;
 mod ventilator;
 mod worker;
+
+#[cfg(test)]
+mod tests;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write as _};
