@@ -7,7 +7,8 @@
 //! after whatever else waits on the worker, which matters most for processes pinned to one
 //! worker ([`SpawnOptions::pin`](crate::SpawnOptions::pin)): nobody else can run them.
 //!
-//! The budget is counted, not timed: each event the visit ran costs one, and so does each call
+//! The budget is counted, not timed: each event the visit took from the mailbox costs one (all
+//! of them up front, as the visit starts, which costs nothing per event), and so does each call
 //! of [`budget_spent`] that answered `false` (a call stands for one slice of work, worth one
 //! event). So the same program yields at the same points on any machine, and a seeded run of
 //! the deterministic mode (budget one: every call answers `true`) stays reproducible.
@@ -15,16 +16,16 @@
 use std::cell::Cell;
 
 thread_local! {
-    /// `(used, budget)` of the visit running on this thread; `None` outside a visit.
-    static VISIT: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    /// What is left of the budget of the visit running on this thread; `None` outside a visit.
+    static VISIT: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
 /// Whether the visit running on this thread has used its event budget, so that the handler
 /// should leave the rest of its work for later (by dispatching it to its own process).
 ///
-/// Each event the visit ran counts one, and each call that answers `false` counts one more;
-/// once the count reaches the runtime's event budget every call answers `true` until the visit
-/// ends. Call it after each slice of work, not before the first: with a budget of one (the
+/// Each event the visit took from the mailbox counts one (the events after the current one
+/// included: they wait too), and each call that answers `false` counts one more; once the count
+/// reaches the runtime's event budget every call answers `true` until the visit ends. Call it after each slice of work, not before the first: with a budget of one (the
 /// deterministic mode) it answers `true` at once, and a handler that yields before doing
 /// anything would never finish. Outside a process's handler (a plain thread, an async task) it
 /// answers `false`: there is no visit to bound.
@@ -65,31 +66,22 @@ thread_local! {
 /// ```
 pub fn budget_spent() -> bool {
     VISIT.with(|visit| match visit.get() {
-        Some((used, budget)) if used < budget => {
-            visit.set(Some((used + 1, budget)));
+        Some(0) => true,
+        Some(left) => {
+            visit.set(Some(left - 1));
             false
         }
-        Some(_) => true,
         None => false,
     })
 }
 
-/// Starts counting a visit with `budget` events on this thread; returns what to restore when it
-/// ends (see [`end_visit`]).
-pub(crate) fn start_visit(budget: usize) -> Option<(usize, usize)> {
-    VISIT.with(|visit| visit.replace(Some((0, budget))))
+/// Starts counting a visit with `left` units of budget on this thread; returns what to restore
+/// when it ends (see [`end_visit`]).
+pub(crate) fn start_visit(left: usize) -> Option<usize> {
+    VISIT.with(|visit| visit.replace(Some(left)))
 }
 
 /// Ends the visit counted on this thread, restoring `previous`.
-pub(crate) fn end_visit(previous: Option<(usize, usize)>) {
+pub(crate) fn end_visit(previous: Option<usize>) {
     VISIT.with(|visit| visit.set(previous));
-}
-
-/// Counts one event of the visit running on this thread.
-pub(crate) fn spend() {
-    VISIT.with(|visit| {
-        if let Some((used, budget)) = visit.get() {
-            visit.set(Some((used + 1, budget)));
-        }
-    });
 }

@@ -91,17 +91,17 @@ pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
     PROCESS.with(|p| p.borrow().clone())
 }
 
-/// Marks `cell` as the running process, on a visit of `budget` events (see
+/// Marks `cell` as the running process, on a visit with `left` units of its budget left (see
 /// [`budget_spent`](crate::budget_spent)), until the guard drops.
-pub(crate) fn enter_process(cell: Arc<dyn AnyCell>, budget: usize) -> ProcessGuard {
+pub(crate) fn enter_process(cell: Arc<dyn AnyCell>, left: usize) -> ProcessGuard {
     let previous = PROCESS.with(|p| p.replace(Some(cell)));
-    let visit = budget::start_visit(budget);
+    let visit = budget::start_visit(left);
     ProcessGuard { previous, visit }
 }
 
 pub(crate) struct ProcessGuard {
     previous: Option<Arc<dyn AnyCell>>,
-    visit: Option<(usize, usize)>,
+    visit: Option<usize>,
 }
 
 impl Drop for ProcessGuard {

@@ -305,14 +305,16 @@ impl<P: Process> ProcessCell<P> {
             // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
             if let Some(ending) = slot.stopping.take_if(|_| resume).map(|e| *e) {
-                let _running = context::enter_process(self.clone(), budget);
+                let _running = context::enter_process(self.clone(), 0);
                 self.finish_ending(slot, ending);
             }
         } else if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
             self.drop_batch(slot);
         } else {
-            let _running = context::enter_process(self.clone(), budget);
+            // The events taken for this visit use its budget up front (see `budget_spent`).
+            let left = budget.saturating_sub(slot.batch.len());
+            let _running = context::enter_process(self.clone(), left);
             let ended = match slot.initialized {
                 true => self.run_batch(slot),
                 false => self.initialize(slot).or_else(|| self.run_batch(slot)),
@@ -353,7 +355,6 @@ impl<P: Process> ProcessCell<P> {
                 });
             }
             let event = slot.batch.pop_front()?;
-            crate::budget::spend();
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
             if let Ok(false) = outcome {
                 quiesce.finished_event();

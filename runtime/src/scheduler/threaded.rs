@@ -252,10 +252,13 @@ impl Threaded {
 /// Takes worker `me`'s next runnable from its pinned queue or the shared one, alternating between
 /// the two when both have some, so that neither kind starves the other on this worker.
 fn pop(shared: &mut Shared, me: usize) -> Option<Task> {
-    let pinned_first = PINNED_FIRST.with(|first| first.replace(!first.get()));
     let Shared { queue, pinned, .. } = shared;
     let pinned = &mut pinned[me];
-    if pinned_first {
+    if pinned.is_empty() {
+        // The unpinned path: no thread-local to touch.
+        return queue.pop_front();
+    }
+    if PINNED_FIRST.with(|first| first.replace(!first.get())) {
         pinned.pop_front().or_else(|| queue.pop_front())
     } else {
         queue.pop_front().or_else(|| pinned.pop_front())
