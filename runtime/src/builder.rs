@@ -125,7 +125,7 @@ impl Builder {
         };
         let scheduler = match self.seed {
             Some(seed) => Scheduler::Deterministic(Deterministic::new(seed)),
-            None => Scheduler::Threaded(Threaded::new(id, self.budget)),
+            None => Scheduler::Threaded(Threaded::new(id, self.budget, workers)),
         };
         let shared = Arc::new(Shared::new(
             id,

@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::budget;
 use crate::handle::Handle;
 use crate::process::cell::AnyCell;
 
@@ -90,20 +91,24 @@ pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
     PROCESS.with(|p| p.borrow().clone())
 }
 
-/// Marks `cell` as the running process until the guard drops.
-pub(crate) fn enter_process(cell: Arc<dyn AnyCell>) -> ProcessGuard {
+/// Marks `cell` as the running process, on a visit with `left` units of its budget left (see
+/// [`budget_spent`](crate::budget_spent)), until the guard drops.
+pub(crate) fn enter_process(cell: Arc<dyn AnyCell>, left: usize) -> ProcessGuard {
     let previous = PROCESS.with(|p| p.replace(Some(cell)));
-    ProcessGuard { previous }
+    let visit = budget::start_visit(left);
+    ProcessGuard { previous, visit }
 }
 
 pub(crate) struct ProcessGuard {
     previous: Option<Arc<dyn AnyCell>>,
+    visit: Option<usize>,
 }
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
         let previous = self.previous.take();
         PROCESS.with(|p| *p.borrow_mut() = previous);
+        budget::end_visit(self.visit);
     }
 }
 

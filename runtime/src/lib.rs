@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod budget;
 mod builder;
 mod clock;
 mod context;
@@ -84,6 +85,7 @@ pub mod transport;
 mod tests;
 
 pub use crate::blocking::run_blocking;
+pub use crate::budget::budget_spent;
 pub use crate::builder::{BuildError, Builder};
 pub use crate::clock::{after, Clock};
 pub use crate::context::EnterGuard;

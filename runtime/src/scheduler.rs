@@ -23,6 +23,11 @@ pub(crate) trait Runnable: Send + Sync + 'static {
     fn run(self: Arc<Self>);
     /// A stable name, for the deterministic trace.
     fn name(&self) -> &Arc<str>;
+    /// The worker this runnable must run on (modulo the worker count), if it is pinned; the
+    /// deterministic mode has one thread and ignores it.
+    fn pin(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub(crate) type Task = Arc<dyn Runnable>;

@@ -19,6 +19,25 @@
 //!
 //! Spawning never blocks and costs no thread: `initialize` runs on the process's first visit,
 //! before any event. On a runtime that is shutting down a spawned process never starts.
+//!
+//! # Affinity
+//!
+//! By default a process may run on any worker: a process made runnable by a handler runs next
+//! on that handler's worker (a hand-off that crosses no thread), and everything else goes to a
+//! shared queue that every idle worker takes from, so load spreads by itself (work stealing in
+//! spirit). [`SpawnOptions::pin`] instead binds a process to one worker (thread-per-core style):
+//! it runs only there, and a message between two processes pinned to the same worker never
+//! leaves that worker's core. A pinned process that another thread makes runnable waits in its
+//! worker's own queue, which that worker serves in turn with the shared queue, and wakes the
+//! worker if it sleeps.
+//!
+//! Pinning helps when a job splits into independent chains of similar weight, one per worker:
+//! each chain's state stays in one core's cache and no two chains contend. Work stealing is
+//! better when the load is uneven or unknown: a pinned process cannot move to an idle worker,
+//! so a worker with two heavy pinned chains runs them one after the other while another idles.
+//! A long handler of a pinned process delays every other process pinned to its worker; it
+//! should check [`budget_spent`](crate::budget_spent) and continue in a later event. The
+//! `dataflow` example measures both on one job.
 
 use std::fmt;
 use std::sync::atomic::Ordering::SeqCst;
@@ -50,7 +69,7 @@ impl fmt::Display for SpawnError {
     }
 }
 
-/// How to spawn a process: its id and its mailbox bound.
+/// How to spawn a process: its id, its mailbox bound, and the worker it is pinned to.
 ///
 /// ```
 /// use procession::{Process, Runtime, SpawnError, SpawnOptions};
@@ -68,6 +87,7 @@ impl fmt::Display for SpawnError {
 pub struct SpawnOptions {
     id: Option<Arc<str>>,
     capacity: Option<usize>,
+    pin: Option<usize>,
 }
 
 impl SpawnOptions {
@@ -86,6 +106,15 @@ impl SpawnOptions {
     /// own choice (see [Bounded mailboxes](mod@crate::dispatch#bounded-mailboxes)).
     pub fn bounded(mut self, capacity: usize) -> Self {
         self.capacity = Some(capacity);
+        self
+    }
+
+    /// Pins the process to worker `worker` (taken modulo the runtime's worker count, so any
+    /// index is valid): every visit of the process runs on that worker thread, and never on
+    /// another. See [Affinity](mod@crate::spawn#affinity) for when that pays. The deterministic
+    /// mode runs everything on one thread and ignores it.
+    pub fn pin(mut self, worker: usize) -> Self {
+        self.pin = Some(worker);
         self
     }
 }
@@ -200,7 +229,12 @@ pub(crate) fn spawn_on<P: Process>(
         Some(id) => id,
         None => handle.table().generate_id(std::any::type_name::<P>()),
     };
-    let cell = Arc::new(ProcessCell::new(id.clone(), handle.clone(), process));
+    let cell = Arc::new(ProcessCell::new(
+        id.clone(),
+        handle.clone(),
+        process,
+        options.pin,
+    ));
     if let Some(capacity) = options.capacity {
         cell.set_capacity(capacity);
     }

@@ -71,6 +71,8 @@ pub(crate) struct ProcessCell<P: Process> {
     /// `terminate_now` was requested; see the protocol.
     inject: AtomicBool,
     slot: Mutex<Slot<P>>,
+    /// The worker the process runs on, if spawned pinned (`SpawnOptions::pin`).
+    pin: Option<usize>,
 }
 
 struct Mailbox<P> {
@@ -168,9 +170,10 @@ pub(crate) trait AnyCell: Runnable {
 }
 
 impl<P: Process> ProcessCell<P> {
-    pub(crate) fn new(id: Arc<str>, handle: Handle, process: P) -> Self {
+    pub(crate) fn new(id: Arc<str>, handle: Handle, process: P, pin: Option<usize>) -> Self {
         ProcessCell {
             seq: handle.table().next_seq(),
+            pin,
             id,
             handle,
             inject: AtomicBool::new(false),
@@ -302,14 +305,16 @@ impl<P: Process> ProcessCell<P> {
             // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
             if let Some(ending) = slot.stopping.take_if(|_| resume).map(|e| *e) {
-                let _running = context::enter_process(self.clone());
+                let _running = context::enter_process(self.clone(), 0);
                 self.finish_ending(slot, ending);
             }
         } else if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
             self.drop_batch(slot);
         } else {
-            let _running = context::enter_process(self.clone());
+            // The events taken for this visit use its budget up front (see `budget_spent`).
+            let left = budget.saturating_sub(slot.batch.len());
+            let _running = context::enter_process(self.clone(), left);
             let ended = match slot.initialized {
                 true => self.run_batch(slot),
                 false => self.initialize(slot).or_else(|| self.run_batch(slot)),
@@ -426,6 +431,10 @@ impl<P: Process> Runnable for ProcessCell<P> {
 
     fn name(&self) -> &Arc<str> {
         &self.id
+    }
+
+    fn pin(&self) -> Option<usize> {
+        self.pin
     }
 }
 
