@@ -336,7 +336,8 @@ impl Runtime {
                 );
             }
         }
-        self.stop_engine(!report.unfinished.is_empty());
+        self.stop_threads(!report.unfinished.is_empty());
+        self.release_seams();
         report.panicked = self.handle.panicked();
         tracing::debug!(runtime = %self.handle.name, "runtime shut down");
         report
@@ -366,6 +367,8 @@ impl Runtime {
         let _entered = self.enter();
         self.handle.shutting_down.store(true, Ordering::SeqCst);
         self.handle.set_transport(None);
+        // Workers first: a visit finishing during the abandon could still tell linkers.
+        self.stop_threads(true);
         for cell in self.handle.table().all() {
             cell.abandon();
         }
@@ -373,14 +376,13 @@ impl Runtime {
         self.handle
             .children()
             .kill_all(Instant::now() + Duration::from_secs(1));
-        self.stop_engine(true);
+        self.release_seams();
         tracing::debug!(runtime = %self.handle.name, "runtime crashed");
     }
 
-    /// Disarms the timers, stops the scheduler and joins the threads (waiting only briefly for
-    /// workers when `stuck` ones may be running a handler that never returns), then stops the
-    /// I/O driver and removes the transport, filter and launcher (which may hold the runtime).
-    fn stop_engine(&self, stuck: bool) {
+    /// Disarms the timers, stops the scheduler and joins the threads, waiting only briefly for
+    /// workers when `stuck` ones may be running a handler that never returns.
+    fn stop_threads(&self, stuck: bool) {
         self.handle.timers().shutdown();
         self.handle.scheduler().shutdown();
         let grace = Instant::now() + Duration::from_millis(100);
@@ -399,6 +401,11 @@ impl Runtime {
                 tracing::error!(runtime = %self.handle.name, "a runtime thread panicked");
             }
         }
+    }
+
+    /// Stops the I/O driver and removes the transport, filter and launcher (which may hold the
+    /// runtime).
+    fn release_seams(&self) {
         self.handle.stop_io();
         self.handle.set_transport(None);
         self.handle.filter().set(None);

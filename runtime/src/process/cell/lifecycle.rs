@@ -246,7 +246,7 @@ pub(crate) fn end_newest_first(
 impl<P: Process> ProcessCell<P> {
     /// Ends the process at once without running anything (a crash, or a shutdown deadline):
     /// the mailbox and the state are dropped, so the promises they hold end abandoned. A state
-    /// a stuck handler still holds goes with the cell instead.
+    /// a handler still holds after a second (a stuck one) goes with the cell instead.
     pub(super) fn abandon_now(&self) {
         let undelivered = {
             let mut mailbox = self.mailbox.lock();
@@ -262,9 +262,11 @@ impl<P: Process> ProcessCell<P> {
         };
         self.handle.table().remove(&self.id);
         drop(undelivered);
+        // A worker may be finishing a visit of this process right now: wait for it briefly (a
+        // visit takes microseconds), but never for a handler that does not return.
         let state = self
             .slot
-            .try_lock()
+            .try_lock_for(std::time::Duration::from_secs(1))
             .map(|mut slot| (slot.process.take(), std::mem::take(&mut slot.batch)));
         drop(state);
     }
