@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use procession::subprocess::subprocess;
-use procession::{Future, Runtime, Upid};
-use procession_cluster::node::{self, ChildNode, NodeOptions};
+use procession::{Runtime, Upid};
+use procession_cluster::node::{self, bounded, ChildNode, NodeOptions};
 use procession_cluster::{AgentConfig, Event, MasterConfig, Resources, TaskSpec, TaskState};
 
 const SECRET: &str = "PROCESSION_CLUSTER_SECRET";
@@ -101,18 +101,6 @@ fn start_child(args: &[&str], secret: &str) -> Result<ChildNode> {
         .args(args)
         .env(SECRET, secret);
     Ok(ChildNode::start(command, Duration::from_secs(60))?)
-}
-
-/// Waits for `future` at most a minute of real time: a demo must never hang.
-fn bounded<T: Clone + Send + Sync + 'static>(future: Future<T>, what: &str) -> Result<T> {
-    if !future.wait_for(Duration::from_secs(60)) {
-        return Err(format!("timed out waiting for {what}").into());
-    }
-    match future.outcome() {
-        Some(Ok(value)) => Ok(value.clone()),
-        Some(Err(error)) => Err(format!("{what}: {error}").into()),
-        None => Err(format!("{what} did not complete").into()),
-    }
 }
 
 fn demo() -> Result {

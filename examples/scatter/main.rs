@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use procession::pipe::Reader;
 use procession::subprocess::subprocess;
-use procession::{Future, Runtime, Upid};
-use procession_cluster::node::{serve_until_stdin_closes, ChildNode};
+use procession::{Runtime, Upid};
+use procession_cluster::node::{bounded, serve_until_stdin_closes, ChildNode};
 use procession_net::Net;
 
 use protocol::{Answer, Stats};
@@ -249,18 +249,6 @@ fn show(n: usize, answer: &Answer, started: Instant) {
         stats.mode(),
         stats.entropy()
     );
-}
-
-/// Waits for `future` at most a minute of real time: a demo must never hang.
-fn bounded<T: Clone + Send + Sync + 'static>(future: Future<T>, what: &str) -> Result<T> {
-    if !future.wait_for(Duration::from_secs(60)) {
-        return Err(format!("timed out waiting for {what}").into());
-    }
-    match future.outcome() {
-        Some(Ok(value)) => Ok(value.clone()),
-        Some(Err(error)) => Err(format!("{what}: {error}").into()),
-        None => Err(format!("{what} did not complete").into()),
-    }
 }
 
 /// Writes `size` pseudo-random bytes (the same for the same seed) to `path`.

@@ -190,3 +190,24 @@ impl ChildNode {
         }
     }
 }
+
+/// Waits at most a minute of real time for `future` and gives its value: how a program (not a
+/// handler) waits without ever hanging.
+///
+/// # Errors
+///
+/// Fails, naming `what`, if the future fails, is discarded or abandoned, or is still pending
+/// after the minute.
+pub fn bounded<T: Clone + Send + Sync + 'static>(
+    future: procession::Future<T>,
+    what: &str,
+) -> Result<T, Failure> {
+    if !future.wait_for(Duration::from_secs(60)) {
+        return Err(Failure::new(format!("timed out waiting for {what}")));
+    }
+    match future.outcome() {
+        Some(Ok(value)) => Ok(value.clone()),
+        Some(Err(error)) => Err(Failure::new(format!("{what}: {error}"))),
+        None => Err(Failure::new(format!("{what} did not complete"))),
+    }
+}
