@@ -24,8 +24,23 @@ struct Reregister;
 #[derive(Default)]
 pub struct Master {
     agents: BTreeSet<Upid>,
+    beats: u64,
+    lost: Vec<(Upid, ExitReason)>,
     /// Safety: an `exited` for an agent the master never registered.
     phantom_losses: u32,
+}
+
+/// What the master knows, asked through the simulation.
+#[derive(Clone, Default)]
+pub struct View {
+    /// The agents registered now.
+    pub agents: BTreeSet<Upid>,
+    /// Heartbeats received in all.
+    pub beats: u64,
+    /// Every `exited` the master got, in order.
+    pub lost: Vec<(Upid, ExitReason)>,
+    /// Safety violations: an `exited` for an agent the master never registered.
+    pub phantom_losses: u32,
 }
 
 impl Process for Master {
@@ -37,6 +52,7 @@ impl Process for Master {
         })
         .unwrap();
         ctx.install(|m: &mut Self, from: &Upid, _: Heartbeat| {
+            m.beats += 1;
             if !m.agents.contains(from) {
                 send(from, Reregister);
             }
@@ -44,7 +60,8 @@ impl Process for Master {
         .unwrap();
     }
 
-    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, _: &ExitReason) {
+    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
+        self.lost.push((upid.clone(), reason.clone()));
         if !self.agents.remove(upid) {
             self.phantom_losses += 1;
         }
@@ -93,16 +110,18 @@ impl Process for Agent {
     }
 }
 
-struct Cluster {
-    sim: Sim,
+/// A master and three agents on their own nodes.
+pub struct Cluster {
+    pub sim: Sim,
     /// The current master (a restart spawns a new one).
-    master: Arc<Mutex<Option<Pid<Master>>>>,
-    nodes: Vec<NodeId>,
-    agents: BTreeSet<Upid>,
+    pub master: Arc<Mutex<Option<Pid<Master>>>>,
+    /// The master's node, then the agents'.
+    pub nodes: Vec<NodeId>,
+    pub agents: BTreeSet<Upid>,
 }
 
-fn cluster(seed: u64, forgetful: bool) -> Cluster {
-    let mut sim = Sim::builder(seed).swarm().build();
+/// Adds a master and three agents (forgetful ones never register again) to `sim`.
+pub fn cluster(mut sim: Sim, forgetful: bool) -> Cluster {
     let master = Arc::new(Mutex::new(None));
     let slot = master.clone();
     let master_node = sim.add_node("master", move |runtime, _| {
@@ -132,10 +151,15 @@ fn cluster(seed: u64, forgetful: bool) -> Cluster {
     }
 }
 
-/// The master's registered agents and safety violations, asked through the simulation.
-fn master_view(sim: &mut Sim, master: &Arc<Mutex<Option<Pid<Master>>>>) -> (BTreeSet<Upid>, u32) {
+/// What the current master knows.
+pub fn master_view(sim: &mut Sim, master: &Arc<Mutex<Option<Pid<Master>>>>) -> View {
     let pid = master.lock().clone().expect("the master node started");
-    let read = procession::dispatch(&pid, |m: &mut Master| (m.agents.clone(), m.phantom_losses));
+    let read = procession::dispatch(&pid, |m: &mut Master| View {
+        agents: m.agents.clone(),
+        beats: m.beats,
+        lost: m.lost.clone(),
+        phantom_losses: m.phantom_losses,
+    });
     // A crashed master's dispatch is abandoned: it knows nobody.
     sim.block_on(read).unwrap().unwrap_or_default()
 }
@@ -158,15 +182,18 @@ pub struct Run {
 
 /// [`run`], with what it saw.
 pub fn run_traced(seed: u64, forgetful: bool) -> Run {
-    let mut c = cluster(seed, forgetful);
+    let mut c = cluster(Sim::builder(seed).swarm().build(), forgetful);
     c.sim.run_for(Duration::from_secs(2));
     c.sim.run_faults(Duration::from_secs(10), &c.nodes);
     c.sim.heal_everything();
     let (master, agents) = (c.master.clone(), c.agents.clone());
     let outcome = c.sim.converge(Duration::from_secs(30), |sim| {
-        let (registered, phantom) = master_view(sim, &master);
-        assert_eq!(phantom, 0, "the master lost an agent it never had");
-        registered == agents
+        let view = master_view(sim, &master);
+        assert_eq!(
+            view.phantom_losses, 0,
+            "the master lost an agent it never had"
+        );
+        view.agents == agents
     });
     let events = c.sim.trace().events();
     let struck = |kind: fn(&Event) -> bool| events.iter().any(kind);
