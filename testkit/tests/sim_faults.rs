@@ -209,3 +209,17 @@ fn every_fault_replays_the_same_trace_alone_and_all_together() {
         });
     }
 }
+
+#[test]
+#[should_panic(expected = "beyond the ±500,000 ppm")]
+fn a_clock_drift_beyond_what_the_simulation_models_is_refused() {
+    let mut sim = Sim::new(1);
+    let node = sim.add_node("n", |_, _| {});
+    sim.set_clock(node, Duration::ZERO, 600_000);
+}
+
+#[test]
+#[should_panic(expected = "is above max")]
+fn a_latency_range_upside_down_is_refused() {
+    let _ = Latency::uniform(Duration::from_millis(5), Duration::from_millis(1));
+}
