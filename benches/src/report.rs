@@ -155,8 +155,9 @@ pub fn table(options: &Options, results: &BTreeMap<(Workload, &'static str), Vec
          tokio by hand as their only peer (actix, ractor and kameo have no such primitives); \
          both pipe rows measure the same procession pipe, against a bounded mpsc of `Bytes` and \
          against `tokio::io::duplex`. The remote rows also have only tokio by hand, as raw \
-         TCP (length-prefixed frames over a loopback `TcpStream`); their one-way cells give \
-         messages/s and, in brackets, the bodies' MB/s (10^6 bytes).\n",
+         TCP (length-prefixed frames over a loopback `TcpStream`, each end on a tokio runtime \
+         of its own, as procession's two nodes are); their one-way cells give messages/s and, \
+         in brackets, the bodies' MB/s (10^6 bytes).\n",
     );
     out
 }

@@ -1,6 +1,7 @@
 //! tokio by hand: each actor is a spawned task looping over an unbounded mpsc; an ask carries a
 //! oneshot. Drivers run as tasks on the runtime's workers. The remote workloads are raw TCP by
-//! hand: length-prefixed frames over a loopback `TcpStream`, nodelay.
+//! hand: length-prefixed frames over a loopback `TcpStream`, nodelay, each end on a runtime of
+//! its own (two nodes).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -340,15 +341,16 @@ impl System for TokioByHand {
         }))
     }
 
-    /// Two tasks, the driver and an echo task, exchange a length-prefixed 100-byte frame over a
+    /// Two tasks, the driver and an echo task on a runtime of its own, exchange a length-prefixed 100-byte frame over a
     /// loopback `TcpStream` (nodelay both ends), the driver checking the sequence number each
     /// echo carries back.
     fn remote_ping_pong(&self, round_trips: u64) -> Option<Duration> {
-        let runtime = tokio_runtime(self.workers);
+        let (runtime, node) = (tokio_runtime(self.workers), tokio_runtime(self.workers));
+        let there = node.handle().clone();
         Some(drive(&runtime, async move {
             let (client, server) = loopback_pair().await;
-            let echo = tokio::spawn(async move {
-                let (read, mut write) = server.into_split();
+            let echo = there.spawn(async move {
+                let (read, mut write) = adopt(server).into_split();
                 let mut read = BufReader::new(read);
                 let mut frame = vec![0; PREFIX + PING_FRAME];
                 let mut echoed = 0u64;
@@ -386,17 +388,18 @@ impl System for TokioByHand {
     }
 
     /// The driver writes `[u32 length][u64 seq][body]` frames through a 64 KiB `BufWriter`
-    /// (flushed before it waits for an ack) to a receiver task reading through a 64 KiB
+    /// (flushed before it waits for an ack) to a receiver task, on a runtime of its own, reading through a 64 KiB
     /// `BufReader` into one reused buffer; acks are `[u32 8][u64 received]` frames back on the
     /// same connection, with the window protocol of procession's run.
     fn remote_one_way(&self, messages: u64, body: usize, flow: RemoteFlow) -> Option<Duration> {
-        let runtime = tokio_runtime(self.workers);
+        let (runtime, node) = (tokio_runtime(self.workers), tokio_runtime(self.workers));
+        let there = node.handle().clone();
         Some(drive(&runtime, async move {
             let (client, server) = loopback_pair().await;
             let warmup = flow.window;
             let total = warmup + messages;
-            let receiver = tokio::spawn(async move {
-                let (read, mut write) = server.into_split();
+            let receiver = there.spawn(async move {
+                let (read, mut write) = adopt(server).into_split();
                 let mut read = BufReader::with_capacity(STREAM_BUFFER, read);
                 let mut frame = vec![0; PREFIX + 8 + body];
                 let (mut received, mut bytes, mut misordered) = (0u64, 0u64, 0u64);
@@ -462,15 +465,27 @@ const PING_FRAME: usize = 100;
 /// The buffers of the one-way stream's writer and reader.
 const STREAM_BUFFER: usize = 64 * 1024;
 
-/// A connected pair of loopback sockets with nodelay set on both.
-async fn loopback_pair() -> (TcpStream, TcpStream) {
+/// A connected pair of loopback sockets with nodelay set on both: the client registered with
+/// the calling runtime, the server end unregistered, for the other node's runtime to
+/// [`adopt`]. Each end then has its own threads and I/O driver, as two nodes do, and as
+/// procession's two runtimes do in the same workload: one runtime serving both ends would let
+/// one thread find each frame the moment the other end wrote it, with no wake-up at all.
+async fn loopback_pair() -> (TcpStream, std::net::TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("local address");
     let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
     let (client, (server, _)) = (client.expect("connect"), accepted.expect("accept"));
     client.set_nodelay(true).expect("nodelay");
     server.set_nodelay(true).expect("nodelay");
-    (client, server)
+    (
+        client,
+        server.into_std().expect("deregistering the server end"),
+    )
+}
+
+/// Registers `socket` with the runtime this runs on.
+fn adopt(socket: std::net::TcpStream) -> TcpStream {
+    TcpStream::from_std(socket).expect("registering the server end")
 }
 
 /// Reads one frame, prefix included, into `frame`; false at the end of the stream. Panics on a

@@ -41,12 +41,12 @@ pub enum Workload {
     MutexContended,
     /// Ping-pong between a process on one runtime and a process on another, each runtime with
     /// its own `Net`, over loopback TCP; vs length-prefixed frames echoed over a tokio
-    /// `TcpStream`.
+    /// `TcpStream`, each end on a tokio runtime of its own (two nodes, as procession's are).
     RemotePingPong,
     /// One-way stream of 100-byte bodies to a process on another runtime over loopback TCP,
     /// acknowledged every [`RemoteFlow::ack_every`] messages with at most
     /// [`RemoteFlow::window`] in flight; vs the same frames and windows over a tokio
-    /// `TcpStream`.
+    /// `TcpStream`, each end on a tokio runtime of its own.
     RemoteOneWay,
     /// The same with 64 KiB bodies.
     RemoteOneWay64k,
