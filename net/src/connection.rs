@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use procession::{InboundMessage, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -89,15 +90,21 @@ where
 async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let decoder = FrameDecoder::new(shared.config.max_frame);
     let mut recent = Recent::default();
+    let mut batch = Batch::default();
     let mut buffer = BytesMut::new();
     loop {
         loop {
             match decoder.decode_with(&mut buffer, &mut recent) {
-                Ok(Some(frame)) => deliver(shared, frame),
+                Ok(Some(frame)) => batch.add(shared, frame),
                 Ok(None) => break,
-                Err(error) => return Some(malformed(shared, &error)),
+                Err(error) => {
+                    batch.flush(shared);
+                    return Some(malformed(shared, &error));
+                }
             }
         }
+        // Before waiting for more bytes: what arrived is not held back.
+        batch.flush(shared);
         let missing = match decoder.missing(&buffer) {
             Ok(missing) => missing,
             Err(error) => return Some(malformed(shared, &error)),
@@ -136,26 +143,52 @@ fn make_room(buffer: &mut BytesMut, missing: usize) {
     }
 }
 
-fn deliver(shared: &Shared, frame: Received) {
-    let Received {
-        kind,
-        from,
-        to,
-        name,
-        body,
-    } = frame;
-    match kind {
-        Kind::Message => {
-            shared.stats.messages_in.increment();
-            shared.inbound.deliver_shared(from, &to, name, body);
+/// Consecutive messages of a connection for one receiver, delivered together: one lookup and
+/// one mailbox lock for a buffer's worth of a stream.
+#[derive(Default)]
+struct Batch {
+    to: Option<Upid>,
+    messages: Vec<InboundMessage>,
+}
+
+impl Batch {
+    /// Takes `frame` in order: a message joins the batch (delivered first if it is for another
+    /// receiver); a link or exit notice is handled after the batch, which cannot overtake it.
+    fn add(&mut self, shared: &Shared, frame: Received<'_>) {
+        let Received {
+            kind,
+            from,
+            to,
+            to_changed,
+            name,
+            body,
+        } = frame;
+        if kind != Kind::Message || to_changed {
+            self.flush(shared);
         }
-        Kind::Link => shared.inbound.link(from, &to),
-        Kind::Exited => match wire::decode_reason(&name) {
-            Some(reason) => shared.inbound.exited(&from, &reason),
-            None => {
-                shared.stats.dropped(Reason::Malformed, 1);
-                tracing::warn!(%from, reason = %name, "exited frame with an unknown reason dropped");
+        match kind {
+            Kind::Message => {
+                if self.messages.is_empty() {
+                    self.to = Some(to.clone());
+                }
+                self.messages.push(InboundMessage { from, name, body });
             }
-        },
+            Kind::Link => shared.inbound.link(from, to),
+            Kind::Exited => match wire::decode_reason(&name) {
+                Some(reason) => shared.inbound.exited(&from, &reason),
+                None => {
+                    shared.stats.dropped(Reason::Malformed, 1);
+                    tracing::warn!(%from, reason = %name, "exited frame with an unknown reason dropped");
+                }
+            },
+        }
+    }
+
+    /// Delivers the messages held.
+    fn flush(&mut self, shared: &Shared) {
+        if let (Some(to), false) = (&self.to, self.messages.is_empty()) {
+            shared.stats.messages_in.add(self.messages.len() as u64);
+            shared.inbound.deliver_all(to, &mut self.messages);
+        }
     }
 }

@@ -37,7 +37,7 @@
 //! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. The
 //! body is a slice of the receive buffer, not a copy.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -95,79 +95,77 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// Appends the encoded frame to `out`. The Upids are printed straight into `out` and their
-    /// lengths patched in after, so encoding allocates nothing beyond `out`'s growth.
+    /// Appends the encoded frame to `out`.
     ///
     /// # Errors
     ///
     /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes, and
     /// [`FrameError::TooLarge`] for a frame over 4 GiB; `out` is then left as it was.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
+        let (from, to) = (self.from.to_string(), self.to.to_string());
         let header = Header {
             kind: self.kind,
-            from: &self.from,
-            to: &self.to,
+            from: &from,
+            to: &to,
             name: &self.name,
-            body: self.body.len(),
         };
+        let start = out.len();
         header.encode(out)?;
         out.put_slice(&self.body);
-        Ok(())
-    }
-}
-
-/// A frame's header: everything but the body, which the caller appends (or sends) after it.
-/// What the transport encodes, so that a send borrows its parts instead of building a [`Frame`].
-pub(crate) struct Header<'a, U> {
-    pub(crate) kind: Kind,
-    pub(crate) from: U,
-    pub(crate) to: U,
-    pub(crate) name: &'a str,
-    /// The body's length in bytes.
-    pub(crate) body: usize,
-}
-
-impl<U: fmt::Display> Header<'_, U> {
-    /// Appends the header, its length prefix counting the body; on an error `out` is left as it
-    /// was. See [`Frame::encode`] for the errors.
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
-        let start = out.len();
-        let encoded = self.encode_at(out, start);
+        let encoded = finish(&mut out[start..], 0);
         if encoded.is_err() {
             out.truncate(start);
         }
         encoded
     }
+}
 
-    fn encode_at(&self, out: &mut BytesMut, start: usize) -> Result<(), FrameError> {
-        out.reserve(PREFIX + 2 + 6 + 64 + self.name.len());
+/// A frame's header: everything but the body. What the transport encodes, borrowing the parts
+/// of a send instead of building a [`Frame`]; the body follows it, then [`finish`] sets the
+/// length prefix.
+pub(crate) struct Header<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
+    pub(crate) name: &'a str,
+}
+
+impl Header<'_> {
+    /// Appends the header with a placeholder length prefix; on an error `out` is left as it
+    /// was. See [`Frame::encode`] for the errors.
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
+        let fields = [("from", self.from), ("to", self.to), ("name", self.name)];
+        for (field, text) in fields {
+            if u16::try_from(text.len()).is_err() {
+                return Err(FrameError::Field(field));
+            }
+        }
+        out.reserve(PREFIX + 2 + 6 + self.from.len() + self.to.len() + self.name.len());
         out.put_u32(0);
         out.put_u8(VERSION);
         out.put_u8(self.kind.to_byte());
-        put_field(out, "from", |out| write!(out, "{}", self.from))?;
-        put_field(out, "to", |out| write!(out, "{}", self.to))?;
-        put_field(out, "name", |out| out.write_str(self.name))?;
-        let length = out.len() - start - PREFIX + self.body;
-        let length = u32::try_from(length).map_err(|_| FrameError::TooLarge {
-            length,
-            limit: u32::MAX as usize,
-        })?;
-        out[start..start + PREFIX].copy_from_slice(&length.to_be_bytes());
+        for (_, text) in fields {
+            // Checked above.
+            out.put_u16(text.len() as u16);
+            out.put_slice(text.as_bytes());
+        }
         Ok(())
     }
 }
 
-/// Writes a u16-length-prefixed field with `write`, patching the length in afterwards.
-fn put_field(
-    out: &mut BytesMut,
-    field: &'static str,
-    write: impl FnOnce(&mut BytesMut) -> fmt::Result,
-) -> Result<(), FrameError> {
-    let at = out.len();
-    out.put_u16(0);
-    write(out).map_err(|_| FrameError::Field(field))?;
-    let length = u16::try_from(out.len() - at - 2).map_err(|_| FrameError::Field(field))?;
-    out[at..at + 2].copy_from_slice(&length.to_be_bytes());
+/// Sets the length prefix of `frame` (a header, maybe with its body after it) to count what
+/// follows the prefix plus `more` bytes of body sent separately.
+///
+/// # Errors
+///
+/// [`FrameError::TooLarge`] for a frame over 4 GiB.
+pub(crate) fn finish(frame: &mut [u8], more: usize) -> Result<(), FrameError> {
+    let length = frame.len() - PREFIX + more;
+    let length = u32::try_from(length).map_err(|_| FrameError::TooLarge {
+        length,
+        limit: u32::MAX as usize,
+    })?;
+    frame[..PREFIX].copy_from_slice(&length.to_be_bytes());
     Ok(())
 }
 
@@ -226,32 +224,38 @@ impl FrameDecoder {
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let frame = self.decode_with(buf, &mut Recent::default())?;
+        let mut recent = Recent::default();
+        let frame = self.decode_with(buf, &mut recent)?;
         Ok(frame.map(|frame| Frame {
             kind: frame.kind,
             from: frame.from,
-            to: frame.to,
+            to: frame.to.clone(),
             name: frame.name.to_string(),
             body: frame.body,
         }))
     }
 
     /// [`decode`](Self::decode), reusing the Upids and name of the connection's previous frame
-    /// from `recent`: a stream between two processes parses them once, not per frame.
-    pub(crate) fn decode_with(
+    /// from `recent`: a stream between two processes parses them once, not per frame. The
+    /// header is read in place; only the body is cut out of the buffer, so a frame costs one
+    /// reference count on the receive buffer, not one per field.
+    pub(crate) fn decode_with<'r>(
         &self,
         buf: &mut BytesMut,
-        recent: &mut Recent,
-    ) -> Result<Option<Received>, FrameError> {
+        recent: &'r mut Recent,
+    ) -> Result<Option<Received<'r>>, FrameError> {
         let Some(length) = self.length(buf)? else {
             return Ok(None);
         };
         if buf.len() < PREFIX + length {
             return Ok(None);
         }
-        buf.advance(PREFIX);
-        let mut frame = buf.split_to(length).freeze();
-        parse(&mut frame, recent).map(Some)
+        let mut header = &buf[PREFIX..PREFIX + length];
+        let mut frame = parse(&mut header, recent)?;
+        let body = header.len();
+        buf.advance(PREFIX + length - body);
+        frame.body = buf.split_to(body).freeze();
+        Ok(Some(frame))
     }
 
     /// How many more bytes the frame at the front of `buf` needs (0 if it is whole, or if not
@@ -283,11 +287,14 @@ impl FrameDecoder {
     }
 }
 
-/// A decoded frame, its name shared with the connection's earlier frames of that name.
-pub(crate) struct Received {
+/// A decoded frame, its name shared with the connection's earlier frames of that name and its
+/// receiver borrowed from the decoder's [`Recent`].
+pub(crate) struct Received<'r> {
     pub(crate) kind: Kind,
     pub(crate) from: Upid,
-    pub(crate) to: Upid,
+    pub(crate) to: &'r Upid,
+    /// Whether `to` differs from the previous frame's.
+    pub(crate) to_changed: bool,
     pub(crate) name: Arc<str>,
     pub(crate) body: Bytes,
 }
@@ -301,64 +308,75 @@ pub(crate) struct Recent {
     name: Option<(Vec<u8>, Arc<str>)>,
 }
 
-fn parse(frame: &mut Bytes, recent: &mut Recent) -> Result<Received, FrameError> {
-    if frame.remaining() < 2 {
+/// Reads the header off the front of `frame` (through `recent`), leaving `frame` at the body;
+/// the frame returned has an empty body.
+fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, FrameError> {
+    let [version, kind_byte, ..] = **frame else {
         return Err(FrameError::Truncated);
-    }
-    let version = frame.get_u8();
+    };
     if version != VERSION {
         return Err(FrameError::Version(version));
     }
-    let kind_byte = frame.get_u8();
     let kind = Kind::from_byte(kind_byte).ok_or(FrameError::Kind(kind_byte))?;
-    let from = reuse(&mut recent.from, field(frame)?, |b| upid(b, "from"))?;
-    let to = reuse(&mut recent.to, field(frame)?, |b| upid(b, "to"))?;
-    let name = reuse(&mut recent.name, field(frame)?, |b| {
+    *frame = &frame[2..];
+    let (from, _) = reuse(&mut recent.from, field(frame)?, |b| upid(b, "from"))?;
+    let (to, to_changed) = reuse(&mut recent.to, field(frame)?, |b| upid(b, "to"))?;
+    let (name, _) = reuse(&mut recent.name, field(frame)?, |b| {
         text(b, "name").map(Arc::from)
     })?;
     Ok(Received {
         kind,
-        from,
+        from: from.clone(),
         to,
-        name,
-        body: std::mem::take(frame),
+        to_changed,
+        name: name.clone(),
+        body: Bytes::new(),
     })
 }
 
-/// The value `bytes` stand for: `slot`'s if it came from equal bytes, else `make`'s, which then
-/// replaces it.
-fn reuse<T: Clone>(
-    slot: &mut Option<(Vec<u8>, T)>,
-    bytes: Bytes,
-    make: impl FnOnce(&Bytes) -> Result<T, FrameError>,
-) -> Result<T, FrameError> {
-    if let Some((seen, value)) = slot {
-        if *seen == bytes {
-            return Ok(value.clone());
+/// What `bytes` stand for: `slot`'s value if it came from equal bytes, else `make`'s, which
+/// then replaces it; and whether it was replaced.
+fn reuse<'r, T>(
+    slot: &'r mut Option<(Vec<u8>, T)>,
+    bytes: &[u8],
+    make: impl FnOnce(&[u8]) -> Result<T, FrameError>,
+) -> Result<(&'r T, bool), FrameError> {
+    let hit = matches!(slot, Some((seen, _)) if seen == bytes);
+    let entry = match slot.take() {
+        Some(entry) if hit => entry,
+        previous => {
+            let value = make(bytes)?;
+            // The old bytes' buffer is reused: a connection alternating between two receivers
+            // allocates nothing per frame.
+            let mut seen = previous.map(|(seen, _)| seen).unwrap_or_default();
+            seen.clear();
+            seen.extend_from_slice(bytes);
+            (seen, value)
         }
-    }
-    let value = make(&bytes)?;
-    *slot = Some((bytes.to_vec(), value.clone()));
-    Ok(value)
+    };
+    let (_, value) = slot.insert(entry);
+    Ok((value, !hit))
 }
 
-/// The next `u16`-length-prefixed field.
-fn field(frame: &mut Bytes) -> Result<Bytes, FrameError> {
-    if frame.remaining() < 2 {
+/// The next `u16`-length-prefixed field, taken off the front of `frame`.
+fn field<'a>(frame: &mut &'a [u8]) -> Result<&'a [u8], FrameError> {
+    let Some((length, rest)) = frame.split_first_chunk::<2>() else {
+        return Err(FrameError::Truncated);
+    };
+    let length = u16::from_be_bytes(*length) as usize;
+    if rest.len() < length {
         return Err(FrameError::Truncated);
     }
-    let length = frame.get_u16() as usize;
-    if frame.remaining() < length {
-        return Err(FrameError::Truncated);
-    }
-    Ok(frame.split_to(length))
+    let (field, rest) = rest.split_at(length);
+    *frame = rest;
+    Ok(field)
 }
 
-fn text<'a>(bytes: &'a Bytes, name: &'static str) -> Result<&'a str, FrameError> {
+fn text<'a>(bytes: &'a [u8], name: &'static str) -> Result<&'a str, FrameError> {
     std::str::from_utf8(bytes).map_err(|_| FrameError::Field(name))
 }
 
-fn upid(bytes: &Bytes, name: &'static str) -> Result<Upid, FrameError> {
+fn upid(bytes: &[u8], name: &'static str) -> Result<Upid, FrameError> {
     text(bytes, name)?
         .parse()
         .map_err(|_| FrameError::Field(name))

@@ -1,15 +1,17 @@
 //! Outbound: one connection per peer node, made on the first frame for it and kept.
 //!
-//! Senders append encoded frames to the peer's buffer under a short lock and never wait; the
-//! peer's writer task takes the whole buffer at once, so under load many frames leave in one
-//! write. A large body is not copied into the buffer: it is queued as it is after its header,
-//! and the writer gathers the pieces into vectored writes. The buffer is bounded: a message that would take it past [`Config::peer_buffer`] is
-//! dropped and counted (links and exit notices are small and always queued, so no linker
-//! waits forever), because a send must not block a handler and a slow peer must not grow
-//! the sender's memory. The writer also watches the connection's read side: the peer closing it
-//! or an I/O error ends the connection, drops what was still queued (counted), and reports the
-//! node lost so every local process linked to one of its processes gets `exited(Lost)`. The next
-//! frame for the node makes a new connection.
+//! Senders encode frames straight into the peer's buffer under a short lock and never wait (a
+//! message's body is serialized in place: no buffer of its own, no copy); the peer's writer task
+//! takes the whole buffer at once, so under load many frames leave in one write. A large body that
+//! is already encoded (a forwarded message) is not copied either: it is queued as it is after its
+//! header, and the writer gathers the pieces into vectored writes. A message that cannot be encoded
+//! is dropped and counted as malformed. The buffer is bounded: a message that would take it past
+//! [`Config::peer_buffer`] is dropped and counted (links and exit notices are small and always
+//! queued, so no linker waits forever), because a send must not block a handler and a slow peer
+//! must not grow the sender's memory. The writer also watches the connection's read side: the peer
+//! closing it or an I/O error ends the connection, drops what was still queued (counted), and
+//! reports the node lost so every local process linked to one of its processes gets `exited(Lost)`.
+//! The next frame for the node makes a new connection.
 
 use std::fmt::Write as _;
 use std::future::poll_fn;
@@ -21,11 +23,11 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
-use procession::Upid;
+use procession::{Outgoing, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::frame::{Header, Kind};
+use crate::frame::{self, Header, Kind};
 use crate::stats::Reason;
 use crate::transport::Shared;
 
@@ -103,15 +105,16 @@ impl Peer {
         self.stopped.notify_one();
     }
 
-    /// Queues a frame of `kind` from `from` to `to`; false if this connection has ended (the
-    /// caller makes a new one).
+    /// Queues a frame of `kind` from `from` to `to` named `name`, with `body` (a message)
+    /// encoded straight into the queue; false if this connection has ended (the caller makes a
+    /// new one).
     pub(crate) fn push(
         &self,
         shared: &Shared,
         kind: Kind,
         (from, to): (&Upid, &Upid),
         name: &str,
-        body: &Bytes,
+        body: Option<&Outgoing<'_>>,
     ) -> bool {
         let waker = {
             let mut guard = self.queue.lock();
@@ -120,20 +123,18 @@ impl Peer {
                 return false;
             }
             let before = queue.tail.len();
-            let header = Header {
-                kind,
-                from: queue.from.text(from),
-                to: queue.to.text(to),
-                name,
-                body: body.len(),
-            };
-            if let Err(error) = header.encode(&mut queue.tail) {
+            let apart = body
+                .and_then(Outgoing::encoded_body)
+                .filter(|bytes| bytes.len() >= SHARED_BODY);
+            let encoded = encode(queue, kind, (from, to), name, body, apart);
+            if let Err(error) = encoded {
+                queue.tail.truncate(before);
                 drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
                 tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
                 return true;
             }
-            let length = queue.tail.len() - before + body.len();
+            let length = queue.tail.len() - before + apart.map_or(0, Bytes::len);
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
             if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
@@ -143,12 +144,10 @@ impl Peer {
                 tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
                 return true;
             }
-            if body.len() < SHARED_BODY {
-                queue.tail.extend_from_slice(body);
-            } else {
+            if let Some(bytes) = apart {
                 let header = queue.tail.split().freeze();
                 queue.segments.push(header);
-                queue.segments.push(body.clone());
+                queue.segments.push(bytes.clone());
             }
             queue.queued += length;
             queue.frames += 1;
@@ -197,6 +196,31 @@ impl Peer {
         })
         .await
     }
+}
+
+/// Appends a frame to `queue`'s tail: its header, then the body encoded in place, unless the
+/// body is `apart` (a large encoded body, queued after the header by the caller).
+fn encode(
+    queue: &mut Queue,
+    kind: Kind,
+    (from, to): (&Upid, &Upid),
+    name: &str,
+    body: Option<&Outgoing<'_>>,
+    apart: Option<&Bytes>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let start = queue.tail.len();
+    let header = Header {
+        kind,
+        from: queue.from.text(from),
+        to: queue.to.text(to),
+        name,
+    };
+    header.encode(&mut queue.tail)?;
+    if let (Some(body), None) = (body, apart) {
+        body.encode_into(&mut queue.tail)?;
+    }
+    frame::finish(&mut queue.tail[start..], apart.map_or(0, Bytes::len))?;
+    Ok(())
 }
 
 /// A Upid and its text, kept to encode the next frame for the same process without formatting.

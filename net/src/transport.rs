@@ -7,9 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
-use procession::{ExitReason, Future, Inbound, Runtime, Transport, Upid};
+use procession::{ExitReason, Future, Inbound, Outgoing, Runtime, Transport, Upid};
 
 use crate::connection;
 use crate::frame::Kind;
@@ -230,7 +229,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// Queues a frame for `to`'s node, borrowing its parts: nothing is built per send but the
     /// encoded bytes.
-    fn send(self: &Arc<Self>, kind: Kind, upids: (&Upid, &Upid), name: &str, body: &Bytes) {
+    fn send(
+        self: &Arc<Self>,
+        kind: Kind,
+        upids: (&Upid, &Upid),
+        name: &str,
+        body: Option<&Outgoing<'_>>,
+    ) {
         let address = upids.1.address();
         loop {
             let peer = {
@@ -292,18 +297,18 @@ struct Tcp {
 }
 
 impl Transport for Tcp {
-    fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes) {
-        self.shared.send(Kind::Message, (from, to), name, &body);
+    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        self.shared
+            .send(Kind::Message, (from, to), message.name(), Some(&message));
     }
 
     fn link(&self, linker: &Upid, to: &Upid) {
-        self.shared
-            .send(Kind::Link, (linker, to), "", &Bytes::new());
+        self.shared.send(Kind::Link, (linker, to), "", None);
     }
 
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
         let reason = wire::encode_reason(reason);
         self.shared
-            .send(Kind::Exited, (upid, linker), &reason, &Bytes::new());
+            .send(Kind::Exited, (upid, linker), &reason, None);
     }
 }

@@ -281,3 +281,103 @@ fn a_peer_that_never_reads_cannot_grow_the_senders_memory() {
         "20 MB sent to a peer that reads nothing must overflow a 64 KiB queue"
     );
 }
+
+/// A message whose `Serialize` always fails.
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this message refuses to be encoded",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+impl Message for Unencodable {
+    const NAME: &'static str = "net-test::Unencodable";
+}
+
+#[test]
+fn a_message_that_cannot_be_encoded_is_dropped_and_counted_and_the_next_one_goes() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (target, notes) = inbox(&b, None);
+    {
+        let _entered = a.enter();
+        send(&target, Unencodable);
+        send(&target, Note(7));
+    }
+    assert_eq!(notes.recv_timeout(PATIENCE).unwrap().1, 7);
+    assert_eq!(counter(&a, "net.dropped.malformed"), 1);
+    assert_eq!(
+        counter(&b, "runtime.messages_dropped"),
+        0,
+        "nothing half-sent"
+    );
+}
+
+/// Links to `target`, then reports each `Note` and, last, the exit notice (`None`), in the order
+/// they reach it.
+struct Ordered {
+    target: Upid,
+    events: mpsc::Sender<Option<u64>>,
+}
+
+impl Process for Ordered {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        procession::link(&self.target);
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.events.send(Some(n));
+        })
+        .unwrap();
+        ctx.install(|_: &mut Self, from: &Upid, Ask(n)| send(from, Note(n)))
+            .unwrap();
+    }
+
+    fn exited(&mut self, _: &mut Context<'_, Self>, _: &Upid, _: &ExitReason) {
+        let _ = self.events.send(None);
+    }
+}
+
+#[test]
+fn messages_a_process_sent_before_it_ended_arrive_before_its_exit_notice() {
+    const NOTES: u64 = 5_000;
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let sender = a.spawn(Inbox {
+        notes: mpsc::channel().0,
+        relay: None,
+    });
+    let (events, received) = mpsc::channel();
+    let ordered = b.spawn(Ordered {
+        target: sender.upid(),
+        events,
+    });
+    // The link travels on the connection ahead of this round trip, so it is in place after it.
+    let (probe, replies) = inbox(&a, None);
+    {
+        let _entered = a.enter();
+        procession::post(&probe, &ordered.upid(), Ask(0));
+    }
+    replies.recv_timeout(PATIENCE).unwrap();
+    // The notes leave in a burst and are read in batches; the exit notice follows them on the
+    // same connection and must not overtake the batch it arrives behind.
+    {
+        let _entered = a.enter();
+        for n in 0..NOTES {
+            procession::post(&sender.upid(), &ordered.upid(), Note(n));
+        }
+    }
+    terminate(&sender);
+    let got: Vec<Option<u64>> = (0..=NOTES)
+        .map(|_| received.recv_timeout(PATIENCE).unwrap())
+        .collect();
+    let expected: Vec<Option<u64>> = (0..NOTES).map(Some).chain([None]).collect();
+    assert_eq!(got, expected);
+}

@@ -2,13 +2,11 @@
 //! thread-local current runtime holds, what every process cell keeps, and the one place where an
 //! event is routed to a local process or to the transport.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::event::{Envelope, ExitReason, Payload};
@@ -20,7 +18,7 @@ use crate::process::table::Table;
 use crate::quiesce::Quiesce;
 use crate::scheduler::Scheduler;
 use crate::timer::Timers;
-use crate::transport::Transport;
+use crate::transport::{Encoder, InboundMessage, Outgoing, Transport};
 
 pub(crate) type Handle = Arc<Shared>;
 
@@ -213,48 +211,64 @@ impl Shared {
 
     /// Delivers a message to a local process, or hands it to the transport.
     ///
-    /// A local value bound for another node is encoded with `encode_local` (the caller knows its
-    /// type); encoded bytes travel as they are.
-    pub(crate) fn route(
-        &self,
-        to: &Upid,
-        envelope: Envelope,
-        encode_local: impl FnOnce(&(dyn Any + Send)) -> Option<Bytes>,
-    ) {
-        if self.is_local(to.address()) {
-            let name = envelope.body.shared_name();
-            match self.table.get(to.id()) {
-                Some(cell) => {
-                    if !cell.deliver_message(envelope) {
-                        self.drop_message(to, &name, "receiver gone or filtered");
-                    }
-                }
-                None => self.drop_message(to, &name, "unknown process"),
-            }
-            return;
+    /// A local value bound for another node is encoded by the transport with `encoder` (the
+    /// caller knows its type); encoded bytes travel as they are.
+    pub(crate) fn route(&self, to: &Upid, envelope: Envelope, encoder: Encoder) {
+        if !self.is_local(to.address()) {
+            let outgoing = match &envelope.body {
+                Payload::Encoded { name, bytes } => Outgoing::encoded(name, bytes),
+                Payload::Local { name, value } => Outgoing::value(name, &**value, encoder),
+            };
+            return self.send_remote(&envelope.from, to, outgoing);
         }
         let name = envelope.body.shared_name();
-        let bytes = match &envelope.body {
-            Payload::Encoded { bytes, .. } => Some(bytes.clone()),
-            Payload::Local { value, .. } => encode_local(&**value),
-        };
-        match (self.transport(), bytes) {
-            (Some(transport), Some(bytes)) => transport.send(&envelope.from, to, &name, bytes),
-            (None, _) => self.drop_message(to, &name, "remote address and no transport"),
-            (_, None) => self.drop_message(to, &name, "encoding failed"),
+        match self.table.get(to.id()) {
+            Some(cell) => {
+                if !cell.deliver_message(envelope) {
+                    self.drop_message(to, &name, "receiver gone or filtered");
+                }
+            }
+            None => self.drop_message(to, &name, "unknown process"),
         }
     }
 
-    /// Delivers an encoded message that arrived from a transport.
-    pub(crate) fn route_encoded(&self, from: Upid, to: &Upid, name: Arc<str>, bytes: Bytes) {
-        if !self.is_local(to.address()) {
-            return self.drop_message(to, &name, "arrived for a process of another node");
+    /// Hands `message` for remote `to` to the transport (which encodes it), or drops it.
+    pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        match self.transport() {
+            Some(transport) => transport.send(from, to, message),
+            None => self.drop_message(to, message.name(), "remote address and no transport"),
         }
-        let envelope = Envelope {
-            from,
-            body: Payload::Encoded { name, bytes },
+    }
+
+    /// Delivers encoded messages that arrived from a transport for `to`, in order, draining
+    /// `messages`: one lookup and (unless a filter is installed) one mailbox lock for them all.
+    pub(crate) fn route_encoded(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
+        let cell = if self.is_local(to.address()) {
+            self.table.get(to.id())
+        } else {
+            None
         };
-        self.route(to, envelope, |_| None);
+        let Some(cell) = cell else {
+            let why = if self.is_local(to.address()) {
+                "unknown process"
+            } else {
+                "arrived for a process of another node"
+            };
+            for message in messages.drain(..) {
+                self.drop_message(to, &message.name, why);
+            }
+            return;
+        };
+        let mut envelopes = messages.drain(..).map(|message| Envelope {
+            from: message.from,
+            body: Payload::Encoded {
+                name: message.name,
+                bytes: message.body,
+            },
+        });
+        cell.deliver_messages(&mut envelopes, &mut |name| {
+            self.drop_message(to, name, "receiver gone or filtered");
+        });
     }
 
     /// Tells `linker` that `upid` ended.

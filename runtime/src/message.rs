@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Weak;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -55,6 +55,7 @@ use crate::handle::{Handle, Shared};
 use crate::pid::Upid;
 use crate::process::cell::ProcessCell;
 use crate::process::Process;
+use crate::transport::Outgoing;
 
 /// A value that can be sent to a process: serializable, with a stable name.
 ///
@@ -130,6 +131,11 @@ pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
 }
 
 fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
+    if !handle.is_local(to.address()) {
+        // Encoded by the transport straight from here: the value is never boxed.
+        let outgoing = Outgoing::value(M::NAME, &message, encode_any::<M>);
+        return handle.send_remote(&from, to, outgoing);
+    }
     let envelope = Envelope {
         from,
         body: Payload::Local {
@@ -140,15 +146,14 @@ fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
     handle.route(to, envelope, encode_any::<M>);
 }
 
-/// Encodes a local value known to be an `M`, for a receiver on another node.
-fn encode_any<M: Message>(value: &(dyn Any + Send)) -> Option<Bytes> {
-    let message = value.downcast_ref::<M>()?;
-    match encode(message) {
-        Ok(bytes) => Some(bytes),
-        Err(error) => {
-            tracing::warn!(message = M::NAME, %error, "message encoding failed; dropping it");
-            None
-        }
+/// Appends a local value known to be an `M`, encoded, to `out`: for a receiver on another node.
+fn encode_any<M: Message>(value: &(dyn Any + Send), out: &mut BytesMut) -> Result<(), CodecError> {
+    match value.downcast_ref::<M>() {
+        Some(message) => encode_to(message, out),
+        None => Err(CodecError::new(
+            M::NAME,
+            "the value is not this message".into(),
+        )),
     }
 }
 
@@ -178,16 +183,23 @@ fn anonymous(handle: &Handle) -> Upid {
 /// assert!(decode::<Ping>(&bytes[..0]).is_err());
 /// ```
 pub fn encode<M: Message>(message: &M) -> Result<Bytes, CodecError> {
+    let mut out = BytesMut::new();
+    encode_to(message, &mut out)?;
+    Ok(out.freeze())
+}
+
+/// Appends `message`, encoded as [`encode`] does, to `out`.
+fn encode_to<M: Message>(message: &M, out: &mut BytesMut) -> Result<(), CodecError> {
     let config = bincode::config::standard();
     let failed = |error: bincode::error::EncodeError| CodecError::new(M::NAME, error.to_string());
-    // Sized first, then written into one allocation of that size: growing the buffer instead
+    // Sized first, then written into room reserved for exactly that: growing the buffer instead
     // copies the bytes at every doubling, and a 64 KiB body would end in a 128 KiB buffer that
     // the allocator maps fresh (and the kernel faults in page by page) for every message.
     let mut size = bincode::enc::write::SizeWriter::default();
     bincode::serde::encode_into_writer(message, &mut size, config).map_err(failed)?;
-    let mut bytes = Vec::with_capacity(size.bytes_written);
-    bincode::serde::encode_into_std_write(message, &mut bytes, config).map_err(failed)?;
-    Ok(Bytes::from(bytes))
+    out.reserve(size.bytes_written);
+    bincode::serde::encode_into_std_write(message, &mut out.writer(), config).map_err(failed)?;
+    Ok(())
 }
 
 /// Decodes a body that [`encode`] produced (what a receiver on another node does).

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use procession::{send, ExitReason, Message, Runtime, Transport, Upid};
+//! use procession::{send, ExitReason, Message, Outgoing, Runtime, Transport, Upid};
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]
 //! struct Ping(u32);
@@ -16,8 +16,8 @@
 //! #[derive(Default)]
 //! struct Recorder(Mutex<Vec<(Upid, String)>>);
 //! impl Transport for Recorder {
-//!     fn send(&self, _from: &Upid, to: &Upid, name: &str, _body: bytes::Bytes) {
-//!         self.0.lock().unwrap().push((to.clone(), name.to_owned()));
+//!     fn send(&self, _from: &Upid, to: &Upid, message: Outgoing<'_>) {
+//!         self.0.lock().unwrap().push((to.clone(), message.name().to_owned()));
 //!     }
 //!     fn link(&self, _linker: &Upid, _to: &Upid) {}
 //!     fn exited(&self, _linker: &Upid, _upid: &Upid, _reason: &ExitReason) {}
@@ -37,21 +37,25 @@
 //! The runtime calls a transport from any thread, including workers in the middle of a handler:
 //! its methods must not block. Sends are fire-and-forget: failures surface as `exited` notices to
 //! linkers (through [`Inbound::peer_lost`] or [`Inbound::exited`]), never as errors to the sender.
+//! A message whose encoding fails (its `Serialize` implementation returned an error) is the
+//! transport's to drop, log and count.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::event::ExitReason;
 use crate::future::Future;
 use crate::handle::Handle;
+use crate::message::CodecError;
 use crate::pid::Upid;
 
 /// Carries events to processes on other nodes. Implemented by the net crate and the simulation.
 pub trait Transport: Send + Sync + 'static {
-    /// Delivers the encoded message `name` from local `from` to remote `to`.
-    fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes);
+    /// Delivers `message` from local `from` to remote `to`.
+    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>);
 
     /// Asks `to`'s node to report when `to` ends; the answer comes back through
     /// [`Inbound::exited`], or [`Inbound::peer_lost`] if the node becomes unreachable.
@@ -59,6 +63,108 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Tells remote `linker` that local `upid` ended.
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason);
+}
+
+/// A message on its way to another node: its name, and its body, encoded when the transport asks
+/// (so that it can encode straight into its own send buffer, with no copy in between).
+pub struct Outgoing<'a> {
+    name: &'a str,
+    body: Body<'a>,
+}
+
+enum Body<'a> {
+    /// Already encoded: a message forwarded as it arrived.
+    Encoded(&'a Bytes),
+    /// A local value and what encodes it.
+    Value(&'a (dyn Any + Send), Encoder),
+}
+
+/// Appends a type-erased message value, encoded, to a buffer.
+pub(crate) type Encoder = fn(&(dyn Any + Send), &mut BytesMut) -> Result<(), CodecError>;
+
+impl<'a> Outgoing<'a> {
+    pub(crate) fn encoded(name: &'a str, body: &'a Bytes) -> Self {
+        Outgoing {
+            name,
+            body: Body::Encoded(body),
+        }
+    }
+
+    pub(crate) fn value(name: &'a str, value: &'a (dyn Any + Send), encoder: Encoder) -> Self {
+        Outgoing {
+            name,
+            body: Body::Value(value, encoder),
+        }
+    }
+
+    /// The message name, by which the receiving node finds the handler.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The body if it is already encoded (a forwarded message): a transport can send these
+    /// bytes as they are, without copying them.
+    pub fn encoded_body(&self) -> Option<&'a Bytes> {
+        match self.body {
+            Body::Encoded(bytes) => Some(bytes),
+            Body::Value(..) => None,
+        }
+    }
+
+    /// Appends the encoded body to `out`, reserving its exact size first.
+    ///
+    /// # Errors
+    ///
+    /// The message's `Serialize` implementation failed; `out` is then left as it was.
+    pub fn encode_into(&self, out: &mut BytesMut) -> Result<(), CodecError> {
+        match self.body {
+            Body::Encoded(bytes) => {
+                out.extend_from_slice(bytes);
+                Ok(())
+            }
+            Body::Value(value, encoder) => {
+                let start = out.len();
+                let encoded = encoder(value, out);
+                if encoded.is_err() {
+                    out.truncate(start);
+                }
+                encoded
+            }
+        }
+    }
+
+    /// The encoded body on its own (a copy of the reference for an already encoded one).
+    ///
+    /// # Errors
+    ///
+    /// The message's `Serialize` implementation failed.
+    pub fn to_bytes(&self) -> Result<Bytes, CodecError> {
+        if let Body::Encoded(bytes) = self.body {
+            return Ok(bytes.clone());
+        }
+        let mut out = BytesMut::new();
+        self.encode_into(&mut out)?;
+        Ok(out.freeze())
+    }
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message that arrived from another node, for [`Inbound::deliver_all`].
+#[derive(Clone, Debug)]
+pub struct InboundMessage {
+    /// The sender.
+    pub from: Upid,
+    /// The message name, shared: most frames of a connection carry the same few names.
+    pub name: Arc<str>,
+    /// The encoded message.
+    pub body: Bytes,
 }
 
 /// The runtime's side of the seam: what a transport calls when something arrives.
@@ -91,13 +197,20 @@ impl Inbound {
     /// Delivers a message received from `from` to local process `to`. An unknown receiver or a
     /// receiver without a handler for `name` drops it and counts the drop.
     pub fn deliver(&self, from: Upid, to: &Upid, name: &str, body: Bytes) {
-        self.handle.route_encoded(from, to, name.into(), body);
+        let message = InboundMessage {
+            from,
+            name: name.into(),
+            body,
+        };
+        self.handle.route_encoded(to, &mut vec![message]);
     }
 
-    /// [`deliver`](Self::deliver) with a shared name: a transport that keeps the names it
-    /// received (most frames of a connection carry the same few) passes them on without a copy.
-    pub fn deliver_shared(&self, from: Upid, to: &Upid, name: Arc<str>, body: Bytes) {
-        self.handle.route_encoded(from, to, name, body);
+    /// Delivers `messages`, in order, to local process `to`, as [`deliver`](Self::deliver) would
+    /// one by one, and leaves `messages` empty (its capacity kept for the next batch). A
+    /// transport that reads many frames at once batches consecutive ones for the same receiver:
+    /// the receiver is looked up once and its mailbox locked once for them all.
+    pub fn deliver_all(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
+        self.handle.route_encoded(to, messages);
     }
 
     /// Remote `linker` asks to be told when local `to` ends. If `to` is already gone, the

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use procession::{send, Context, ExitReason, Message, Process, Runtime, Transport, Upid};
+use procession::{send, Context, ExitReason, Message, Outgoing, Process, Runtime, Transport, Upid};
 
 #[derive(serde::Serialize, serde::Deserialize, Message, Debug, PartialEq)]
 struct Job(u32);
@@ -28,10 +28,10 @@ impl Process for Front {
 struct Recorder(Mutex<Vec<(Upid, Upid, String, Bytes)>>);
 
 impl Transport for Recorder {
-    fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes) {
-        self.0
-            .lock()
-            .push((from.clone(), to.clone(), name.to_owned(), body));
+    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        let body = message.to_bytes().unwrap();
+        let name = message.name().to_owned();
+        self.0.lock().push((from.clone(), to.clone(), name, body));
     }
     fn link(&self, _: &Upid, _: &Upid) {}
     fn exited(&self, _: &Upid, _: &Upid, _: &ExitReason) {}

@@ -55,6 +55,7 @@ use crate::pid::Upid;
 use crate::scheduler::Runnable;
 
 mod bound;
+mod deliver;
 mod lifecycle;
 
 use self::bound::Bound;
@@ -141,6 +142,16 @@ pub(crate) trait AnyCell: Runnable {
     fn handle(&self) -> &Handle;
     /// Queues a message; false if the process is gone (the message is dropped).
     fn deliver_message(self: Arc<Self>, envelope: Envelope) -> bool;
+    /// Queues messages from a transport in order, like [`deliver_message`] each, under one
+    /// mailbox lock when no filter is installed; `refused` gets the name of every message not
+    /// queued.
+    ///
+    /// [`deliver_message`]: AnyCell::deliver_message
+    fn deliver_messages(
+        self: Arc<Self>,
+        envelopes: &mut dyn Iterator<Item = Envelope>,
+        refused: &mut dyn FnMut(&str),
+    );
     /// Queues an `exited` notice about `upid`.
     fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason);
     fn terminate(self: Arc<Self>, inject: bool);
@@ -215,53 +226,6 @@ impl<P: Process> ProcessCell<P> {
 
     fn push_unfiltered(self: &Arc<Self>, event: Event<P>) -> bool {
         matches!(self.push(event, AtBound::Ignore), Pushed::Queued)
-    }
-
-    /// Queues `event` (past the filter point), meeting a bounded mailbox's bound as `at_bound`
-    /// says. An event that is not queued or parked stays uncounted for settle.
-    pub(crate) fn push(self: &Arc<Self>, event: Event<P>, at_bound: AtBound) -> Pushed<P> {
-        let quiesce = self.handle.quiesce();
-        quiesce.started();
-        let mut mailbox = self.mailbox.lock();
-        let outcome = if mailbox.terminated {
-            Pushed::Gone(event)
-        } else {
-            let queued = mailbox.queue.len();
-            match (mailbox.bound.as_mut(), at_bound) {
-                (Some(bound), AtBound::Wait(promise)) if bound.is_full(queued) => {
-                    bound.park(event, promise);
-                    return Pushed::Parked;
-                }
-                (Some(bound), AtBound::Ignore) if bound.has_waiting() => {
-                    // Behind the parked events, so a terminate still comes after them.
-                    bound.park(event, None);
-                    return Pushed::Parked;
-                }
-                (Some(bound), at_bound @ (AtBound::Drop | AtBound::Refuse))
-                    if bound.is_full(queued) =>
-                {
-                    Pushed::Full(event, at_bound)
-                }
-                (_, at_bound) => {
-                    mailbox.queue.push_back(event);
-                    let schedule = !mem::replace(&mut mailbox.scheduled, true);
-                    drop(mailbox);
-                    if schedule {
-                        self.handle.scheduler().schedule(self.clone());
-                    }
-                    if let AtBound::Wait(Some(promise)) = at_bound {
-                        promise.set(());
-                    }
-                    return Pushed::Queued;
-                }
-            }
-        };
-        drop(mailbox);
-        quiesce.finished();
-        if let Pushed::Full(_, AtBound::Drop) = &outcome {
-            self.handle.count_dropped_at_bound();
-        }
-        outcome
     }
 
     /// Bounds the mailbox; called once, before the process starts.
@@ -466,6 +430,23 @@ impl<P: Process> AnyCell for ProcessCell<P> {
                 self.push(Event::Message(Box::new(envelope)), AtBound::Drop),
                 Pushed::Queued
             )
+    }
+
+    fn deliver_messages(
+        self: Arc<Self>,
+        envelopes: &mut dyn Iterator<Item = Envelope>,
+        refused: &mut dyn FnMut(&str),
+    ) {
+        if !self.handle.filter().is_installed() {
+            return self.push_messages(envelopes, refused);
+        }
+        // A filter may run test code that sends to this process: never under the lock.
+        for envelope in envelopes {
+            let name = envelope.body.shared_name();
+            if !self.clone().deliver_message(envelope) {
+                refused(&name);
+            }
+        }
     }
 
     fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason) {

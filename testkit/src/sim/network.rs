@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use procession::{ExitReason, Transport, Upid};
+use procession::{ExitReason, Outgoing, Transport, Upid};
 
 use super::config::Latency;
 
@@ -318,11 +318,17 @@ pub(crate) struct Endpoint {
 }
 
 impl Transport for Endpoint {
-    fn send(&self, from: &Upid, to: &Upid, name: &str, body: Bytes) {
+    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        let body = match message.to_bytes() {
+            Ok(body) => body,
+            Err(error) => {
+                return tracing::warn!(%to, %error, "message cannot be encoded; dropped");
+            }
+        };
         let kind = PacketKind::Message {
             from: from.clone(),
             to: to.clone(),
-            name: name.into(),
+            name: message.name().into(),
             body,
         };
         self.network.route(self.node, to.address(), kind);
