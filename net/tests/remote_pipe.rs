@@ -180,24 +180,26 @@ fn closing_the_reader_fails_the_remote_writers_writes() {
 #[test]
 fn a_token_opens_once() {
     let p = pair();
-    let (reader, token) = {
+    let (mut reader, token) = {
         let _entered = p.reading.0.enter();
         remote_pipe_with_window(64 << 10)
     };
     let mut first = p.open(token.clone());
-    let second = p.open(token);
-    let refused = second.reader_closed();
-    outcome(&refused).unwrap();
-    let mut second = second;
+    // The first item through proves the first opening won: two openings racing would make
+    // either one the first (each opens from a process of its own).
+    outcome(&first.write(chunk(1, 100))).unwrap();
+    assert_eq!(outcome(&reader.read()).unwrap(), Some(chunk(1, 100)));
+    let mut second = p.open(token);
+    outcome(&second.reader_closed()).unwrap();
     let failure = failure_of(&second.write(chunk(0, 1)));
     assert!(matches!(
         failure.downcast_ref::<RemotePipeError>(),
         Some(RemotePipeError::AlreadyOpen)
     ));
-    let all = reader.read_all();
-    outcome(&first.write(chunk(1, 100))).unwrap();
+    let rest = reader.read_all();
+    outcome(&first.write(chunk(2, 100))).unwrap();
     first.close();
-    assert_eq!(outcome(&all).unwrap(), chunk(1, 100));
+    assert_eq!(outcome(&rest).unwrap(), chunk(2, 100));
 }
 
 #[test]
