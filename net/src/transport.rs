@@ -123,7 +123,7 @@ impl Builder {
                 #[cfg(feature = "tls")]
                 tls: self.tls,
             },
-            peers: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::default()),
             stopped: AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
         });
@@ -219,7 +219,7 @@ pub(crate) struct Shared {
     address: SocketAddr,
     pub(crate) config: Config,
     pub(crate) stats: Stats,
-    peers: Mutex<HashMap<SocketAddr, Arc<Peer>>>,
+    peers: Mutex<HashMap<SocketAddr, Arc<Peer>, foldhash::fast::RandomState>>,
     /// Set by `Net::shutdown` (under `peers`' lock): no new connection is made.
     stopped: AtomicBool,
     /// The accept loop and the inbound connections, discarded at shutdown.
@@ -237,23 +237,22 @@ impl Shared {
         body: Option<&Outgoing<'_>>,
     ) {
         let address = upids.1.address();
+        // Pushed under the map's lock: nothing is cloned per send, and a connection that ended
+        // is replaced before anyone else can find it.
+        let mut peers = self.peers.lock();
+        if self.stopped.load(Ordering::Relaxed) {
+            drop(peers);
+            self.stats.dropped(Reason::Unreachable, 1);
+            return;
+        }
         loop {
-            let peer = {
-                let mut peers = self.peers.lock();
-                if self.stopped.load(Ordering::Relaxed) {
-                    drop(peers);
-                    self.stats.dropped(Reason::Unreachable, 1);
-                    return;
-                }
-                peers
-                    .entry(address)
-                    .or_insert_with(|| Peer::start(self, address))
-                    .clone()
-            };
+            let peer = peers
+                .entry(address)
+                .or_insert_with(|| Peer::start(self, address));
             if peer.push(self, kind, upids, name, body) {
                 return;
             }
-            self.forget_peer(&peer);
+            peers.remove(&address);
         }
     }
 

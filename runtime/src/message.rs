@@ -183,23 +183,24 @@ fn anonymous(handle: &Handle) -> Upid {
 /// assert!(decode::<Ping>(&bytes[..0]).is_err());
 /// ```
 pub fn encode<M: Message>(message: &M) -> Result<Bytes, CodecError> {
-    let mut out = BytesMut::new();
+    // Sized first, then written into one allocation of that size: growing the buffer instead
+    // copies the bytes at every doubling, and a 64 KiB body would end in a 128 KiB buffer that
+    // the allocator maps fresh (and the kernel faults in page by page) for every message.
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(message, &mut size, bincode::config::standard())
+        .map_err(|error| CodecError::new(M::NAME, error.to_string()))?;
+    let mut out = BytesMut::with_capacity(size.bytes_written);
     encode_to(message, &mut out)?;
     Ok(out.freeze())
 }
 
-/// Appends `message`, encoded as [`encode`] does, to `out`.
+/// Appends `message`, encoded as [`encode`] does, to `out`, which grows as needed: meant for a
+/// buffer that is reused (a transport's send buffer), where growing is paid once, not per
+/// message.
 fn encode_to<M: Message>(message: &M, out: &mut BytesMut) -> Result<(), CodecError> {
-    let config = bincode::config::standard();
-    let failed = |error: bincode::error::EncodeError| CodecError::new(M::NAME, error.to_string());
-    // Sized first, then written into room reserved for exactly that: growing the buffer instead
-    // copies the bytes at every doubling, and a 64 KiB body would end in a 128 KiB buffer that
-    // the allocator maps fresh (and the kernel faults in page by page) for every message.
-    let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(message, &mut size, config).map_err(failed)?;
-    out.reserve(size.bytes_written);
-    bincode::serde::encode_into_std_write(message, &mut out.writer(), config).map_err(failed)?;
-    Ok(())
+    bincode::serde::encode_into_std_write(message, &mut out.writer(), bincode::config::standard())
+        .map(|_| ())
+        .map_err(|error| CodecError::new(M::NAME, error.to_string()))
 }
 
 /// Decodes a body that [`encode`] produced (what a receiver on another node does).
@@ -269,7 +270,7 @@ type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Payload) -> Result<(), String> + 
 pub(crate) struct Handlers<P> {
     // Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
     #[allow(clippy::box_collection)]
-    map: Option<Box<HashMap<&'static str, Handler<P>>>>,
+    map: Option<Box<HashMap<&'static str, Handler<P>, foldhash::fast::RandomState>>>,
 }
 
 impl<P> Default for Handlers<P> {

@@ -3,17 +3,18 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
 use super::cell::AnyCell;
 
 const SHARDS: usize = 16;
 
-type Shard = HashMap<Arc<str>, Arc<dyn AnyCell>>;
+type Shard = HashMap<Arc<str>, Arc<dyn AnyCell>, RandomState>;
 
 /// Live processes by id, sharded so that spawns and exits on different workers rarely meet.
 pub(crate) struct Table {
@@ -26,8 +27,8 @@ pub(crate) struct Table {
 impl Table {
     pub(crate) fn new() -> Self {
         Table {
-            hasher: RandomState::new(),
-            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            hasher: RandomState::default(),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
             next_id: AtomicU64::new(1),
             next_seq: AtomicU64::new(0),
         }

@@ -7,7 +7,11 @@
 //! push that finds `scheduled` clear sets it and hands the cell to the scheduler, after the lock
 //! is released. A batch takes the lock once: each of its messages meets the bound as a single
 //! message would (dropped and counted when full), so a batch changes nothing a process can see
-//! but the number of lock round trips.
+//! but the number of lock round trips, and where the process runs: a batch of one (a request or
+//! a reply) runs next on this thread, a larger one goes to the shared queue, for a worker that
+//! is free while the transport's reader goes on reading. Measured on the remote one-way stream:
+//! about 15% more messages per second than running every batch here, with the ping-pong's
+//! round trip unchanged (running every batch on the shared queue costs it a wake-up).
 
 use std::mem;
 use std::sync::Arc;
@@ -74,7 +78,7 @@ impl<P: Process> ProcessCell<P> {
     ) {
         let quiesce = self.handle.quiesce();
         let mut mailbox = self.mailbox.lock();
-        let mut queued = false;
+        let mut queued = 0;
         for envelope in envelopes {
             quiesce.started();
             let full = mailbox
@@ -90,12 +94,17 @@ impl<P: Process> ProcessCell<P> {
                 continue;
             }
             mailbox.queue.push_back(Event::Message(Box::new(envelope)));
-            queued = true;
+            queued += 1;
         }
-        let schedule = queued && !mem::replace(&mut mailbox.scheduled, true);
+        let schedule = queued > 0 && !mem::replace(&mut mailbox.scheduled, true);
         drop(mailbox);
-        if schedule {
+        if schedule && queued == 1 {
+            // One message, most likely a request or a reply: run it next on this thread.
             self.handle.scheduler().schedule(self.clone());
+        } else if schedule {
+            // A stream's worth: to an idle worker, in parallel with the reader that delivered
+            // it, which goes on reading.
+            self.handle.scheduler().reschedule(self.clone());
         }
     }
 }
