@@ -211,7 +211,41 @@ impl Message for Open {
 #[serde(bound = "")]
 struct Data<T: Item> {
     seq: u64,
+    #[serde(with = "item")]
     item: T,
+}
+
+/// An item on the wire, as its own serde implementation has it, except that a chunk of `Bytes`
+/// is decoded as a slice of the frame it arrived in rather than a copy (the encoding is the
+/// same: a length and the bytes).
+mod item {
+    use std::any::{Any, TypeId};
+
+    use bytes::Bytes;
+    use procession::message::shared_bytes;
+    use serde::{de, Deserializer, Serializer};
+
+    use super::Item;
+
+    pub(super) fn serialize<T: Item, S: Serializer>(
+        item: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        item.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, T: Item, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        if TypeId::of::<T>() != TypeId::of::<Bytes>() {
+            return T::deserialize(deserializer);
+        }
+        let mut chunk = Some(shared_bytes::deserialize(deserializer)?);
+        let any: &mut dyn Any = &mut chunk;
+        any.downcast_mut::<Option<T>>()
+            .and_then(Option::take)
+            .ok_or_else(|| de::Error::custom("a chunk of bytes that is not `Bytes`"))
+    }
 }
 
 impl<T: Item> Message for Data<T> {

@@ -57,6 +57,8 @@ use crate::process::cell::ProcessCell;
 use crate::process::Process;
 use crate::transport::Outgoing;
 
+pub mod shared_bytes;
+
 /// A value that can be sent to a process: serializable, with a stable name.
 ///
 /// `#[derive(Message)]` (from the macros crate) implements it with the name
@@ -294,7 +296,10 @@ impl<P: Process> Handlers<P> {
                 Payload::Local { value, .. } => *value
                     .downcast::<M>()
                     .map_err(|_| format!("a local message named {:?} has another type", M::NAME))?,
-                Payload::Encoded { bytes, .. } => decode::<M>(&bytes).map_err(|e| e.to_string())?,
+                Payload::Encoded { bytes, .. } => {
+                    shared_bytes::decoding(&bytes, || decode::<M>(&bytes))
+                        .map_err(|e| e.to_string())?
+                }
             };
             handler(process, from, message);
             Ok(())

@@ -108,12 +108,12 @@ impl Process for RemotePonger {
     }
 }
 
-/// One message of the one-way stream. `Bytes` serializes as a byte string: bincode writes its
-/// length and copies the bytes, and decodes it as one `Vec<u8>` (a `Vec<u8>` without
-/// `serde_bytes` would go byte by byte).
+/// One message of the one-way stream. The body is encoded as a byte string (its length, then
+/// the bytes) and decoded on the receiving node as a slice of the bytes received, not a copy.
 #[derive(Serialize, Deserialize)]
 struct Chunk {
     seq: u64,
+    #[serde(with = "procession::message::shared_bytes")]
     body: Bytes,
 }
 
