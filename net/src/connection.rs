@@ -14,7 +14,7 @@ use procession::{InboundMessage, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::frame::{FrameDecoder, FrameError, Kind, Received, Recent};
+use crate::frame::{FrameDecoder, FrameError, Kind, Received};
 use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
@@ -88,13 +88,12 @@ where
 
 /// Reads until the end of the stream (`None`) or an error, which it returns.
 async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
-    let decoder = FrameDecoder::new(shared.config.max_frame);
-    let mut recent = Recent::default();
+    let mut decoder = FrameDecoder::new(shared.config.max_frame);
     let mut batch = Batch::default();
     let mut buffer = BytesMut::new();
     loop {
         loop {
-            match decoder.decode_with(&mut buffer, &mut recent) {
+            match decoder.next(&mut buffer) {
                 Ok(Some(frame)) => batch.add(shared, frame),
                 Ok(None) => break,
                 Err(error) => {

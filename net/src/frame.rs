@@ -4,13 +4,19 @@
 //!
 //! ```text
 //! u32  length of what follows (big-endian), at most the decoder's limit
-//! u8   version (1)
+//! u8   version (2)
 //! u8   kind: 0 message, 1 link, 2 exited
+//! u8   repeated: bit 0 `from`, bit 1 `to`, bit 2 `name` is the previous frame's on this
+//!      connection and is left out below
 //! u16  length of `from`, then `from` (a Upid, `id@ip:port`, UTF-8)
 //! u16  length of `to`, then `to`
 //! u16  length of `name`, then `name` (the message name; for `exited`, the reason)
 //! ...  body: the rest of the frame (the encoded message; empty for link and exited)
 //! ```
+//!
+//! A stream of messages between two processes repeats all three fields, so its frames carry 7
+//! bytes of header and the body; the transport's sender leaves out what the previous frame on
+//! the connection had, and its receiver keeps the previous frame's fields to fill them in.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -44,7 +50,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use procession::Upid;
 
 /// The wire format version this codec speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// Bytes before the frame's content: the length prefix.
 const PREFIX: usize = 4;
@@ -105,9 +111,9 @@ impl Frame {
         let (from, to) = (self.from.to_string(), self.to.to_string());
         let header = Header {
             kind: self.kind,
-            from: &from,
-            to: &to,
-            name: &self.name,
+            from: Some(&from),
+            to: Some(&to),
+            name: Some(&self.name),
         };
         let start = out.len();
         header.encode(out)?;
@@ -122,12 +128,12 @@ impl Frame {
 
 /// A frame's header: everything but the body. What the transport encodes, borrowing the parts
 /// of a send instead of building a [`Frame`]; the body follows it, then [`finish`] sets the
-/// length prefix.
+/// length prefix. A field that is `None` repeats the previous frame's on the connection.
 pub(crate) struct Header<'a> {
     pub(crate) kind: Kind,
-    pub(crate) from: &'a str,
-    pub(crate) to: &'a str,
-    pub(crate) name: &'a str,
+    pub(crate) from: Option<&'a str>,
+    pub(crate) to: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
 }
 
 impl Header<'_> {
@@ -135,16 +141,21 @@ impl Header<'_> {
     /// was. See [`Frame::encode`] for the errors.
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
         let fields = [("from", self.from), ("to", self.to), ("name", self.name)];
-        for (field, text) in fields {
-            if u16::try_from(text.len()).is_err() {
-                return Err(FrameError::Field(field));
+        let mut repeated = 0;
+        let mut length = PREFIX + 3;
+        for (bit, (field, text)) in fields.iter().enumerate() {
+            match text {
+                None => repeated |= 1 << bit,
+                Some(text) if u16::try_from(text.len()).is_ok() => length += 2 + text.len(),
+                Some(_) => return Err(FrameError::Field(field)),
             }
         }
-        out.reserve(PREFIX + 2 + 6 + self.from.len() + self.to.len() + self.name.len());
+        out.reserve(length);
         out.put_u32(0);
         out.put_u8(VERSION);
         out.put_u8(self.kind.to_byte());
-        for (_, text) in fields {
+        out.put_u8(repeated);
+        for text in fields.iter().filter_map(|(_, text)| *text) {
             // Checked above.
             out.put_u16(text.len() as u16);
             out.put_slice(text.as_bytes());
@@ -183,6 +194,10 @@ pub enum FrameError {
     Version(u8),
     /// The frame's kind byte is unknown.
     Kind(u8),
+    /// The frame's repeated-fields byte has bits beyond the three fields'.
+    Repeated(u8),
+    /// A field is marked repeated, but no earlier frame on the connection had one.
+    NothingToRepeat(&'static str),
     /// The frame ends inside a field, or is shorter than its header.
     Truncated,
     /// A field is not UTF-8 or not a Upid (decoding), or longer than 64 KiB (encoding).
@@ -197,6 +212,10 @@ impl fmt::Display for FrameError {
             }
             FrameError::Version(v) => write!(f, "unknown frame version {v}"),
             FrameError::Kind(k) => write!(f, "unknown frame kind {k}"),
+            FrameError::Repeated(bits) => write!(f, "unknown repeated-field bits {bits:#04x}"),
+            FrameError::NothingToRepeat(field) => {
+                write!(f, "field `{field}` repeats a frame that never came")
+            }
             FrameError::Truncated => f.write_str("frame ends inside a field"),
             FrameError::Field(field) => write!(f, "malformed frame field `{field}`"),
         }
@@ -205,16 +224,22 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Cuts frames out of a receive buffer.
-#[derive(Clone, Copy, Debug)]
+/// Cuts frames out of one connection's receive buffer, keeping the fields of the previous frame
+/// for the next one to repeat.
+#[derive(Clone, Debug)]
 pub struct FrameDecoder {
     limit: usize,
+    recent: Recent,
 }
 
 impl FrameDecoder {
-    /// A decoder that refuses frames longer than `limit` bytes (after the prefix).
+    /// A decoder for a new connection that refuses frames longer than `limit` bytes (after the
+    /// prefix).
     pub fn new(limit: usize) -> Self {
-        FrameDecoder { limit }
+        FrameDecoder {
+            limit,
+            recent: Recent::default(),
+        }
     }
 
     /// Takes the next whole frame off the front of `buf`.
@@ -223,9 +248,8 @@ impl FrameDecoder {
     ///
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let mut recent = Recent::default();
-        let frame = self.decode_with(buf, &mut recent)?;
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let frame = self.next(buf)?;
         Ok(frame.map(|frame| Frame {
             kind: frame.kind,
             from: frame.from,
@@ -235,15 +259,11 @@ impl FrameDecoder {
         }))
     }
 
-    /// [`decode`](Self::decode), reusing the Upids and name of the connection's previous frame
-    /// from `recent`: a stream between two processes parses them once, not per frame. The
-    /// header is read in place; only the body is cut out of the buffer, so a frame costs one
+    /// [`decode`](Self::decode) without copies: the Upids and name are the connection's
+    /// previous frame's when they repeat (parsed once for a stream between two processes), the
+    /// header is read in place, and only the body is cut out of the buffer, so a frame costs one
     /// reference count on the receive buffer, not one per field.
-    pub(crate) fn decode_with<'r>(
-        &self,
-        buf: &mut BytesMut,
-        recent: &'r mut Recent,
-    ) -> Result<Option<Received<'r>>, FrameError> {
+    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Received<'_>>, FrameError> {
         let Some(length) = self.length(buf)? else {
             return Ok(None);
         };
@@ -251,7 +271,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         let mut header = &buf[PREFIX..PREFIX + length];
-        let mut frame = parse(&mut header, recent)?;
+        let mut frame = parse(&mut header, &mut self.recent)?;
         let body = header.len();
         buf.advance(PREFIX + length - body);
         frame.body = buf.split_to(body).freeze();
@@ -301,8 +321,8 @@ pub(crate) struct Received<'r> {
 
 /// The last `from`, `to` and name a connection's decoder parsed, with a copy of the bytes they
 /// came from (a copy, so that no receive buffer is kept alive by them).
-#[derive(Default)]
-pub(crate) struct Recent {
+#[derive(Clone, Debug, Default)]
+struct Recent {
     from: Option<(Vec<u8>, Upid)>,
     to: Option<(Vec<u8>, Upid)>,
     name: Option<(Vec<u8>, Arc<str>)>,
@@ -311,17 +331,26 @@ pub(crate) struct Recent {
 /// Reads the header off the front of `frame` (through `recent`), leaving `frame` at the body;
 /// the frame returned has an empty body.
 fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, FrameError> {
-    let [version, kind_byte, ..] = **frame else {
+    match frame.first() {
+        Some(&VERSION) => {}
+        Some(&version) => return Err(FrameError::Version(version)),
+        None => return Err(FrameError::Truncated),
+    }
+    let [_, kind_byte, repeated, ..] = **frame else {
         return Err(FrameError::Truncated);
     };
-    if version != VERSION {
-        return Err(FrameError::Version(version));
-    }
     let kind = Kind::from_byte(kind_byte).ok_or(FrameError::Kind(kind_byte))?;
-    *frame = &frame[2..];
-    let (from, _) = reuse(&mut recent.from, field(frame)?, |b| upid(b, "from"))?;
-    let (to, to_changed) = reuse(&mut recent.to, field(frame)?, |b| upid(b, "to"))?;
-    let (name, _) = reuse(&mut recent.name, field(frame)?, |b| {
+    if repeated & !0b111 != 0 {
+        return Err(FrameError::Repeated(repeated));
+    }
+    *frame = &frame[3..];
+    let (from, _) = next(frame, repeated & 1 != 0, &mut recent.from, "from", |b| {
+        upid(b, "from")
+    })?;
+    let (to, to_changed) = next(frame, repeated & 2 != 0, &mut recent.to, "to", |b| {
+        upid(b, "to")
+    })?;
+    let (name, _) = next(frame, repeated & 4 != 0, &mut recent.name, "name", |b| {
         text(b, "name").map(Arc::from)
     })?;
     Ok(Received {
@@ -332,6 +361,24 @@ fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, 
         name: name.clone(),
         body: Bytes::new(),
     })
+}
+
+/// The next field: the previous frame's if `repeated`, else read off `frame` (and reused if
+/// it has the previous frame's bytes); and whether it changed.
+fn next<'r, T>(
+    frame: &mut &[u8],
+    repeated: bool,
+    slot: &'r mut Option<(Vec<u8>, T)>,
+    field_name: &'static str,
+    make: impl FnOnce(&[u8]) -> Result<T, FrameError>,
+) -> Result<(&'r T, bool), FrameError> {
+    if !repeated {
+        return reuse(slot, field(frame)?, make);
+    }
+    match slot {
+        Some((_, value)) => Ok((value, false)),
+        None => Err(FrameError::NothingToRepeat(field_name)),
+    }
 }
 
 /// What `bytes` stand for: `slot`'s value if it came from equal bytes, else `make`'s, which

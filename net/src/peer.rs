@@ -57,10 +57,13 @@ struct Queue {
     /// The bytes in `segments` and `tail`, held to the peer buffer's bound.
     queued: usize,
     frames: u64,
-    /// The text of the last `from` and `to` encoded: a stream between two processes formats
-    /// their Upids once, not per frame.
+    /// The `from`, `to` and name of the last frame queued on this connection: a frame with the
+    /// same ones leaves them out (the receiver has them from that frame), and a stream between
+    /// two processes formats their Upids once, not per frame. Forgotten when a frame is
+    /// dropped after its header was encoded, since the receiver never sees that frame.
     from: Printed,
     to: Printed,
+    name: Option<String>,
     writer: Option<Waker>,
     /// The connection ended: frames are no longer accepted.
     closed: bool,
@@ -79,6 +82,7 @@ impl Peer {
                 frames: 0,
                 from: Printed::default(),
                 to: Printed::default(),
+                name: None,
                 writer: None,
                 closed: false,
             }),
@@ -129,6 +133,7 @@ impl Peer {
             let encoded = encode(queue, kind, (from, to), name, body, apart);
             if let Err(error) = encoded {
                 queue.tail.truncate(before);
+                queue.forget_last();
                 drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
                 tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
@@ -139,6 +144,7 @@ impl Peer {
             // lives (a linker would wait forever): only messages are held to the bound.
             if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
                 queue.tail.truncate(before);
+                queue.forget_last();
                 drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
                 tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
@@ -209,11 +215,17 @@ fn encode(
     apart: Option<&Bytes>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let start = queue.tail.len();
+    let same_name = queue.name.as_deref() == Some(name);
+    if !same_name {
+        let last = queue.name.get_or_insert_with(String::new);
+        last.clear();
+        last.push_str(name);
+    }
     let header = Header {
         kind,
-        from: queue.from.text(from),
-        to: queue.to.text(to),
-        name,
+        from: queue.from.field(from),
+        to: queue.to.field(to),
+        name: (!same_name).then_some(name),
     };
     header.encode(&mut queue.tail)?;
     if let (Some(body), None) = (body, apart) {
@@ -223,7 +235,16 @@ fn encode(
     Ok(())
 }
 
-/// A Upid and its text, kept to encode the next frame for the same process without formatting.
+impl Queue {
+    /// Makes the next frame carry every field in full.
+    fn forget_last(&mut self) {
+        self.from.upid = None;
+        self.to.upid = None;
+        self.name = None;
+    }
+}
+
+/// A Upid and its text: the last one a frame on the connection carried.
 #[derive(Default)]
 struct Printed {
     upid: Option<Upid>,
@@ -231,13 +252,16 @@ struct Printed {
 }
 
 impl Printed {
-    fn text(&mut self, upid: &Upid) -> &str {
-        if self.upid.as_ref() != Some(upid) {
-            self.text.clear();
-            let _ = write!(self.text, "{upid}");
-            self.upid = Some(upid.clone());
+    /// `None` when `upid` is the last one (the frame repeats it), else its text, which it now
+    /// is.
+    fn field(&mut self, upid: &Upid) -> Option<&str> {
+        if self.upid.as_ref() == Some(upid) {
+            return None;
         }
-        &self.text
+        self.text.clear();
+        let _ = write!(self.text, "{upid}");
+        self.upid = Some(upid.clone());
+        Some(&self.text)
     }
 }
 

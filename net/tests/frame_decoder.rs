@@ -45,7 +45,7 @@ proptest! {
     #[test]
     fn frames_round_trip_through_any_chunking(frames in proptest::collection::vec(frame(), 1..8), cut in any::<prop::sample::Index>()) {
         let wire = encoded(&frames).freeze();
-        let decoder = FrameDecoder::new(LIMIT);
+        let mut decoder = FrameDecoder::new(LIMIT);
         let split = cut.index(wire.len() + 1);
         let mut buf = BytesMut::from(&wire[..split]);
         let mut decoded = Vec::new();
@@ -62,7 +62,7 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic_or_overreach(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
-        let decoder = FrameDecoder::new(LIMIT);
+        let mut decoder = FrameDecoder::new(LIMIT);
         let mut buf = BytesMut::from(&bytes[..]);
         loop {
             let before = buf.len();
@@ -107,34 +107,34 @@ fn raw(content: &[u8]) -> BytesMut {
 
 #[test]
 fn unknown_version_and_kind_are_errors() {
-    let decoder = FrameDecoder::new(LIMIT);
+    let mut decoder = FrameDecoder::new(LIMIT);
     assert_eq!(
         decoder.decode(&mut raw(&[VERSION + 1, 0])),
         Err(FrameError::Version(VERSION + 1))
     );
     assert_eq!(
-        decoder.decode(&mut raw(&[VERSION, 9])),
+        decoder.decode(&mut raw(&[VERSION, 9, 0])),
         Err(FrameError::Kind(9))
     );
 }
 
 #[test]
 fn fields_that_overrun_the_frame_are_truncation_errors() {
-    let decoder = FrameDecoder::new(LIMIT);
+    let mut decoder = FrameDecoder::new(LIMIT);
     assert_eq!(
         decoder.decode(&mut raw(&[VERSION])),
         Err(FrameError::Truncated)
     );
     assert_eq!(
-        decoder.decode(&mut raw(&[VERSION, 0, 0xff, 0xff, b'a'])),
+        decoder.decode(&mut raw(&[VERSION, 0, 0, 0xff, 0xff, b'a'])),
         Err(FrameError::Truncated)
     );
 }
 
 #[test]
 fn malformed_addresses_are_field_errors() {
-    let decoder = FrameDecoder::new(LIMIT);
-    let mut content = vec![VERSION, 0];
+    let mut decoder = FrameDecoder::new(LIMIT);
+    let mut content = vec![VERSION, 0, 0];
     for field in [&b"not-a-upid"[..], b"master@127.0.0.1:1", b"Name"] {
         content.extend_from_slice(&(field.len() as u16).to_be_bytes());
         content.extend_from_slice(field);
@@ -143,9 +143,23 @@ fn malformed_addresses_are_field_errors() {
         decoder.decode(&mut raw(&content)),
         Err(FrameError::Field("from"))
     );
-    content[4] = 0xff; // not UTF-8 any more
+    content[5] = 0xff; // not UTF-8 any more
     assert_eq!(
         decoder.decode(&mut raw(&content)),
         Err(FrameError::Field("from"))
+    );
+}
+
+#[test]
+fn unknown_repeated_bits_and_a_repeat_of_nothing_are_errors() {
+    let mut decoder = FrameDecoder::new(LIMIT);
+    assert_eq!(
+        decoder.decode(&mut raw(&[VERSION, 0, 0b1000])),
+        Err(FrameError::Repeated(0b1000))
+    );
+    // A fresh decoder has no previous frame for `from` to repeat.
+    assert_eq!(
+        decoder.decode(&mut raw(&[VERSION, 0, 0b001])),
+        Err(FrameError::NothingToRepeat("from"))
     );
 }

@@ -146,7 +146,7 @@ fn a_link_made_while_the_queue_is_full_is_not_lost_silently() {
     let (kinds, kinds_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let (mut stream, _) = silent.accept().unwrap();
-        let decoder = FrameDecoder::new(1 << 24);
+        let mut decoder = FrameDecoder::new(1 << 24);
         let mut buffer = BytesMut::new();
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
