@@ -5,9 +5,14 @@ use super::*;
 
 // Remote: two runtimes in this OS process, each with its own `Net` on loopback ----------------
 
-/// Starts a runtime like every other run's (2 workers) with its own transport.
-fn networked_runtime() -> (Runtime, Net) {
-    let runtime = runtime();
+/// Starts a runtime like every other run's (2 workers) with its own transport; `name` names its
+/// threads (`here-worker-0`), so a profile tells the nodes apart.
+fn networked_runtime(name: &str) -> (Runtime, Net) {
+    let runtime = Runtime::builder()
+        .workers(2)
+        .name(name)
+        .build()
+        .expect("building the procession runtime");
     let net = Net::start(&runtime).expect("starting the transport on loopback");
     (runtime, net)
 }
@@ -234,8 +239,8 @@ fn stream(
 
 impl Procession {
     pub fn remote_ping_pong(round_trips: u64) -> Duration {
-        let (here, _here_net) = networked_runtime();
-        let (there, _there_net) = networked_runtime();
+        let (here, _here_net) = networked_runtime("here");
+        let (there, _there_net) = networked_runtime("there");
         let ponger = there.spawn(RemotePonger::default());
         let pinger = here.spawn(RemotePinger {
             ponger: ponger.upid(),
@@ -267,8 +272,8 @@ impl Procession {
     }
 
     pub fn remote_one_way(messages: u64, body: usize, flow: RemoteFlow) -> Duration {
-        let (here, _here_net) = networked_runtime();
-        let (there, _there_net) = networked_runtime();
+        let (here, _here_net) = networked_runtime("here");
+        let (there, _there_net) = networked_runtime("there");
         watch_for_drops(here.metrics());
         watch_for_drops(there.metrics());
         let sink = there.spawn(Sink {
