@@ -381,3 +381,51 @@ fn messages_a_process_sent_before_it_ended_arrive_before_its_exit_notice() {
     let expected: Vec<Option<u64>> = (0..NOTES).map(Some).chain([None]).collect();
     assert_eq!(got, expected);
 }
+
+#[derive(Serialize, Deserialize, Message)]
+struct Double(u64);
+impl procession::request::Request for Double {
+    type Response = u64;
+}
+
+/// Answers `Double(n)` with `2 n` and reports each `n` it was asked.
+struct Doubler {
+    asked: mpsc::Sender<u64>,
+}
+
+impl Process for Doubler {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install_request(|me: &mut Self, _: &Upid, Double(n)| {
+            let _ = me.asked.send(n);
+            n * 2
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn requests_cross_nodes_and_a_lost_node_abandons_them() {
+    let (a, _net_a) = node();
+    let (b, net_b) = node();
+    let (asked, asked_rx) = mpsc::channel();
+    let doubler = b.spawn(Doubler { asked }).upid();
+    let _entered = a.enter();
+    let answers: Vec<_> = (1..=50)
+        .map(|n| procession::request::request(&doubler, Double(n)))
+        .collect();
+    for (n, answer) in (1..=50).zip(&answers) {
+        assert_eq!(a.block_on(answer.clone()).unwrap(), n * 2);
+    }
+    assert_eq!(asked_rx.try_iter().count(), 50);
+    // A process the other node never had: abandoned once that node says so.
+    let ghost: Upid = format!("ghost@{}", net_b.address()).parse().unwrap();
+    let never = procession::request::request(&ghost, Double(1));
+    assert!(never.wait_for(PATIENCE));
+    assert!(never.is_abandoned(), "{never:?}");
+    // The node goes away: what was asked of it is abandoned.
+    net_b.shutdown();
+    b.shutdown();
+    let lost = procession::request::request(&doubler, Double(3));
+    assert!(lost.wait_for(PATIENCE));
+    assert!(lost.is_abandoned(), "{lost:?}");
+}

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// What starts child processes instead of the OS, when installed.
     #[cfg(unix)]
     launcher: RwLock<Option<Arc<dyn crate::subprocess::Launcher>>>,
+    /// The requests this runtime made, started with the first (`request`).
+    requests: OnceLock<Arc<crate::request::Client>>,
 }
 
 impl Shared {
@@ -92,6 +94,7 @@ impl Shared {
             children: Default::default(),
             #[cfg(unix)]
             launcher: RwLock::new(None),
+            requests: OnceLock::new(),
         }
     }
 
@@ -144,6 +147,14 @@ impl Shared {
     #[cfg(unix)]
     pub(crate) fn set_launcher(&self, launcher: Option<Arc<dyn crate::subprocess::Launcher>>) {
         *self.launcher.write() = launcher;
+    }
+
+    /// This runtime's requests, started by `start` on the first.
+    pub(crate) fn requests(
+        &self,
+        start: impl FnOnce() -> Arc<crate::request::Client>,
+    ) -> Arc<crate::request::Client> {
+        self.requests.get_or_init(start).clone()
     }
 
     pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {

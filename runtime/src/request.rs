@@ -1,0 +1,290 @@
+//! Request/reply on top of messages: [`request`] sends a [`Request`] to any [`Upid`], local or on
+//! another node, and returns a [`Future`] of its answer, so a remote call reads like a local
+//! [`dispatch`](crate::dispatch()).
+//!
+//! The answering process installs a handler with [`Context::install_request`]. Each request
+//! carries an id its answer comes back under; the answers of a runtime go to one hidden process
+//! of that runtime (spawned on the first request), which completes the futures.
+//!
+//! ```
+//! use procession::request::{request, Request};
+//! use procession::{Context, Message, Process, Runtime, Upid};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Message)]
+//! struct Add(u64, u64);
+//! impl Request for Add {
+//!     type Response = u64;
+//! }
+//!
+//! struct Adder;
+//! impl Process for Adder {
+//!     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+//!         ctx.install_request(|_: &mut Self, _: &Upid, Add(a, b)| a + b).unwrap();
+//!     }
+//! }
+//!
+//! let runtime = Runtime::new();
+//! let adder = runtime.spawn(Adder).upid();
+//! let _entered = runtime.enter();
+//! assert_eq!(runtime.block_on(request(&adder, Add(2, 3))).unwrap(), 5);
+//! ```
+//!
+//! # Failures
+//!
+//! - The target ends, was never there, or its node is lost before it answers: the future ends
+//!   abandoned (the runtime links to each target it asks).
+//! - The answer cannot be encoded or decoded: the future fails, naming why.
+//! - The target has no request handler for it: the request is dropped and counted like any
+//!   undeliverable message, and the future stays pending while the target lives. Requests are
+//!   not time-limited by themselves; bound one with [`Future::after`](crate::Future::after).
+//! - Discarding the future forgets the request: a late answer is dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::context;
+use crate::event::ExitReason;
+use crate::future::{Future, Promise};
+use crate::message::{decode, encode, post, send, shared_bytes, Message};
+use crate::pid::Upid;
+use crate::process::{Context, Process};
+
+/// A message that expects one answer of type [`Response`](Request::Response).
+pub trait Request: Message {
+    /// The answer's type.
+    type Response: Serialize + DeserializeOwned + Send + Sync + 'static;
+}
+
+/// Sends `request` to `to` from this runtime and returns a future of the answer; see the
+/// [module docs](self) for how it fails.
+///
+/// # Panics
+///
+/// Panics if no runtime is current.
+pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
+    let handle = context::expect_current("request");
+    let promise = Promise::new();
+    let answer = promise.future();
+    if handle.shutting_down.load(Ordering::SeqCst) {
+        // Dropped unset: the future ends abandoned, as for a target that is gone.
+        return answer;
+    }
+    let client = handle.requests(start);
+    let id = client.next.fetch_add(1, Ordering::Relaxed);
+    let complete: Complete = Box::new(move |ending| match ending {
+        Ending::Answered(body) => match decode::<Answered<R::Response>>(&body) {
+            Ok(Answered(value)) => promise.set(value),
+            Err(error) => promise.fail(crate::Failure::from_error(error)),
+        },
+        Ending::Failed(failure) => promise.fail(failure),
+        Ending::Discarded => promise.discard(),
+    });
+    client.pending.lock().insert(
+        id,
+        Pending {
+            target: to.clone(),
+            complete,
+        },
+    );
+    let forget = client.clone();
+    answer.when_discard(move || {
+        let pending = forget.pending.lock().remove(&id);
+        if let Some(pending) = pending {
+            (pending.complete)(Ending::Discarded);
+        }
+    });
+    let requester = Upid::new(client.id.clone(), handle.address());
+    post(&requester, &requester, Watch { target: to.clone() });
+    post(&requester, to, Asked { id, request });
+    answer
+}
+
+impl<P: Process> Context<'_, P> {
+    /// Installs `handler` to answer requests of type `R` (see [`request`]); the answer goes
+    /// back to the runtime that asked.
+    ///
+    /// # Errors
+    ///
+    /// Refuses a second handler for `R`'s name, as [`install`](Context::install) does.
+    pub fn install_request<R, F>(&mut self, mut handler: F) -> Result<(), crate::InstallError>
+    where
+        R: Request,
+        F: FnMut(&mut P, &Upid, R) -> R::Response + Send + 'static,
+    {
+        self.install(move |process: &mut P, from: &Upid, asked: Asked<R>| {
+            let response = handler(process, from, asked.request);
+            let answer = match encode(&Answered(response)) {
+                Ok(body) => Answer {
+                    id: asked.id,
+                    body,
+                    error: None,
+                },
+                Err(error) => Answer {
+                    id: asked.id,
+                    body: Bytes::new(),
+                    error: Some(error.to_string()),
+                },
+            };
+            send(from, answer);
+        })
+    }
+}
+
+/// A request on the wire: under the request's own name, with the id its answer comes back under.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Asked<R: Request> {
+    id: u64,
+    request: R,
+}
+
+impl<R: Request> Message for Asked<R> {
+    const NAME: &'static str = R::NAME;
+}
+
+/// An answer, to the asking runtime's requester: the encoded response, or why there is none.
+#[derive(Serialize, Deserialize)]
+struct Answer {
+    id: u64,
+    #[serde(with = "shared_bytes")]
+    body: Bytes,
+    error: Option<String>,
+}
+
+impl Message for Answer {
+    const NAME: &'static str = "procession::Answer";
+}
+
+/// A response value, encoded as a message body.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+struct Answered<T: Serialize + DeserializeOwned + Send + 'static>(T);
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Message for Answered<T> {
+    const NAME: &'static str = "procession::Answered";
+}
+
+/// Asks the requester to link to `target`, so its end abandons what was asked of it.
+#[derive(Serialize, Deserialize)]
+struct Watch {
+    target: Upid,
+}
+
+impl Message for Watch {
+    const NAME: &'static str = "procession::Watch";
+}
+
+/// Ends a request's future as `Ending` says; dropped, it abandons it.
+type Complete = Box<dyn FnOnce(Ending) + Send>;
+
+enum Ending {
+    /// The answer's encoded body.
+    Answered(Bytes),
+    /// Why there is no answer.
+    Failed(crate::Failure),
+    /// The caller discarded the request.
+    Discarded,
+}
+
+struct Pending {
+    target: Upid,
+    complete: Complete,
+}
+
+/// A runtime's side of its requests, shared by [`request`] and the requester process.
+pub(crate) struct Client {
+    /// The requester's id (its Upid is made with the runtime's current address, which changes
+    /// when a transport starts).
+    id: Arc<str>,
+    next: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+}
+
+/// The requester's name: one per runtime.
+const REQUESTER: &str = "procession::requester";
+
+/// Spawns the current runtime's requester.
+fn start() -> Arc<Client> {
+    let client = Arc::new(Client {
+        id: Arc::from(REQUESTER),
+        next: AtomicU64::new(0),
+        pending: Mutex::new(HashMap::new()),
+    });
+    let requester = Requester {
+        client: client.clone(),
+        watched: HashSet::new(),
+    };
+    if let Err(error) = crate::spawn_named(REQUESTER, requester) {
+        // Its requests will be dropped as sent to an unknown process and their futures left
+        // to their callers' time limits; a runtime that is shutting down is checked before.
+        tracing::error!(%error, "the runtime's requester could not start");
+    }
+    client
+}
+
+/// Receives a runtime's answers and the ends of the processes it asked.
+struct Requester {
+    client: Arc<Client>,
+    watched: HashSet<Upid>,
+}
+
+impl Process for Requester {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        let installed = ctx
+            .install(|me: &mut Self, _: &Upid, answer: Answer| {
+                let pending = me.client.pending.lock().remove(&answer.id);
+                if let Some(pending) = pending {
+                    let outcome = match answer.error {
+                        None => Ending::Answered(answer.body),
+                        Some(error) => Ending::Failed(crate::Failure::new(error)),
+                    };
+                    // Completing runs the caller's callbacks here: a panic in one must not end
+                    // the process every later answer of this runtime comes back to.
+                    let completed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (pending.complete)(outcome)
+                    }));
+                    if completed.is_err() {
+                        tracing::warn!("a callback on a request's answer panicked");
+                    }
+                }
+            })
+            .and_then(|()| {
+                ctx.install(|me: &mut Self, _: &Upid, Watch { target }| {
+                    if me.watched.insert(target.clone()) {
+                        crate::link(&target);
+                    }
+                })
+            });
+        if let Err(error) = installed {
+            tracing::error!(%error, "the requester could not install its handlers");
+        }
+    }
+
+    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, _: &ExitReason) {
+        self.watched.remove(upid);
+        // Dropped outside the lock: dropping a completion abandons its future, whose callbacks
+        // may run here.
+        let abandoned: Vec<Pending> = {
+            let mut pending = self.client.pending.lock();
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.target == *upid)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        drop(abandoned);
+    }
+
+    fn finalize(&mut self, _: &mut Context<'_, Self>) {
+        let abandoned = std::mem::take(&mut *self.client.pending.lock());
+        drop(abandoned);
+    }
+}

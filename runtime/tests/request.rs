@@ -1,0 +1,129 @@
+//! Request/reply: answers come back under their ids, a target that ends or never was abandons
+//! the request, a discarded request is forgotten, an answer that cannot be encoded fails the
+//! request, and `after` bounds one that is never answered.
+
+#[macro_use]
+mod support;
+
+use std::time::Duration;
+
+use procession::request::{request, Request};
+use procession::{terminate, Context, Future, Message, Process, Runtime, Upid};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Message)]
+struct Add(u64, u64);
+impl Request for Add {
+    type Response = u64;
+}
+
+/// An answer whose encoding always fails.
+#[derive(Clone, Debug)]
+struct Unencodable;
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("refuses to be encoded"))
+    }
+}
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+#[derive(Serialize, Deserialize, Message)]
+struct Odd;
+impl Request for Odd {
+    type Response = Unencodable;
+}
+
+struct Adder;
+impl Process for Adder {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install_request(|_: &mut Self, _: &Upid, Add(a, b)| a + b)
+            .unwrap();
+        ctx.install_request(|_: &mut Self, _: &Upid, Odd| Unencodable)
+            .unwrap();
+    }
+}
+
+/// Answers nothing.
+struct Mute;
+impl Process for Mute {}
+
+rt_test!(answers_come_back_to_their_requests, |_flavor, rt| {
+    let adder = rt.spawn(Adder).upid();
+    let _entered = rt.enter();
+    let answers: Vec<Future<u64>> = (0..100).map(|n| request(&adder, Add(n, 1))).collect();
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(rt.block_on(answer.clone()).unwrap(), n as u64 + 1);
+    }
+});
+
+rt_test!(
+    a_target_that_ends_or_never_was_abandons_the_request,
+    |_flavor, rt| {
+        let mute = rt.spawn(Mute);
+        let _entered = rt.enter();
+        let waiting = request(&mute.upid(), Add(1, 1));
+        let nobody = request(&Upid::new("nobody", mute.upid().address()), Add(1, 1));
+        terminate(&mute);
+        support::pause_and_settle(rt);
+        assert!(waiting.is_abandoned(), "{waiting:?}");
+        assert!(nobody.is_abandoned(), "{nobody:?}");
+        assert_eq!(
+            rt.stats().dropped_messages,
+            2,
+            "one the target had no handler for, one with no target"
+        );
+    }
+);
+
+rt_test!(
+    an_answer_that_cannot_be_encoded_fails_the_request,
+    |_flavor, rt| {
+        let adder = rt.spawn(Adder).upid();
+        let _entered = rt.enter();
+        let answer = request(&adder, Odd);
+        let failure = rt.block_on(answer).expect_err("failed");
+        assert!(
+            failure.to_string().contains("refuses to be encoded"),
+            "{failure}"
+        );
+    }
+);
+
+rt_test!(
+    a_discarded_request_is_forgotten_and_after_bounds_one,
+    |_flavor, rt| {
+        let mute = rt.spawn(Mute).upid();
+        let adder = rt.spawn(Adder).upid();
+        let _entered = rt.enter();
+        let clock = rt.clock();
+        clock.pause();
+        let discarded = request(&mute, Add(1, 1));
+        discarded.discard();
+        let bounded = request(&mute, Add(1, 1)).after(Duration::from_secs(5), |_| {
+            Future::failed("no answer in time")
+        });
+        clock.advance(Duration::from_secs(5));
+        support::pause_and_settle(rt);
+        assert!(discarded.is_discarded());
+        assert!(bounded.is_failed(), "{bounded:?}");
+        // The requester goes on answering.
+        assert_eq!(rt.block_on(request(&adder, Add(20, 22))).unwrap(), 42);
+    }
+);
+
+#[test]
+fn a_runtime_shutting_down_abandons_its_requests() {
+    let rt = Runtime::new();
+    let mute = rt.spawn(Mute).upid();
+    let waiting = {
+        let _entered = rt.enter();
+        request(&mute, Add(1, 1))
+    };
+    rt.shutdown();
+    assert!(waiting.wait_for(Duration::from_secs(20)));
+    assert!(waiting.is_abandoned(), "{waiting:?}");
+}
