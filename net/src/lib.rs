@@ -39,7 +39,13 @@
 //!   it, kept, and made again after it breaks; frames arrive on the peer's inbound connections.
 //!   Senders never wait: each peer has a bounded queue of encoded frames, written in batches.
 //! - **Frames** ([`frame`]): length-prefixed, versioned, with the sender, receiver and message
-//!   name; bodies are the serde + bincode encoding, decoded by the receiving handler's type.
+//!   name (left out when the previous frame on the connection had the same); bodies are the
+//!   serde + bincode encoding, serialized straight into the peer's queue and decoded by the
+//!   receiving handler's type (a `Bytes` field marked
+//!   `#[serde(with = "procession::message::shared_bytes")]` as a slice of the received bytes).
+//!   Consecutive messages of a connection for one process are delivered as one batch.
+//! - **Request/reply.** `procession::request(&upid, req)` works across nodes as it does
+//!   locally: the answer comes back to the asking node, and a lost node abandons the request.
 //! - **Links.** A link to a remote process travels to its node; when the process ends, the
 //!   linker gets `exited` with the reason. When the connection to a node breaks or the node
 //!   cannot be reached, every local process linked to one of its processes gets
@@ -62,6 +68,19 @@
 //!   `net.messages_in`/`_out`, `net.dropped.{peer_full, unreachable, malformed,
 //!   unauthenticated}`, and with the `tls` feature `net.dropped.tls` (connections refused in
 //!   the TLS handshake).
+//!
+//! # Departures from DESIGN.md
+//!
+//! - **No node incarnation.** A node's address does not carry an incarnation exchanged on
+//!   connect. A node that restarts is noticed by its connections ending instead: its old
+//!   process closes them, the writer watching each one reports the node lost, and every link
+//!   through it ends with `exited(Lost)`. What that misses is a connection left half-open by a
+//!   host that vanished without closing it (until TCP gives up on it), and a message sent to
+//!   a process id of the old incarnation that the new one happens to reuse (generated ids
+//!   restart at 1): carrying the incarnation in every `Upid` would close both, and is open work.
+//! - **`Transport::send` takes an [`Outgoing`](procession::Outgoing)** (a name and a body encoded
+//!   on demand) rather than encoded bytes, so a transport can serialize a message straight into
+//!   its own buffer.
 //!
 //! # Features
 //!
