@@ -12,7 +12,7 @@ use procession::{ExitReason, Future, Inbound, Outgoing, Runtime, Transport, Upid
 
 use crate::connection;
 use crate::frame::Kind;
-use crate::peer::Peer;
+use crate::peer::{with_body, Body, Peer};
 use crate::stats::{Reason, Stats};
 use crate::wire;
 
@@ -229,30 +229,25 @@ pub(crate) struct Shared {
 impl Shared {
     /// Queues a frame for `to`'s node, borrowing its parts: nothing is built per send but the
     /// encoded bytes.
-    fn send(
-        self: &Arc<Self>,
-        kind: Kind,
-        upids: (&Upid, &Upid),
-        name: &str,
-        body: Option<&Outgoing<'_>>,
-    ) {
+    fn send(self: &Arc<Self>, kind: Kind, upids: (&Upid, &Upid), name: &str, body: &Body<'_>) {
         let address = upids.1.address();
-        // Pushed under the map's lock: nothing is cloned per send, and a connection that ended
-        // is replaced before anyone else can find it.
-        let mut peers = self.peers.lock();
-        if self.stopped.load(Ordering::Relaxed) {
-            drop(peers);
-            self.stats.dropped(Reason::Unreachable, 1);
-            return;
-        }
         loop {
-            let peer = peers
-                .entry(address)
-                .or_insert_with(|| Peer::start(self, address));
+            let peer = {
+                let mut peers = self.peers.lock();
+                if self.stopped.load(Ordering::Relaxed) {
+                    drop(peers);
+                    self.stats.dropped(Reason::Unreachable, 1);
+                    return;
+                }
+                peers
+                    .entry(address)
+                    .or_insert_with(|| Peer::start(self, address))
+                    .clone()
+            };
             if peer.push(self, kind, upids, name, body) {
                 return;
             }
-            peers.remove(&address);
+            self.forget_peer(&peer);
         }
     }
 
@@ -297,17 +292,23 @@ struct Tcp {
 
 impl Transport for Tcp {
     fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
-        self.shared
-            .send(Kind::Message, (from, to), message.name(), Some(&message));
+        let name = message.name();
+        with_body(&message, |body| match body {
+            Ok(body) => self.shared.send(Kind::Message, (from, to), name, &body),
+            Err(error) => {
+                self.shared.stats.dropped(Reason::Malformed, 1);
+                tracing::warn!(%to, name, %error, "message cannot be encoded; dropped");
+            }
+        });
     }
 
     fn link(&self, linker: &Upid, to: &Upid) {
-        self.shared.send(Kind::Link, (linker, to), "", None);
+        self.shared.send(Kind::Link, (linker, to), "", &Body::Empty);
     }
 
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
         let reason = wire::encode_reason(reason);
         self.shared
-            .send(Kind::Exited, (upid, linker), &reason, None);
+            .send(Kind::Exited, (upid, linker), &reason, &Body::Empty);
     }
 }

@@ -429,3 +429,48 @@ fn requests_cross_nodes_and_a_lost_node_abandons_them() {
     assert!(lost.wait_for(PATIENCE));
     assert!(lost.is_abandoned(), "{lost:?}");
 }
+
+/// A message whose `Serialize` panics.
+struct Explosive;
+
+impl Serialize for Explosive {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("this message's Serialize panics")
+    }
+}
+
+impl<'de> Deserialize<'de> for Explosive {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("never sent"))
+    }
+}
+
+impl Message for Explosive {
+    const NAME: &'static str = "net-test::Explosive";
+}
+
+#[test]
+fn a_panic_while_encoding_leaves_the_connection_whole() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (target, notes) = inbox(&b, None);
+    // A link through the connection: a broken connection would report it lost.
+    let notices = watch(&a, &target);
+    let send_from_a = |message: Note| {
+        let _entered = a.enter();
+        send(&target, message);
+    };
+    send_from_a(Note(1));
+    assert_eq!(notes.recv_timeout(PATIENCE).unwrap().1, 1);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _entered = a.enter();
+        send(&target, Explosive);
+    }));
+    assert!(panicked.is_err(), "the sender sees its own panic");
+    send_from_a(Note(2));
+    assert_eq!(notes.recv_timeout(PATIENCE).unwrap().1, 2);
+    assert!(
+        notices.recv_timeout(Duration::from_millis(200)).is_err(),
+        "nothing reported lost: no half-written frame reached the peer"
+    );
+}

@@ -57,7 +57,7 @@ pub(crate) struct Shared {
     #[cfg(unix)]
     launcher: RwLock<Option<Arc<dyn crate::subprocess::Launcher>>>,
     /// The requests this runtime made, started with the first (`request`).
-    requests: OnceLock<Arc<crate::request::Client>>,
+    requests: Mutex<Option<Arc<crate::request::Client>>>,
 }
 
 impl Shared {
@@ -94,7 +94,7 @@ impl Shared {
             children: Default::default(),
             #[cfg(unix)]
             launcher: RwLock::new(None),
-            requests: OnceLock::new(),
+            requests: Mutex::new(None),
         }
     }
 
@@ -149,12 +149,15 @@ impl Shared {
         *self.launcher.write() = launcher;
     }
 
-    /// This runtime's requests, started by `start` on the first.
+    /// This runtime's requests: what `pick` makes of the current ones (none before the first).
     pub(crate) fn requests(
         &self,
-        start: impl FnOnce() -> Arc<crate::request::Client>,
+        pick: impl FnOnce(Option<&Arc<crate::request::Client>>) -> Arc<crate::request::Client>,
     ) -> Arc<crate::request::Client> {
-        self.requests.get_or_init(start).clone()
+        let mut requests = self.requests.lock();
+        let client = pick(requests.as_ref());
+        *requests = Some(client.clone());
+        client
     }
 
     pub(crate) fn transport(&self) -> Option<Arc<dyn Transport>> {

@@ -33,7 +33,8 @@
 //! # Failures
 //!
 //! - The target ends, was never there, or its node is lost before it answers: the future ends
-//!   abandoned (the runtime links to each target it asks).
+//!   abandoned (the runtime links to each target it asks). So does every pending request of a
+//!   runtime that shuts down.
 //! - The answer cannot be encoded or decoded: the future fails, naming why.
 //! - The target has no request handler for it: the request is dropped and counted like any
 //!   undeliverable message, and the future stays pending while the target lives. Requests are
@@ -76,7 +77,11 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
         // Dropped unset: the future ends abandoned, as for a target that is gone.
         return answer;
     }
-    let client = handle.requests(start);
+    let client = handle.requests(|current| match current {
+        Some(client) if !client.pending.lock().closed => client.clone(),
+        // First request, or the requester ended (killed, or failed): a new one.
+        _ => start(),
+    });
     let id = client.next.fetch_add(1, Ordering::Relaxed);
     let complete: Complete = Box::new(move |ending| match ending {
         Ending::Answered(body) => match decode::<Answered<R::Response>>(&body) {
@@ -86,16 +91,21 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
         Ending::Failed(failure) => promise.fail(failure),
         Ending::Discarded => promise.discard(),
     });
-    client.pending.lock().insert(
-        id,
-        Pending {
-            target: to.clone(),
-            complete,
-        },
-    );
-    let forget = client.clone();
+    {
+        let mut pending = client.pending.lock();
+        if pending.closed {
+            // The requester ended meanwhile: nobody would take the answer.
+            return answer;
+        }
+        let target = to.clone();
+        pending.map.insert(id, Pending { target, complete });
+    }
+    // Weak: a pending request must not keep its runtime's requests alive.
+    let forget = Arc::downgrade(&client);
     answer.when_discard(move || {
-        let pending = forget.pending.lock().remove(&id);
+        let pending = forget
+            .upgrade()
+            .and_then(|client| client.pending.lock().map.remove(&id));
         if let Some(pending) = pending {
             (pending.complete)(Ending::Discarded);
         }
@@ -107,8 +117,10 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
 }
 
 impl<P: Process> Context<'_, P> {
-    /// Installs `handler` to answer requests of type `R` (see [`request`]); the answer goes
-    /// back to the runtime that asked.
+    /// Installs `handler` to answer requests of type `R` (see [`request`]); what it returns goes
+    /// back to the runtime that asked. The handler's `from` is that runtime's requester (the
+    /// process answers come back to), not the process that called [`request`]: put who asks in
+    /// the request when the answerer needs to know.
     ///
     /// # Errors
     ///
@@ -204,7 +216,34 @@ pub(crate) struct Client {
     /// when a transport starts).
     id: Arc<str>,
     next: AtomicU64,
-    pending: Mutex<HashMap<u64, Pending>>,
+    pending: Mutex<Pendings>,
+}
+
+#[derive(Default)]
+struct Pendings {
+    map: HashMap<u64, Pending>,
+    /// The requester ended: nothing more is accepted.
+    closed: bool,
+}
+
+impl Client {
+    /// Accepts nothing more and abandons what is pending (outside the lock, and without letting
+    /// a caller's callback unwind into the requester).
+    fn close(&self) {
+        let abandoned = {
+            let mut pending = self.pending.lock();
+            pending.closed = true;
+            std::mem::take(&mut pending.map)
+        };
+        abandon(abandoned.into_values().collect());
+    }
+}
+
+/// Drops `pending` (abandoning their futures), containing a panic in a caller's callback.
+fn abandon(pending: Vec<Pending>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(pending))).is_err() {
+        tracing::warn!("a callback on an abandoned request panicked");
+    }
 }
 
 /// The requester's name: one per runtime.
@@ -215,16 +254,17 @@ fn start() -> Arc<Client> {
     let client = Arc::new(Client {
         id: Arc::from(REQUESTER),
         next: AtomicU64::new(0),
-        pending: Mutex::new(HashMap::new()),
+        pending: Mutex::new(Pendings::default()),
     });
     let requester = Requester {
         client: client.clone(),
         watched: HashSet::new(),
     };
     if let Err(error) = crate::spawn_named(REQUESTER, requester) {
-        // Its requests will be dropped as sent to an unknown process and their futures left
-        // to their callers' time limits; a runtime that is shutting down is checked before.
-        tracing::error!(%error, "the runtime's requester could not start");
+        // The name is still taken by an ending requester, or the runtime is shutting down:
+        // this request is abandoned and the next one tries again.
+        tracing::warn!(%error, "the runtime's requester could not start");
+        client.close();
     }
     client
 }
@@ -239,7 +279,7 @@ impl Process for Requester {
     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
         let installed = ctx
             .install(|me: &mut Self, _: &Upid, answer: Answer| {
-                let pending = me.client.pending.lock().remove(&answer.id);
+                let pending = me.client.pending.lock().map.remove(&answer.id);
                 if let Some(pending) = pending {
                     let outcome = match answer.error {
                         None => Ending::Answered(answer.body),
@@ -269,22 +309,24 @@ impl Process for Requester {
 
     fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, _: &ExitReason) {
         self.watched.remove(upid);
-        // Dropped outside the lock: dropping a completion abandons its future, whose callbacks
-        // may run here.
         let abandoned: Vec<Pending> = {
             let mut pending = self.client.pending.lock();
             let ids: Vec<u64> = pending
+                .map
                 .iter()
                 .filter(|(_, p)| p.target == *upid)
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter().filter_map(|id| pending.remove(id)).collect()
+            ids.iter().filter_map(|id| pending.map.remove(id)).collect()
         };
-        drop(abandoned);
+        abandon(abandoned);
     }
+}
 
-    fn finalize(&mut self, _: &mut Context<'_, Self>) {
-        let abandoned = std::mem::take(&mut *self.client.pending.lock());
-        drop(abandoned);
+/// However the requester ends — finalized, panicked, abandoned at a shutdown's deadline — what
+/// it was waiting for is abandoned and its client takes nothing more.
+impl Drop for Requester {
+    fn drop(&mut self) {
+        self.client.close();
     }
 }

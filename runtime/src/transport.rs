@@ -66,7 +66,7 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// A message on its way to another node: its name, and its body, encoded when the transport asks
-/// (so that it can encode straight into its own send buffer, with no copy in between).
+/// (so that it can encode into a buffer of its own choosing, with no copy in between).
 pub struct Outgoing<'a> {
     name: &'a str,
     body: Body<'a>,
@@ -111,7 +111,7 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    /// Appends the encoded body to `out`, reserving its exact size first.
+    /// Appends the encoded body to `out`, which grows as needed.
     ///
     /// # Errors
     ///

@@ -4,6 +4,7 @@
 use std::sync::mpsc;
 
 use bytes::Bytes;
+use procession::message::shared_bytes::SHARED_FROM;
 use procession::message::{decode, encode};
 use procession::{Context, Message, Process, Runtime, Upid};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,21 @@ fn a_handler_gets_a_slice_of_the_received_bytes() {
         inside(&wire, &got),
         "no copy: the body shares the received bytes"
     );
+
+    // A short field is copied: a few bytes kept must not keep the whole buffer.
+    let short = Bytes::from(vec![1u8; SHARED_FROM - 1]);
+    let wire = encode(&Chunk {
+        seq: 2,
+        body: short.clone(),
+    })
+    .unwrap();
+    let from: Upid = "sender@10.0.0.2:5050".parse().unwrap();
+    runtime
+        .inbound()
+        .deliver(from, &keeper.upid(), Chunk::NAME, wire.clone());
+    let got = received.recv().unwrap();
+    assert_eq!(got, short);
+    assert!(!inside(&wire, &got), "a short field is copied");
 }
 
 #[test]

@@ -127,3 +127,24 @@ fn a_runtime_shutting_down_abandons_its_requests() {
     assert!(waiting.wait_for(Duration::from_secs(20)));
     assert!(waiting.is_abandoned(), "{waiting:?}");
 }
+
+#[test]
+fn a_killed_requester_abandons_its_requests_and_is_replaced() {
+    let rt = Runtime::new();
+    let mute = rt.spawn(Mute).upid();
+    let adder = rt.spawn(Adder).upid();
+    let _entered = rt.enter();
+    let waiting = request(&mute, Add(1, 1));
+    let requester = Upid::new("procession::requester", adder.address());
+    terminate(&requester);
+    assert!(waiting.wait_for(Duration::from_secs(20)));
+    assert!(waiting.is_abandoned(), "{waiting:?}");
+    // Later requests start a new requester (one may be abandoned while the old one's name is
+    // still taken).
+    let answered = (0..1000).find_map(|_| {
+        let answer = request(&adder, Add(2, 2));
+        assert!(answer.wait_for(Duration::from_secs(20)));
+        answer.get()
+    });
+    assert_eq!(answered, Some(4));
+}

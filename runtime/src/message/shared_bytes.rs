@@ -22,13 +22,15 @@
 //!
 //! The encoding is the same as a plain `Bytes` field's (a length and the bytes), so either end
 //! may use the attribute alone. When the runtime decodes a message that came from another node
-//! for its handler, such a field is a slice of the received bytes: a 64 KiB body costs no
-//! allocation and no copy. Decoded any other way (with [`decode`](super::decode), or by another
-//! serde format) it is a copy, as a plain `Bytes` field would be.
+//! for its handler, such a field of [`SHARED_FROM`] bytes or more is a slice of the received
+//! bytes: a 64 KiB body costs no allocation and no copy. A shorter one, or one decoded any other
+//! way (with [`decode`](super::decode), or by another serde format), is a copy, as a plain
+//! `Bytes` field would be.
 //!
 //! The slice keeps the memory it came from alive: the transport's receive buffer, which holds
 //! the frames read with it (up to a few hundred KiB). Keep such a field as long as a message's
-//! handling needs it; copy it (`Bytes::copy_from_slice`) to hold a small part for long.
+//! handling needs it; copy it (`Bytes::copy_from_slice`) to hold a part of it for long. Short
+//! fields are copied for that reason: a few bytes kept must not keep a whole buffer.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -41,6 +43,9 @@ thread_local! {
     /// The encoded message being decoded on this thread, whose slices a field may share.
     static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
 }
+
+/// The shortest field shared rather than copied.
+pub const SHARED_FROM: usize = 1024;
 
 /// Runs `decode` with `source` as the bytes that fields may share slices of.
 pub(crate) fn decoding<R>(source: &Bytes, decode: impl FnOnce() -> R) -> R {
@@ -110,7 +115,9 @@ impl<'de> Visitor<'de> for Shared {
 /// `bytes` as a slice of the message being decoded when they lie inside it, else a copy.
 fn share(bytes: &[u8]) -> Bytes {
     SOURCE.with(|source| match &*source.borrow() {
-        Some(source) if !bytes.is_empty() && contains(source, bytes) => source.slice_ref(bytes),
+        Some(source) if bytes.len() >= SHARED_FROM && contains(source, bytes) => {
+            source.slice_ref(bytes)
+        }
         _ => Bytes::copy_from_slice(bytes),
     })
 }
