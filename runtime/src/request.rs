@@ -40,6 +40,11 @@
 //!   undeliverable message, and the future stays pending while the target lives. Requests are
 //!   not time-limited by themselves; bound one with [`Future::after`](crate::Future::after).
 //! - Discarding the future forgets the request: a late answer is dropped.
+//!
+//! A `Request` travels under its own message name, wrapped with its id: send it with `request`
+//! and answer it with `install_request`. Sent with plain `send`, or to a plain `install`
+//! handler, it arrives in the other shape: dropped as undecodable and counted (or, as bytes
+//! happen to fall, misread), so keep a request type to these two.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
