@@ -2,16 +2,14 @@
 //! remote linker (cut short), a link made while the peer's queue is full is not dropped, and a
 //! node whose runtime shut down is reported lost.
 
-use std::io::Read;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use procession::{link, send, Context, ExitReason, Message, Process, Runtime, Upid};
-use procession_net::frame::{FrameDecoder, Kind};
+use procession_net::frame::Kind;
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
-use support::{counter, watch, PATIENCE};
+use support::{counter, node_and_silent_peer, watch, PATIENCE};
 
 mod support;
 
@@ -102,15 +100,8 @@ fn a_long_panic_message_still_reaches_the_remote_linker() {
 /// forever. Checked on the wire: the Link frame arrives, before a message sent after it.
 #[test]
 fn a_link_made_while_the_queue_is_full_is_not_lost_silently() {
-    let runtime = Runtime::new();
-    let _net = Net::builder()
-        .peer_buffer(64 * 1024)
-        .start(&runtime)
-        .unwrap();
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let sink: Upid = format!("sink@{}", silent.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (runtime, _net, silent) = node_and_silent_peer();
+    let sink = silent.sink.clone();
     let _entered = runtime.enter();
     let body = "x".repeat(1000);
     let mut flooded = false;
@@ -142,33 +133,14 @@ fn a_link_made_while_the_queue_is_full_is_not_lost_silently() {
         )
         .unwrap();
     linked_rx.recv_timeout(PATIENCE).unwrap();
-    // Now read everything; report each frame's kind (and a Note's value).
-    let (kinds, kinds_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut stream, _) = silent.accept().unwrap();
-        let mut decoder = FrameDecoder::new(1 << 24);
-        let mut buffer = BytesMut::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            buffer.extend_from_slice(&chunk[..n]);
-            while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
-                let marker = frame.kind == Kind::Message && frame.name == Note::NAME;
-                if kinds.send((frame.kind, marker)).is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    // Now read everything.
+    let frames = silent.frames();
     let mut saw_link = false;
     'outer: for _ in 0..400 {
         send(&sink, Note(7));
-        while let Ok((kind, marker)) = kinds_rx.recv_timeout(Duration::from_millis(50)) {
-            saw_link |= kind == Kind::Link;
-            if marker {
+        while let Ok(frame) = frames.recv_timeout(Duration::from_millis(50)) {
+            saw_link |= frame.kind == Kind::Link;
+            if frame.kind == Kind::Message && frame.name == Note::NAME {
                 break 'outer;
             }
         }

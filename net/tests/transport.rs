@@ -14,7 +14,7 @@ mod support;
 
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
-use support::{counter, node, watch, PATIENCE};
+use support::{counter, node, node_and_silent_peer, watch, PATIENCE};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Note(u64);
@@ -255,16 +255,9 @@ fn peers_with_the_shared_secret_talk_and_others_are_refused() {
 
 #[test]
 fn a_peer_that_never_reads_cannot_grow_the_senders_memory() {
-    let runtime = Runtime::new();
-    let _net = Net::builder()
-        .peer_buffer(64 * 1024)
-        .start(&runtime)
-        .unwrap();
     // Accepts and never reads: the kernel buffers fill, then the transport's queue.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let target: Upid = format!("sink@{}", silent.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (runtime, _net, silent) = node_and_silent_peer();
+    let target = silent.sink.clone();
     let _entered = runtime.enter();
     let body = "x".repeat(1000);
     #[derive(Serialize, Deserialize)]
@@ -275,7 +268,7 @@ fn a_peer_that_never_reads_cannot_grow_the_senders_memory() {
     for _ in 0..20_000 {
         send(&target, Blob(body.clone()));
     }
-    let (_accepted, _) = silent.accept().unwrap();
+    let (_accepted, _) = silent.listener.accept().unwrap();
     assert!(
         counter(&runtime, "net.dropped.peer_full") > 0,
         "20 MB sent to a peer that reads nothing must overflow a 64 KiB queue"

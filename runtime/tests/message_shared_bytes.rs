@@ -43,36 +43,30 @@ impl Process for Keeper {
 fn a_handler_gets_a_slice_of_the_received_bytes() {
     let runtime = Runtime::new();
     let (bodies, received) = mpsc::channel();
-    let keeper = runtime.spawn(Keeper(bodies));
+    let keeper = runtime.spawn(Keeper(bodies)).upid();
+    // Delivers a chunk of `body` as from another node: what the handler got, and the wire bytes.
+    let deliver = |body: &Bytes| {
+        let wire = encode(&Chunk {
+            seq: 1,
+            body: body.clone(),
+        })
+        .unwrap();
+        let from: Upid = "sender@10.0.0.2:5050".parse().unwrap();
+        runtime
+            .inbound()
+            .deliver(from, &keeper, Chunk::NAME, wire.clone());
+        (received.recv().unwrap(), wire)
+    };
     let body = Bytes::from(vec![7u8; 64 * 1024]);
-    let wire = encode(&Chunk {
-        seq: 1,
-        body: body.clone(),
-    })
-    .unwrap();
-    let from: Upid = "sender@10.0.0.2:5050".parse().unwrap();
-    runtime
-        .inbound()
-        .deliver(from, &keeper.upid(), Chunk::NAME, wire.clone());
-    let got = received.recv().unwrap();
+    let (got, wire) = deliver(&body);
     assert_eq!(got, body);
     assert!(
         inside(&wire, &got),
         "no copy: the body shares the received bytes"
     );
-
     // A short field is copied: a few bytes kept must not keep the whole buffer.
     let short = Bytes::from(vec![1u8; SHARED_FROM - 1]);
-    let wire = encode(&Chunk {
-        seq: 2,
-        body: short.clone(),
-    })
-    .unwrap();
-    let from: Upid = "sender@10.0.0.2:5050".parse().unwrap();
-    runtime
-        .inbound()
-        .deliver(from, &keeper.upid(), Chunk::NAME, wire.clone());
-    let got = received.recv().unwrap();
+    let (got, wire) = deliver(&short);
     assert_eq!(got, short);
     assert!(!inside(&wire, &got), "a short field is copied");
 }

@@ -53,3 +53,51 @@ pub fn watch(runtime: &Runtime, target: &Upid) -> mpsc::Receiver<(Upid, ExitReas
     });
     received
 }
+
+/// A peer that accepts a node's connection and reads nothing until [`frames`](Self::frames) is
+/// called, and an address there for the node to send to.
+pub struct SilentPeer {
+    pub listener: std::net::TcpListener,
+    pub sink: Upid,
+}
+
+/// A node whose queue towards any one peer holds 64 KiB, and a [`SilentPeer`]: sending to
+/// `sink` fills the kernel's buffers, then the queue.
+pub fn node_and_silent_peer() -> (Runtime, Net, SilentPeer) {
+    let runtime = Runtime::new();
+    let net = Net::builder()
+        .peer_buffer(64 * 1024)
+        .start(&runtime)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink = format!("sink@{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    (runtime, net, SilentPeer { listener, sink })
+}
+
+impl SilentPeer {
+    /// Starts reading: every frame the node sent, decoded in order, arrives on the channel.
+    pub fn frames(self) -> mpsc::Receiver<procession_net::frame::Frame> {
+        use std::io::Read;
+        let (frames, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = self.listener.accept().unwrap();
+            let mut decoder = procession_net::frame::FrameDecoder::new(1 << 24);
+            let mut buffer = bytes::BytesMut::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+                while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
+                    if frames.send(frame).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        received
+    }
+}
