@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use procession::{send, Context, Message, Process, Upid};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod support;
 
-use support::PATIENCE;
+use support::{counter, PATIENCE};
 
 #[derive(Serialize, Deserialize)]
 struct Blob {
@@ -82,18 +82,27 @@ fn a_frame_split_across_many_reads_arrives_whole() {
     let inbox = runtime.spawn(Inbox(blobs)).upid();
     let mut stream = TcpStream::connect(net.address()).unwrap();
     stream.set_nodelay(true).unwrap();
-    // A large frame in uneven pieces, the first inside the length prefix, each written on its
-    // own so that the node reads it in many parts.
+    // A large frame in uneven pieces, the first inside the length prefix, each written only
+    // once the node has read all before it: the node reads it in exactly these parts.
     let frame = wire(&inbox, 0, 100_000);
     let mut rest = &frame[..];
+    let mut written = 0;
     for piece in [2, 1, 7, 30, 1_000, 5_000, 20_000].into_iter().cycle() {
         let (now, later) = rest.split_at(piece.min(rest.len()));
         stream.write_all(now).unwrap();
+        written += now.len() as u64;
         rest = later;
         if rest.is_empty() {
             break;
         }
-        thread::sleep(Duration::from_millis(1));
+        let start = Instant::now();
+        while counter(&runtime, "net.bytes_in") < written {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the node never read piece {written}"
+            );
+            thread::yield_now();
+        }
     }
     expect_in_order(&received, 1, |_| 100_000);
 }
