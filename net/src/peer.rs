@@ -137,10 +137,7 @@ impl Peer {
                 tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
                 return true;
             }
-            let apart = match body {
-                Body::Large(bytes) => Some(bytes),
-                Body::Empty | Body::Small(_) => None,
-            };
+            let apart = body.apart();
             let length = queue.tail.len() - before + apart.map_or(0, Bytes::len);
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
@@ -219,11 +216,11 @@ pub(crate) enum Body<'a> {
 }
 
 impl Body<'_> {
-    fn len(&self) -> usize {
+    /// The body queued apart from its header, if it is.
+    fn apart(&self) -> Option<&Bytes> {
         match self {
-            Body::Empty => 0,
-            Body::Small(bytes) => bytes.len(),
-            Body::Large(bytes) => bytes.len(),
+            Body::Large(bytes) => Some(bytes),
+            Body::Empty | Body::Small(_) => None,
         }
     }
 }
@@ -282,14 +279,10 @@ fn encode(
         name: (!same_name).then_some(name),
     };
     header.encode(&mut queue.tail)?;
-    let apart = match body {
-        Body::Small(bytes) => {
-            queue.tail.extend_from_slice(bytes);
-            0
-        }
-        Body::Empty | Body::Large(_) => body.len(),
-    };
-    frame::finish(&mut queue.tail[start..], apart)
+    if let Body::Small(bytes) = body {
+        queue.tail.extend_from_slice(bytes);
+    }
+    frame::finish(&mut queue.tail[start..], body.apart().map_or(0, Bytes::len))
 }
 
 impl Queue {

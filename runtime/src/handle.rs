@@ -257,13 +257,9 @@ impl Shared {
     /// Delivers encoded messages that arrived from a transport for `to`, in order, draining
     /// `messages`: one lookup and (unless a filter is installed) one mailbox lock for them all.
     pub(crate) fn route_encoded(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
-        let cell = if self.is_local(to.address()) {
-            self.table.get(to.id())
-        } else {
-            None
-        };
-        let Some(cell) = cell else {
-            let why = if self.is_local(to.address()) {
+        let local = self.is_local(to.address());
+        let Some(cell) = local.then(|| self.table.get(to.id())).flatten() else {
+            let why = if local {
                 "unknown process"
             } else {
                 "arrived for a process of another node"
