@@ -1,20 +1,22 @@
 //! Inbound: one task per accepted connection, reading frames and handing them to the runtime.
 //!
-//! A connection that fails a handshake (TLS or the shared secret's), sends a malformed or
+//! A connection that fails a handshake (TLS, the shared secret's or the hello), sends a malformed or
 //! oversized frame, or breaks is closed, logged and counted; every other connection carries on.
 //! A frame's events reach the runtime in the order they arrived, so messages from one process to
 //! another keep their order while the connection lives. An unknown message name or receiver is
 //! the runtime's to drop and count (as for a local send).
 
-use std::sync::Arc;
+use std::io;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use procession::{InboundMessage, Upid};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::frame::{FrameDecoder, FrameError, Kind, Received};
+use crate::hello::Hello;
 use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
@@ -33,7 +35,8 @@ const RECEIVE_BUFFER: usize = 256 * 1024;
 /// bytes per connection. A larger frame's buffer grows as its bytes come.
 const AHEAD: usize = 1024 * 1024;
 
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+/// Serves one accepted connection; `said` receives the connecting node's hello.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, said: Arc<OnceLock<Hello>>) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
@@ -50,14 +53,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
                 return tracing::warn!(%peer, "connection refused: no TLS handshake in time");
             }
         };
-        return serve_stream(&shared, &peer, stream).await;
+        return serve_stream(&shared, &peer, stream, &said).await;
     }
-    serve_stream(&shared, &peer, stream).await;
+    serve_stream(&shared, &peer, stream, &said).await;
 }
 
-/// Authenticates the peer (when the node has a secret), then reads its frames until the end.
-/// Generic so that plain TCP is read directly, with no layer between the socket and the reader.
-async fn serve_stream<S>(shared: &Shared, peer: &str, mut stream: S)
+/// Authenticates the peer (when the node has a secret), exchanges hellos, then reads its frames
+/// until the end (or until the task is discarded: shutdown, a later run of the peer's node). Generic so that plain TCP
+/// is read directly, with no layer between the socket and the reader.
+async fn serve_stream<S>(shared: &Shared, peer: &str, mut stream: S, said: &OnceLock<Hello>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -77,13 +81,41 @@ where
             }
         }
     }
+    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, hellos(shared, &mut stream)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            return tracing::debug!(%peer, "peer closed its connection before its hello");
+        }
+        Ok(Err(error)) => {
+            shared.stats.dropped(Reason::Malformed, 1);
+            return tracing::warn!(%peer, %error, "connection refused: no valid hello");
+        }
+        Err(_) => {
+            shared.stats.dropped(Reason::Malformed, 1);
+            return tracing::warn!(%peer, "connection refused: no hello in time");
+        }
+    };
+    let _ = said.set(hello);
+    shared.heard(hello.address, hello.incarnation);
     shared.stats.connections.increment();
+    // Decremented when the task is discarded too (shutdown, a later run of the peer's node).
+    let connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());
     let error = read_frames(shared, &mut stream).await;
-    shared.stats.connections.decrement();
+    drop(connected);
     match error {
         None => tracing::debug!(%peer, "peer closed its connection"),
         Some(error) => tracing::info!(%peer, %error, "inbound connection closed"),
     }
+}
+
+/// Reads the connecting node's hello and answers with this node's.
+async fn hellos<S>(shared: &Shared, stream: &mut S) -> io::Result<Hello>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let hello = Hello::read(stream).await?;
+    stream.write_all(&shared.hello().encode()).await?;
+    Ok(hello)
 }
 
 /// Reads until the end of the stream (`None`) or an error, which it returns.

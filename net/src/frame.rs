@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! u32  length of what follows (big-endian), at most the decoder's limit
-//! u8   version (2)
+//! u8   version (3)
 //! u8   kind: 0 message, 1 link, 2 exited
 //! u8   repeated: bit 0 `from`, bit 1 `to`, bit 2 `name` is the previous frame's on this
 //!      connection and is left out below
-//! u16  length of `from`, then `from` (a Upid, `id@ip:port`, UTF-8)
+//! u16  length of `from`, then `from` (a Upid, `id@ip:port#incarnation`, UTF-8)
 //! u16  length of `to`, then `to`
 //! u16  length of `name`, then `name` (the message name; for `exited`, the reason)
 //! ...  body: the rest of the frame (the encoded message; empty for link and exited)
@@ -16,7 +16,8 @@
 //!
 //! A stream of messages between two processes repeats all three fields, so its frames carry 7
 //! bytes of header and the body; the transport's sender leaves out what the previous frame on
-//! the connection had, and its receiver keeps the previous frame's fields to fill them in.
+//! the connection had, and its receiver keeps the previous frame's fields to fill them in. A
+//! connection's frames follow the two nodes' [hellos](crate::hello).
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -50,7 +51,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use procession::Upid;
 
 /// The wire format version this codec speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// Bytes before the frame's content: the length prefix.
 const PREFIX: usize = 4;
@@ -108,7 +109,7 @@ impl Frame {
     /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes, and
     /// [`FrameError::TooLarge`] for a frame over 4 GiB; `out` is then left as it was.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
-        let (from, to) = (self.from.to_string(), self.to.to_string());
+        let (from, to) = (format!("{:#}", self.from), format!("{:#}", self.to));
         let header = Header {
             kind: self.kind,
             from: Some(&from),

@@ -46,6 +46,13 @@
 //!   Consecutive messages of a connection for one process are delivered as one batch.
 //! - **Request/reply.** `procession::request(&upid, req)` works across nodes as it does
 //!   locally: the answer comes back to the asking node, and a lost node abandons the request.
+//! - **Incarnations** ([`hello`]). Every connection starts with each node saying its address
+//!   and incarnation (the run of its runtime, which its Upids carry). A node restarted on the
+//!   same address is a new incarnation: a message or link for a Upid of its last run is treated
+//!   as one for a gone process (dropped and counted; `exited(NotFound)`), even where the new run
+//!   reuses the id. A node that hears a new incarnation for an address closes the connections
+//!   to and from the last run — left open when a host vanished without closing them — and the
+//!   linkers of that run's processes get `exited(Lost)`.
 //! - **Links.** A link to a remote process travels to its node; when the process ends, the
 //!   linker gets `exited` with the reason. When the connection to a node breaks or the node
 //!   cannot be reached, every local process linked to one of its processes gets
@@ -71,13 +78,10 @@
 //!
 //! # Departures from DESIGN.md
 //!
-//! - **No node incarnation.** A node's address does not carry an incarnation exchanged on
-//!   connect. A node that restarts is noticed by its connections ending instead: its old
-//!   process closes them, the writer watching each one reports the node lost, and every link
-//!   through it ends with `exited(Lost)`. What that misses is a connection left half-open by a
-//!   host that vanished without closing it (until TCP gives up on it), and a message sent to
-//!   a process id of the old incarnation that the new one happens to reuse (generated ids
-//!   restart at 1): carrying the incarnation in every `Upid` would close both, and is open work.
+//! - **The incarnation is not part of a Upid's identity** (see [`Upid`](procession::Upid)): two Upids
+//!   that differ only in it compare equal, so a well-known address parsed from a command line
+//!   (no incarnation) equals the Upid its process sends from. DESIGN.md says the address carries
+//!   the incarnation; here the Upid carries it next to the address, which prints as before.
 //! - **`Transport::send` takes an [`Outgoing`](procession::Outgoing)** (a name and a body encoded
 //!   on demand) rather than encoded bytes, so a transport can serialize a message straight into
 //!   its own buffer.
@@ -92,6 +96,7 @@
 mod auth;
 mod connection;
 pub mod frame;
+pub mod hello;
 mod peer;
 pub mod pipe;
 mod stats;

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -29,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::frame::{self, FrameError, Header, Kind};
+use crate::hello::Hello;
 use crate::stats::Reason;
 use crate::transport::Shared;
 
@@ -44,6 +46,8 @@ const GATHER: usize = 64;
 
 pub(crate) struct Peer {
     address: SocketAddr,
+    /// The run of the node the connection reached, once its hello arrived (0 before).
+    incarnation: AtomicU64,
     queue: Mutex<Queue>,
     /// Wakes a connection attempt that [`stop`](Self::stop) should cut short.
     stopped: tokio::sync::Notify,
@@ -75,6 +79,7 @@ impl Peer {
     pub(crate) fn start(shared: &Arc<Shared>, address: SocketAddr) -> Arc<Peer> {
         let peer = Arc::new(Peer {
             address,
+            incarnation: AtomicU64::new(0),
             stopped: tokio::sync::Notify::new(),
             queue: Mutex::new(Queue {
                 segments: Vec::new(),
@@ -97,7 +102,14 @@ impl Peer {
         self.address
     }
 
-    /// Ends the connection from this side (the transport is shutting down).
+    /// Whether the connection reached a run of the node other than `incarnation`.
+    pub(crate) fn is_of_another_run(&self, incarnation: u64) -> bool {
+        let reached = self.incarnation.load(Ordering::Relaxed);
+        reached != 0 && reached != incarnation
+    }
+
+    /// Ends the connection from this side (the transport is shutting down, or the node it
+    /// reached has been restarted).
     pub(crate) fn stop(&self) {
         let writer = {
             let mut queue = self.queue.lock();
@@ -305,11 +317,13 @@ impl Printed {
     /// `None` when `upid` is the last one (the frame repeats it), else its text, which it now
     /// is.
     fn field(&mut self, upid: &Upid) -> Option<&str> {
-        if self.upid.as_ref() == Some(upid) {
+        // Upids equal but for their incarnations are not the same field.
+        let same = |last: &Upid| last == upid && last.incarnation() == upid.incarnation();
+        if self.upid.as_ref().is_some_and(same) {
             return None;
         }
         self.text.clear();
-        let _ = write!(self.text, "{upid}");
+        let _ = write!(self.text, "{upid:#}");
         self.upid = Some(upid.clone());
         Some(&self.text)
     }
@@ -372,6 +386,8 @@ where
         if let Some(secret) = &shared.config.secret {
             crate::auth::connect(&mut stream, secret).await?;
         }
+        // Frames may follow at once: the peer's hello is read alongside them (`carry`).
+        stream.write_all(&shared.hello().encode()).await?;
         Ok::<_, io::Error>(stream)
     };
     tokio::select! {
@@ -389,7 +405,7 @@ where
     W: AsyncWrite + Unpin,
 {
     shared.stats.connections.increment();
-    let _connected = scopeguard(|| shared.stats.connections.decrement());
+    let _connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");
     let writing = async {
         while let Some((mut batch, frames)) = peer.next_batch().await {
@@ -402,8 +418,11 @@ where
         }
         Ok(())
     };
-    // The peer never writes on this connection: any byte or the end means it is gone.
+    // The peer writes its hello, then nothing: any byte or the end means it is gone.
     let watching = async {
+        let hello = Hello::read(&mut read).await?;
+        peer.incarnation.store(hello.incarnation, Ordering::Relaxed);
+        shared.heard(peer.address, hello.incarnation);
         let mut byte = [0u8; 1];
         match read.read(&mut byte).await {
             Ok(0) => Err(io::Error::new(
@@ -448,17 +467,4 @@ where
         }
     }
     Ok(())
-}
-
-/// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl std::ops::Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> std::ops::Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }

@@ -70,3 +70,16 @@ impl Stats {
         counter.add(count);
     }
 }
+
+/// Runs `f` when dropped.
+pub(crate) fn scopeguard(f: impl FnOnce()) -> impl std::ops::Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> std::ops::Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}

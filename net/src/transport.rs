@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use procession::{ExitReason, Future, Inbound, Outgoing, Runtime, Transport, Upid};
 
 use crate::connection;
 use crate::frame::Kind;
+use crate::hello::Hello;
 use crate::peer::{with_body, Body, Peer};
 use crate::stats::{Reason, Stats};
 use crate::wire;
@@ -124,11 +125,12 @@ impl Builder {
                 tls: self.tls,
             },
             peers: Mutex::new(HashMap::default()),
+            accepted: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
-            tasks: Mutex::new(Vec::new()),
+            accepting: Mutex::new(None),
         });
         let accepting = inbound.spawn(accept(shared.clone(), listener));
-        shared.tasks.lock().push(accepting);
+        *shared.accepting.lock() = Some(accepting);
         inbound.set_address(address);
         inbound.set_transport(Arc::new(Tcp {
             shared: shared.clone(),
@@ -190,8 +192,11 @@ impl Net {
     /// counted by the runtime.
     pub fn shutdown(self) {
         self.shared.inbound.clear_transport();
-        for task in self.shared.tasks.lock().drain(..) {
-            task.discard();
+        if let Some(accepting) = self.shared.accepting.lock().take() {
+            accepting.discard();
+        }
+        for accepted in self.shared.accepted.lock().drain(..) {
+            accepted.serving.discard();
         }
         let peers: Vec<_> = {
             let mut peers = self.shared.peers.lock();
@@ -220,10 +225,13 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) stats: Stats,
     peers: Mutex<HashMap<SocketAddr, Arc<Peer>, foldhash::fast::RandomState>>,
+    /// The inbound connections, discarded when a later run of their node says hello or at
+    /// shutdown.
+    accepted: Mutex<Vec<Accepted>>,
     /// Set by `Net::shutdown` (under `peers`' lock): no new connection is made.
     stopped: AtomicBool,
-    /// The accept loop and the inbound connections, discarded at shutdown.
-    tasks: Mutex<Vec<Future<()>>>,
+    /// The accept loop, discarded at shutdown.
+    accepting: Mutex<Option<Future<()>>>,
 }
 
 impl Shared {
@@ -251,6 +259,33 @@ impl Shared {
         }
     }
 
+    /// What this node says of itself on a new connection.
+    pub(crate) fn hello(&self) -> Hello {
+        Hello {
+            address: self.address,
+            incarnation: self.inbound.incarnation(),
+        }
+    }
+
+    /// Node `address` now runs as `incarnation`: a connection to or from another run of it is
+    /// left over from a node that restarted without closing it (a host that vanished), and is
+    /// closed. Closing the outbound one reports the node lost to the linkers of its processes.
+    pub(crate) fn heard(&self, address: SocketAddr, incarnation: u64) {
+        let peer = self.peers.lock().get(&address).cloned();
+        if let Some(peer) = peer.filter(|p| p.is_of_another_run(incarnation)) {
+            tracing::info!(peer = %address, "peer restarted; closing the connection to its last run");
+            peer.stop();
+        }
+        // Discarded rather than told: a reader waiting on a signal kept in `Shared` would be
+        // kept alive by it after its runtime shut down, its socket open.
+        for accepted in self.accepted.lock().iter() {
+            let said = accepted.hello.get();
+            if said.is_some_and(|h| h.address == address && h.incarnation != incarnation) {
+                accepted.serving.discard();
+            }
+        }
+    }
+
     /// Removes `peer` from the map if it is still the connection for its address.
     pub(crate) fn forget_peer(&self, peer: &Arc<Peer>) {
         let mut peers = self.peers.lock();
@@ -263,6 +298,13 @@ impl Shared {
     }
 }
 
+/// An inbound connection: the task reading it, and the hello of the node that made it once
+/// said.
+struct Accepted {
+    hello: Arc<OnceLock<Hello>>,
+    serving: Future<()>,
+}
+
 async fn accept(shared: Arc<Shared>, listener: TcpListener) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -272,12 +314,14 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                let serving = shared
-                    .inbound
-                    .spawn(connection::serve(shared.clone(), stream));
-                let mut tasks = shared.tasks.lock();
-                tasks.retain(Future::is_pending);
-                tasks.push(serving);
+                let hello = Arc::new(OnceLock::new());
+                let serving =
+                    shared
+                        .inbound
+                        .spawn(connection::serve(shared.clone(), stream, hello.clone()));
+                let mut accepted = shared.accepted.lock();
+                accepted.retain(|a| a.serving.is_pending());
+                accepted.push(Accepted { hello, serving });
             }
             // Out of descriptors, a connection reset before accept: the listener itself is fine.
             Err(error) => tracing::warn!(%error, "accept failed"),

@@ -1,5 +1,6 @@
-//! Bad input, over real sockets and in the options: garbage, an oversized length prefix, an unknown version, a frame
-//! cut short, unknown message names and receivers. The node closes what cannot be trusted,
+//! Bad input, over real sockets and in the options: a bad or missing hello, garbage, an
+//! oversized length prefix, an unknown version, a frame cut short, unknown message names and
+//! receivers. The node closes what cannot be trusted,
 //! counts and drops the rest, never panics, and keeps serving a well-behaved peer.
 
 use std::io::{Read, Write};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use procession::{send, Context, Message, Process, Runtime, Upid};
 use procession_net::frame::{Frame, Kind};
+use procession_net::hello::Hello;
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
 
@@ -35,12 +37,15 @@ fn malformed(runtime: &Runtime) -> u64 {
     support::counter(runtime, "net.dropped.malformed")
 }
 
-/// Writes `bytes` on a fresh connection, ends it, and waits for the node to close its side.
+/// Writes `bytes` on a fresh connection after the hellos, ends it, and waits for the node to
+/// close its side.
 fn closed_after(net: &Net, bytes: &[u8]) {
-    let mut stream = TcpStream::connect(net.address()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    closed_after_writing(support::introduced(net).0, bytes);
+}
+
+/// Writes `bytes` on `stream`, ends it, and waits for the node to close its side.
+fn closed_after_writing(mut stream: TcpStream, bytes: &[u8]) {
+    stream.set_read_timeout(Some(support::PATIENCE)).unwrap();
     stream.write_all(bytes).unwrap();
     // Ending our side turns a frame cut short into one the node can tell is broken.
     stream.shutdown(std::net::Shutdown::Write).unwrap();
@@ -89,9 +94,50 @@ fn garbage_and_broken_frames_close_only_their_connection() {
     assert!(malformed(&runtime) >= 5, "{}", malformed(&runtime));
 
     // A well-behaved peer is still served.
-    let mut stream = TcpStream::connect(net.address()).unwrap();
+    let (mut stream, hello) = support::introduced(&net);
+    assert_eq!(hello.address, net.address());
+    assert_eq!(Some(hello.incarnation), inbox.incarnation());
     stream.write_all(&good).unwrap();
     assert_eq!(received.recv_timeout(Duration::from_secs(20)).unwrap(), 5);
+}
+
+#[test]
+fn a_connection_without_a_valid_hello_is_closed_and_counted() {
+    let (runtime, net) = support::node();
+    let hello = Hello {
+        address: support::STRANGER.parse().unwrap(),
+        incarnation: 1,
+    }
+    .encode();
+    let mut other_version = hello.clone();
+    other_version[0] = procession_net::frame::VERSION - 1;
+    let mut run_zero = hello.clone();
+    run_zero[1..9].fill(0);
+    let mut no_address = hello.clone();
+    no_address[10] = b'?';
+    for bad in [other_version, run_zero, no_address] {
+        let connect = TcpStream::connect(net.address()).unwrap();
+        closed_after_writing(connect, &bad);
+    }
+    closed_after_writing(TcpStream::connect(net.address()).unwrap(), &hello[..4]);
+    assert_eq!(malformed(&runtime), 4);
+    // A connection that closes before saying anything is not an error.
+    drop(TcpStream::connect(net.address()).unwrap());
+    support::introduced(&net);
+    assert_eq!(malformed(&runtime), 4);
+}
+
+#[test]
+fn a_connection_that_never_says_hello_is_cut_off() {
+    let (runtime, net) = support::node();
+    let mut silent = TcpStream::connect(net.address()).unwrap();
+    silent.set_read_timeout(Some(support::PATIENCE)).unwrap();
+    // Within the handshake's 5 seconds, the node closes it: the read ends, not times out.
+    match silent.read(&mut [0; 64]) {
+        Ok(n) => assert_eq!(n, 0, "the node wrote to a connection that said nothing"),
+        Err(error) => assert_ne!(error.kind(), std::io::ErrorKind::WouldBlock, "not closed"),
+    }
+    assert_eq!(malformed(&runtime), 1);
 }
 
 #[test]
@@ -102,7 +148,7 @@ fn unknown_names_and_receivers_are_dropped_and_counted() {
     let inbox = runtime.spawn(Inbox(notes)).upid();
     let nobody: Upid = format!("nobody@{}", net.address()).parse().unwrap();
     let before = runtime.stats().dropped_messages;
-    let mut stream = TcpStream::connect(net.address()).unwrap();
+    let (mut stream, _) = support::introduced(&net);
     let body = procession::message::encode(&Note(1)).unwrap();
     stream
         .write_all(&frame(&inbox, "no::SuchMessage", body.clone()))

@@ -2,7 +2,6 @@
 //! (queued without a copy and gathered into writes) between small ones, in order and intact.
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
@@ -80,13 +79,13 @@ fn a_frame_split_across_many_reads_arrives_whole() {
     let (runtime, net) = support::node();
     let (blobs, received) = mpsc::channel();
     let inbox = runtime.spawn(Inbox(blobs)).upid();
-    let mut stream = TcpStream::connect(net.address()).unwrap();
+    let (mut stream, _) = support::introduced(&net);
     stream.set_nodelay(true).unwrap();
     // A large frame in uneven pieces, the first inside the length prefix, each written only
     // once the node has read all before it: the node reads it in exactly these parts.
     let frame = wire(&inbox, 0, 100_000);
     let mut rest = &frame[..];
-    let mut written = 0;
+    let mut written = counter(&runtime, "net.bytes_in");
     for piece in [2, 1, 7, 30, 1_000, 5_000, 20_000].into_iter().cycle() {
         let (now, later) = rest.split_at(piece.min(rest.len()));
         stream.write_all(now).unwrap();
@@ -116,7 +115,7 @@ fn many_small_frames_in_one_write_all_arrive_in_order() {
     for seq in 0..2_000 {
         all.extend_from_slice(&wire(&inbox, seq, (seq % 50) as usize));
     }
-    let mut stream = TcpStream::connect(net.address()).unwrap();
+    let (mut stream, _) = support::introduced(&net);
     stream.write_all(&all).unwrap();
     expect_in_order(&received, 2_000, |seq| (seq % 50) as usize);
 }

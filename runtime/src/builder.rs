@@ -131,6 +131,7 @@ impl Builder {
             id,
             self.name.into(),
             local_address,
+            incarnation(self.seed, id),
             scheduler,
             Quiesce::new(id, workers),
             match self.paused {
@@ -141,6 +142,31 @@ impl Builder {
         Runtime::start(shared, workers, self.shutdown_timeout)
             .map_err(|e| BuildError::new(format!("spawning a runtime thread failed: {e}")))
     }
+}
+
+/// A nonzero number for this run of a runtime: drawn from `seed` in the deterministic mode (the
+/// same seed, the same Upids), else from the process's random hasher keys, the runtime's id and
+/// the time, so that a node restarted on the same address is a new incarnation.
+fn incarnation(seed: Option<u64>, id: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let drawn = match seed {
+        // A fixed mix (splitmix64's), not the random hasher: reproducible from run to run.
+        Some(seed) => {
+            let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        None => {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(id);
+            hasher.write_u32(std::process::id());
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            hasher.write_u128(now.map_or(0, |d| d.as_nanos()));
+            hasher.finish()
+        }
+    };
+    drawn.max(1)
 }
 
 /// Why a runtime could not be built.

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     local_address: SocketAddr,
     /// The address Upids carry: the transport's once it listens.
     address: RwLock<SocketAddr>,
+    /// This run of the runtime, carried by its Upids (never 0).
+    pub(crate) incarnation: u64,
     table: Table,
     scheduler: Scheduler,
     timers: Timers,
@@ -65,6 +67,7 @@ impl Shared {
         id: u64,
         name: Arc<str>,
         local_address: SocketAddr,
+        incarnation: u64,
         scheduler: Scheduler,
         quiesce: Quiesce,
         paused: Option<std::time::Instant>,
@@ -74,6 +77,7 @@ impl Shared {
             name,
             local_address,
             address: RwLock::new(local_address),
+            incarnation,
             table: Table::new(),
             scheduler,
             timers: Timers::new(paused),
@@ -108,6 +112,19 @@ impl Shared {
 
     pub(crate) fn is_local(&self, address: SocketAddr) -> bool {
         address == self.local_address || address == self.address()
+    }
+
+    /// The Upid of this runtime's process `id`.
+    pub(crate) fn upid(&self, id: impl Into<Arc<str>>) -> Upid {
+        Upid::of_run(id, self.address(), self.incarnation)
+    }
+
+    /// The local process `upid` names, if it runs: one of an earlier incarnation of this
+    /// runtime's address is gone, whatever now has its id.
+    pub(crate) fn process(&self, upid: &Upid) -> Option<Arc<dyn crate::process::cell::AnyCell>> {
+        upid.is_of_run(self.incarnation)
+            .then(|| self.table.get(upid.id()))
+            .flatten()
     }
 
     pub(crate) fn table(&self) -> &Table {
@@ -236,13 +253,17 @@ impl Shared {
             return self.send_remote(&envelope.from, to, outgoing);
         }
         let name = envelope.body.shared_name();
-        match self.table.get(to.id()) {
+        match self.process(to) {
             Some(cell) => {
                 if !cell.deliver_message(envelope) {
                     self.drop_message(to, &name, "receiver gone or filtered");
                 }
             }
-            None => self.drop_message(to, &name, "unknown process"),
+            None => self.drop_message(
+                to,
+                &name,
+                "unknown process, or one of an earlier incarnation",
+            ),
         }
     }
 
@@ -258,9 +279,9 @@ impl Shared {
     /// `messages`: one lookup and (unless a filter is installed) one mailbox lock for them all.
     pub(crate) fn route_encoded(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
         let local = self.is_local(to.address());
-        let Some(cell) = local.then(|| self.table.get(to.id())).flatten() else {
+        let Some(cell) = local.then(|| self.process(to)).flatten() else {
             let why = if local {
-                "unknown process"
+                "unknown process, or one of an earlier incarnation"
             } else {
                 "arrived for a process of another node"
             };
@@ -284,7 +305,7 @@ impl Shared {
     /// Tells `linker` that `upid` ended.
     pub(crate) fn notify_exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
         if self.is_local(linker.address()) {
-            if let Some(cell) = self.table.get(linker.id()) {
+            if let Some(cell) = self.process(linker) {
                 cell.deliver_exited(upid.clone(), reason.clone());
             }
         } else if let Some(transport) = self.transport() {
@@ -322,7 +343,7 @@ impl Shared {
             watchers.len() == 1
         };
         if first {
-            transport.link(&Upid::new("monitor", self.address()), upid);
+            transport.link(&self.upid("monitor"), upid);
         }
     }
 

@@ -60,7 +60,7 @@ pub fn link(to: &Upid) {
         handle.link_remote(me, to);
         return;
     }
-    let outcome = match handle.table().get(to.id()) {
+    let outcome = match handle.process(to) {
         Some(target) => target.add_linker(me),
         None => Err(ExitReason::NotFound),
     };

@@ -161,7 +161,7 @@ fn encode_any<M: Message>(value: &(dyn Any + Send), out: &mut BytesMut) -> Resul
 
 /// The sender of messages sent from outside any process.
 fn anonymous(handle: &Handle) -> Upid {
-    Upid::new("anonymous", handle.address())
+    handle.upid("anonymous")
 }
 
 /// Encodes `message` the way the runtime carries it to another node (serde with bincode's

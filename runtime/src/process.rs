@@ -219,7 +219,7 @@ impl Resolve for Upid {
         if !handle.is_local(self.address()) {
             return Target::Remote(self.clone(), handle);
         }
-        match handle.table().get(self.id()) {
+        match handle.process(self) {
             Some(cell) => Target::Local(cell),
             None => Target::Gone(self.clone()),
         }

@@ -115,7 +115,7 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
             (pending.complete)(Ending::Discarded);
         }
     });
-    let requester = Upid::new(client.id.clone(), handle.address());
+    let requester = handle.upid(client.id.clone());
     post(&requester, &requester, Watch { target: to.clone() });
     post(&requester, to, Asked { id, request });
     answer

@@ -194,6 +194,12 @@ impl Inbound {
         self.handle.set_address(address);
     }
 
+    /// This run of the runtime (never 0): its Upids carry it ([`Upid::incarnation`]), and a
+    /// transport tells it to the nodes it connects to.
+    pub fn incarnation(&self) -> u64 {
+        self.handle.incarnation
+    }
+
     /// Delivers a message received from `from` to local process `to`. An unknown receiver or a
     /// receiver without a handler for `name` drops it and counts the drop.
     pub fn deliver(&self, from: Upid, to: &Upid, name: &str, body: Bytes) {
@@ -216,7 +222,7 @@ impl Inbound {
     /// Remote `linker` asks to be told when local `to` ends. If `to` is already gone, the
     /// transport's [`Transport::exited`] is called at once.
     pub fn link(&self, linker: Upid, to: &Upid) {
-        match self.handle.table().get(to.id()) {
+        match self.handle.process(to) {
             Some(cell) => {
                 if let Err(reason) = cell.add_linker(linker.clone()) {
                     self.handle.notify_exited(&linker, to, &reason);

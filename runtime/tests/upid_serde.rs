@@ -1,18 +1,26 @@
-//! A Upid travels inside messages: serde round trips, and malformed text is an error.
+//! A Upid travels inside messages: serde round trips (incarnation included), and malformed text
+//! is an error.
 
 use procession::Upid;
 
 #[test]
 fn a_upid_round_trips_through_serde_as_its_text() {
-    for text in ["master@10.0.0.1:5050", "agent(7)@[::1]:4000", "x@0.0.0.0:0"] {
+    let texts = [
+        "master@10.0.0.1:5050",
+        "agent(7)@[::1]:4000",
+        "x@0.0.0.0:0",
+        "worker(3)@10.0.0.1:5050#9f3c",
+    ];
+    for text in texts {
         let upid: Upid = text.parse().unwrap();
         let json = serde_json::to_string(&upid).unwrap();
         assert_eq!(json, format!("\"{text}\""));
-        assert_eq!(serde_json::from_str::<Upid>(&json).unwrap(), upid);
+        let back = serde_json::from_str::<Upid>(&json).unwrap();
+        assert_eq!((&back, back.incarnation()), (&upid, upid.incarnation()));
         let config = bincode::config::standard();
         let bytes = bincode::serde::encode_to_vec(&upid, config).unwrap();
         let (back, _): (Upid, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
-        assert_eq!(back, upid);
+        assert_eq!((&back, back.incarnation()), (&upid, upid.incarnation()));
     }
 }
 

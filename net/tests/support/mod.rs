@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use procession::metrics::Value;
 use procession::{link, Context, ExitReason, Process, Runtime, Upid};
+use procession_net::hello::Hello;
 use procession_net::Net;
 
 /// How long a test waits for something that should happen at once: a guard against a hang,
@@ -18,6 +19,36 @@ pub fn node() -> (Runtime, Net) {
     let runtime = Runtime::new();
     let net = Net::start(&runtime).unwrap();
     (runtime, net)
+}
+
+/// The address a raw test connection claims to be a node at.
+pub const STRANGER: &str = "127.0.0.1:9";
+
+/// A raw connection to `net` that has said hello as run 1 of a node at [`STRANGER`] and read the
+/// node's hello, which it returns: frames written on it are read by the node.
+pub fn introduced(net: &Net) -> (std::net::TcpStream, Hello) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(net.address()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let hello = Hello {
+        address: STRANGER.parse().unwrap(),
+        incarnation: 1,
+    };
+    stream.write_all(&hello.encode()).unwrap();
+    let mut reply = bytes::BytesMut::new();
+    loop {
+        if let Some(hello) = Hello::decode(&mut reply).unwrap() {
+            assert!(reply.is_empty(), "the node wrote more than its hello");
+            return (stream, hello);
+        }
+        let mut byte = [0; 1];
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "the node closed before its hello"
+        );
+        reply.extend_from_slice(&byte);
+    }
 }
 
 /// The value of counter `name` in the runtime's metrics.
@@ -86,10 +117,18 @@ impl SilentPeer {
             let mut decoder = procession_net::frame::FrameDecoder::new(1 << 24);
             let mut buffer = bytes::BytesMut::new();
             let mut chunk = vec![0u8; 64 * 1024];
+            let mut greeted = false;
             loop {
                 match stream.read(&mut chunk) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+                // The node's hello comes first; this peer never answers it.
+                if !greeted {
+                    match Hello::decode(&mut buffer).unwrap() {
+                        Some(_) => greeted = true,
+                        None => continue,
+                    }
                 }
                 while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
                     if frames.send(frame).is_err() {

@@ -215,7 +215,7 @@ impl<P: Process> ProcessCell<P> {
     }
 
     pub(crate) fn upid(&self) -> Upid {
-        Upid::new(self.id.clone(), self.handle.address())
+        self.handle.upid(self.id.clone())
     }
 
     /// Whether the filter point lets an event through; `view` builds what it shows, and is only

@@ -1,0 +1,182 @@
+//! Node incarnations across real sockets: a node restarted on the same address does not take
+//! what was meant for its last run, and a connection left over from a run that vanished
+//! without closing it is closed when the node's next run says hello.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use procession::{post, Context, ExitReason, Message, Process, Runtime, Upid};
+use procession_net::hello::Hello;
+use procession_net::Net;
+use serde::{Deserialize, Serialize};
+
+mod support;
+use support::{node, watch, PATIENCE};
+
+#[derive(Serialize, Deserialize)]
+struct Note(u64);
+impl Message for Note {
+    const NAME: &'static str = "incarnation::Note";
+}
+
+struct Inbox(mpsc::Sender<u64>);
+impl Process for Inbox {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.0.send(n);
+        })
+        .unwrap();
+    }
+}
+
+/// Posts `note` to `to` from `from` until `received` has it: the first posts after a node
+/// restarted may go down the connection to its last run.
+fn deliver(a: &Runtime, from: &Upid, to: &Upid, note: u64, received: &mpsc::Receiver<u64>) {
+    let _entered = a.enter();
+    for _ in 0..200 {
+        post(from, to, Note(note));
+        if let Ok(n) = received.recv_timeout(Duration::from_millis(100)) {
+            assert_eq!(n, note);
+            return;
+        }
+    }
+    panic!("note {note} never reached {to:?}");
+}
+
+#[test]
+fn a_restarted_node_does_not_take_what_was_meant_for_its_last_run() {
+    let (a, _net_a) = node();
+    let sender = a.spawn(Inbox(mpsc::channel().0)).upid();
+    let (old, address) = {
+        let (b, net_b) = node();
+        let (notes, received) = mpsc::channel();
+        let old = b.spawn(Inbox(notes)).upid();
+        deliver(&a, &sender, &old, 1, &received);
+        let address = net_b.address();
+        net_b.shutdown();
+        b.shutdown();
+        (old, address)
+    };
+    let b = Runtime::new();
+    let _net_b = Net::builder().listen(address).start(&b).unwrap();
+    let (notes, received) = mpsc::channel();
+    let new = b.spawn(Inbox(notes)).upid();
+    assert_eq!(new, old, "the new run hands out the same id again");
+    assert_ne!(new.incarnation(), old.incarnation());
+    deliver(&a, &sender, &new, 2, &received);
+    // The connection to the new run is up: each post below arrives in order on it.
+    let dropped = b.stats().dropped_messages;
+    let bare = Upid::new(old.id(), old.address());
+    {
+        let _entered = a.enter();
+        post(&sender, &old, Note(3));
+        post(&sender, &bare, Note(4));
+        post(&sender, &new, Note(5));
+    }
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), 4);
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), 5);
+    assert_eq!(b.stats().dropped_messages, dropped + 1);
+    // A link to the last run's process hears that it is gone.
+    let notices = watch(&a, &old);
+    let (upid, reason) = notices.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (upid.incarnation(), reason),
+        (old.incarnation(), ExitReason::NotFound)
+    );
+}
+
+/// A node's last run that vanished without closing its connections: it answers hellos as run 7
+/// and then neither reads, writes nor closes.
+struct Vanished {
+    listener: TcpListener,
+}
+
+impl Vanished {
+    fn address(&self) -> std::net::SocketAddr {
+        self.listener.local_addr().unwrap()
+    }
+
+    fn hello(&self) -> Vec<u8> {
+        Hello {
+            address: self.address(),
+            incarnation: 7,
+        }
+        .encode()
+    }
+
+    /// Accepts the node's connection and answers its hello; the connection is kept open.
+    fn accept(&self) -> TcpStream {
+        let (mut stream, _) = self.listener.accept().unwrap();
+        stream.write_all(&self.hello()).unwrap();
+        stream
+    }
+
+    /// A connection to `net` as this run, hellos exchanged.
+    fn connect(&self, net: &Net) -> TcpStream {
+        let mut stream = TcpStream::connect(net.address()).unwrap();
+        stream.write_all(&self.hello()).unwrap();
+        let mut buffer = bytes::BytesMut::new();
+        while Hello::decode(&mut buffer).unwrap().is_none() {
+            let mut byte = [0; 1];
+            assert_eq!(stream.read(&mut byte).unwrap(), 1);
+            buffer.extend_from_slice(&byte);
+        }
+        stream
+    }
+}
+
+/// Whether the other end closed `stream` (rather than `PATIENCE` passing in silence).
+fn closed(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(error) => !matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn connections_to_and_from_a_vanished_run_close_when_the_next_run_says_hello() {
+    let (a, net_a) = node();
+    let vanished = Vanished {
+        listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+    };
+    let mut inbound = vanished.connect(&net_a);
+    // A links to a process of the vanished run: the link goes out on a connection that stays
+    // open with nobody behind it, so no end of it will ever tell A anything.
+    let target: Upid = format!("worker(1)@{}#7", vanished.address())
+        .parse()
+        .unwrap();
+    let notices = watch(&a, &target);
+    let mut outbound = vanished.accept();
+    assert!(notices.recv_timeout(Duration::from_millis(200)).is_err());
+
+    // The node's next run (same advertised address, new incarnation) talks to A.
+    let b = Runtime::new();
+    let _net_b = Net::builder()
+        .advertise(vanished.address())
+        .start(&b)
+        .unwrap();
+    let (notes, received) = mpsc::channel();
+    let inbox = a.spawn(Inbox(notes)).upid();
+    let sender = b.spawn(Inbox(mpsc::channel().0)).upid();
+    deliver(&b, &sender, &inbox, 1, &received);
+
+    assert_eq!(
+        notices.recv_timeout(PATIENCE).unwrap(),
+        (target, ExitReason::Lost)
+    );
+    assert!(
+        closed(&mut outbound),
+        "the connection to the last run is open"
+    );
+    assert!(
+        closed(&mut inbound),
+        "the connection from the last run is open"
+    );
+}
