@@ -241,3 +241,62 @@ fn a_lost_writing_node_fails_the_reader_after_what_arrived() {
     );
     drop(writer);
 }
+
+/// A writer on another node that breaks the protocol: it opens the pipe like a forwarder, then
+/// sends item 0 and item 2 (messages of the forwarder's wire names and encodings).
+mod counterfeit {
+    use bytes::Bytes;
+    use procession::{send, Context, Message, Process, Upid};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Open;
+    impl Message for Open {
+        const NAME: &'static str = "procession.pipe.Open";
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Data {
+        seq: u64,
+        item: Bytes,
+    }
+    impl Message for Data {
+        const NAME: &'static str = "procession.pipe.Data";
+    }
+
+    pub struct Forwarder(pub Upid);
+    impl Process for Forwarder {
+        fn initialize(&mut self, _: &mut Context<'_, Self>) {
+            send(&self.0, Open);
+            for seq in [0, 2] {
+                let item = Bytes::from(vec![seq as u8; 4]);
+                send(&self.0, Data { seq, item });
+            }
+        }
+    }
+}
+
+#[test]
+fn a_gap_in_the_items_fails_the_reader_with_a_protocol_error_after_the_data() {
+    let p = pair();
+    let (mut reader, token) = {
+        let _entered = p.reading.0.enter();
+        remote_pipe_with_window(64 << 10)
+    };
+    p.writing
+        .0
+        .spawn(counterfeit::Forwarder(token.receiver().clone()));
+    assert_eq!(
+        outcome(&reader.read()).unwrap(),
+        Some(Bytes::from(vec![0; 4]))
+    );
+    let failure = failure_of(&reader.read());
+    assert!(
+        failure.message().contains("item 2 arrived where 1 was due"),
+        "{failure:?}"
+    );
+    assert!(matches!(
+        failure.downcast_ref::<RemotePipeError>(),
+        Some(RemotePipeError::Protocol(_))
+    ));
+}

@@ -106,7 +106,8 @@ impl Upid {
 /// Equal when the ids and addresses are: the incarnation is not compared (module docs).
 impl PartialEq for Upid {
     fn eq(&self, other: &Self) -> bool {
-        self.address == other.address && self.id == other.id
+        // Clones of one Upid (a stream's receiver, a process's own) share their id's bytes.
+        self.address == other.address && (Arc::ptr_eq(&self.id, &other.id) || self.id == other.id)
     }
 }
 

@@ -219,6 +219,13 @@ impl Inbound {
         self.handle.route_encoded(to, messages);
     }
 
+    /// Counts a message to `to` that the transport dropped for reason `why` (it could not be
+    /// encoded, say) among the runtime's dropped messages (`Stats::dropped_messages`), for a
+    /// transport with no metrics of its own.
+    pub fn dropped(&self, to: &Upid, name: &str, why: &'static str) {
+        self.handle.drop_message(to, name, why);
+    }
+
     /// Remote `linker` asks to be told when local `to` ends. If `to` is already gone, the
     /// transport's [`Transport::exited`] is called at once.
     pub fn link(&self, linker: Upid, to: &Upid) {

@@ -306,6 +306,7 @@ impl Sim {
         let endpoint: Arc<dyn Transport> = Arc::new(Endpoint {
             network: self.network.clone(),
             node: index,
+            inbound: inbound.clone(),
         });
         inbound.set_transport(endpoint);
         // A real child process would run outside the seed's control and virtual time.

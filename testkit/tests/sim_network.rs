@@ -184,3 +184,40 @@ fn a_message_to_an_address_no_node_has_is_a_failed_connect() {
         .iter()
         .any(|e| matches!(e, Event::Lost { peer, .. } if *peer == nowhere.address())));
 }
+
+/// A message whose `Serialize` fails.
+struct Unencodable;
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("not today"))
+    }
+}
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+impl procession::Message for Unencodable {
+    const NAME: &'static str = "sim-network::Unencodable";
+}
+
+#[test]
+fn a_message_that_cannot_be_encoded_is_dropped_and_counted_by_the_sender() {
+    let mut sim = Sim::new(1);
+    let (_, b, recorder) = two_nodes(&mut sim);
+    struct Sender;
+    impl procession::Process for Sender {}
+    let runtime = sim.runtime(b).unwrap();
+    let before = runtime.stats().dropped_messages;
+    let sender = runtime.spawn(Sender);
+    let to = recorder.upid();
+    let sent = procession::dispatch(&sender, move |_: &mut Sender| {
+        procession::send(&to, Unencodable);
+    });
+    sim.block_on(sent).unwrap().unwrap();
+    sim.run_for(SETTLE);
+    assert_eq!(sim.runtime(b).unwrap().stats().dropped_messages, before + 1);
+    send_notes(&mut sim, b, &recorder.upid(), [7]);
+    sim.run_for(SETTLE);
+    assert_eq!(notes(&mut sim, &recorder).len(), 1, "the node sends on");
+}

@@ -315,6 +315,9 @@ impl State {
 pub(crate) struct Endpoint {
     pub(crate) network: Arc<Network>,
     pub(crate) node: usize,
+    /// The node's runtime, which counts what cannot be sent (the runtime drops this endpoint
+    /// when it stops, ending the cycle).
+    pub(crate) inbound: procession::Inbound,
 }
 
 impl Transport for Endpoint {
@@ -322,7 +325,10 @@ impl Transport for Endpoint {
         let body = match message.to_bytes() {
             Ok(body) => body,
             Err(error) => {
-                return tracing::warn!(%to, %error, "message cannot be encoded; dropped");
+                tracing::warn!(%to, %error, "message cannot be encoded; dropped");
+                return self
+                    .inbound
+                    .dropped(to, message.name(), "cannot be encoded");
             }
         };
         let kind = PacketKind::Message {
