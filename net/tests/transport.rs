@@ -423,6 +423,58 @@ fn requests_cross_nodes_and_a_lost_node_abandons_them() {
     assert!(lost.is_abandoned(), "{lost:?}");
 }
 
+#[test]
+fn across_nodes_a_request_and_a_plain_message_of_one_type_never_meet_each_others_handler() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (asked, asked_rx) = mpsc::channel();
+    let doubler = b.spawn(Doubler { asked }).upid();
+    struct Plain(mpsc::Sender<u64>);
+    impl Process for Plain {
+        fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+            ctx.install(|me: &mut Self, _: &Upid, Double(n)| {
+                let _ = me.0.send(n);
+            })
+            .unwrap();
+        }
+    }
+    let (plain_tx, plain_rx) = mpsc::channel();
+    let plain = b.spawn(Plain(plain_tx)).upid();
+    let dropped = b.stats().dropped_messages;
+    let _entered = a.enter();
+    let unanswered = procession::request::request(&plain, Double(1));
+    send(&doubler, Double(2));
+    // Read as a request with id 3 and items [5, 7], its encoding would fit a request's.
+    let summer = b.spawn(Summer).upid();
+    send(&summer, Sum(vec![2, 5, 7]));
+    send(&plain, Double(3));
+    // Each kind still reaches its own handler, after those that must not.
+    assert_eq!(plain_rx.recv_timeout(PATIENCE).unwrap(), 3);
+    let answer = procession::request::request(&doubler, Double(4));
+    assert_eq!(a.block_on(answer).unwrap(), 8);
+    let sum = procession::request::request(&summer, Sum(vec![1, 2]));
+    assert_eq!(a.block_on(sum).unwrap(), 3);
+    assert_eq!(asked_rx.try_iter().collect::<Vec<_>>(), [4]);
+    assert_eq!(plain_rx.try_iter().count(), 0);
+    assert!(unanswered.is_pending());
+    assert_eq!(b.stats().dropped_messages, dropped + 3);
+}
+
+#[derive(Serialize, Deserialize, Message)]
+struct Sum(Vec<u64>);
+impl procession::request::Request for Sum {
+    type Response = u64;
+}
+
+/// Answers `Sum` requests.
+struct Summer;
+impl Process for Summer {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install_request(|_: &mut Self, _: &Upid, Sum(items)| items.iter().sum())
+            .unwrap();
+    }
+}
+
 /// A message whose `Serialize` panics.
 struct Explosive;
 

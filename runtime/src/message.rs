@@ -55,7 +55,7 @@ use crate::handle::{Handle, Shared};
 use crate::pid::Upid;
 use crate::process::cell::ProcessCell;
 use crate::process::Process;
-use crate::transport::Outgoing;
+use crate::transport::{Encoder, Outgoing};
 
 pub mod shared_bytes;
 
@@ -133,19 +133,32 @@ pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
 }
 
 fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
+    deliver_as(handle, from, to, M::NAME, message, encode_any::<M>);
+}
+
+/// Delivers `value` under `name`: the value itself to a local receiver, encoded by `encoder`
+/// for a remote one.
+pub(crate) fn deliver_as<V: Any + Send>(
+    handle: &Handle,
+    from: Upid,
+    to: &Upid,
+    name: &'static str,
+    value: V,
+    encoder: Encoder,
+) {
     if !handle.is_local(to.address()) {
         // Encoded by the transport straight from here: the value is never boxed.
-        let outgoing = Outgoing::value(M::NAME, &message, encode_any::<M>);
+        let outgoing = Outgoing::value(name, &value, encoder);
         return handle.send_remote(&from, to, outgoing);
     }
     let envelope = Envelope {
         from,
         body: Payload::Local {
-            name: M::NAME,
-            value: Box::new(message),
+            name,
+            value: Box::new(value),
         },
     };
-    handle.route(to, envelope, encode_any::<M>);
+    handle.route(to, envelope, encoder);
 }
 
 /// Appends a local value known to be an `M`, encoded, to `out`: for a receiver on another node.
@@ -230,7 +243,7 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new(name: &'static str, reason: String) -> Self {
+    pub(crate) fn new(name: &'static str, reason: String) -> Self {
         CodecError { name, reason }
     }
 
@@ -266,18 +279,27 @@ impl fmt::Display for InstallError {
 
 impl std::error::Error for InstallError {}
 
-type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Payload) -> Result<(), String> + Send>;
+pub(crate) type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Payload) -> Result<(), String> + Send>;
 
-/// A process's message handlers by name; allocated on the first `install`.
+// Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
+#[allow(clippy::box_collection)]
+type HandlerMap<P> = Option<Box<HashMap<&'static str, Handler<P>, foldhash::fast::RandomState>>>;
+
+/// A process's message handlers by name, and its request handlers by request name (a request
+/// travels under one name of its own, [`ASKED`](crate::request::ASKED), so that a message and
+/// a request of one type never meet each other's handler); each map is allocated on its first
+/// handler.
 pub(crate) struct Handlers<P> {
-    // Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
-    #[allow(clippy::box_collection)]
-    map: Option<Box<HashMap<&'static str, Handler<P>, foldhash::fast::RandomState>>>,
+    map: HandlerMap<P>,
+    requests: HandlerMap<P>,
 }
 
 impl<P> Default for Handlers<P> {
     fn default() -> Self {
-        Handlers { map: None }
+        Handlers {
+            map: None,
+            requests: None,
+        }
     }
 }
 
@@ -308,6 +330,20 @@ impl<P: Process> Handlers<P> {
         Ok(())
     }
 
+    /// Installs `handler` for requests named `name` (see `Context::install_request`).
+    pub(crate) fn install_request(
+        &mut self,
+        name: &'static str,
+        handler: Handler<P>,
+    ) -> Result<(), InstallError> {
+        let requests = self.requests.get_or_insert_with(Default::default);
+        if requests.contains_key(name) {
+            return Err(InstallError { name });
+        }
+        requests.insert(name, handler);
+        Ok(())
+    }
+
     /// Installs, for `M`'s name, a handler that forwards the message to `to` unchanged.
     pub(crate) fn delegate<M: Message>(
         &mut self,
@@ -334,8 +370,13 @@ impl<P: Process> Handlers<P> {
 
     /// Runs the handler for `envelope`, or drops and counts it.
     pub(crate) fn handle(&mut self, process: &mut P, cell: &ProcessCell<P>, envelope: Envelope) {
-        let name = envelope.body.name();
-        let Some(handler) = self.map.as_mut().and_then(|map| map.get_mut(name)) else {
+        let mut name = envelope.body.name();
+        let mut handlers = &mut self.map;
+        if name == crate::request::ASKED {
+            name = crate::request::asked_name(&envelope.body).unwrap_or(name);
+            handlers = &mut self.requests;
+        }
+        let Some(handler) = handlers.as_mut().and_then(|map| map.get_mut(name)) else {
             let name = name.to_owned();
             cell.handle()
                 .drop_message(&cell.upid(), &name, "no handler installed");

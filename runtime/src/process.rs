@@ -78,7 +78,7 @@ pub trait Process: Send + Sized + 'static {
 /// table.
 pub struct Context<'a, P: Process> {
     cell: &'a Arc<ProcessCell<P>>,
-    handlers: &'a mut crate::message::Handlers<P>,
+    pub(crate) handlers: &'a mut crate::message::Handlers<P>,
 }
 
 impl<'a, P: Process> Context<'a, P> {

@@ -41,24 +41,29 @@
 //!   not time-limited by themselves; bound one with [`Future::after`](crate::Future::after).
 //! - Discarding the future forgets the request: a late answer is dropped.
 //!
-//! A `Request` travels under its own message name, wrapped with its id: send it with `request`
-//! and answer it with `install_request`. Sent with plain `send`, or to a plain `install`
-//! handler, it arrives in the other shape: dropped as undecodable and counted (or, as bytes
-//! happen to fall, misread), so keep a request type to these two.
+//! A request travels under one message name of its own, [`ASKED`], with the request's name and
+//! id before its body, and meets only handlers installed with `install_request`: a request to
+//! a process that only [`install`](Context::install)ed a handler for the type (or has none) is
+//! dropped and counted as one without a handler, and a request type sent with plain `send`
+//! never reaches a request handler. Neither is ever decoded as the other.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context;
 use crate::event::ExitReason;
+use crate::event::Payload;
 use crate::future::{Future, Promise};
-use crate::message::{decode, encode, post, send, shared_bytes, Message};
+use crate::message::{
+    decode, deliver_as, encode, post, send, shared_bytes, CodecError, Handler, Message,
+};
 use crate::pid::Upid;
 use crate::process::{Context, Process};
 
@@ -117,7 +122,12 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
     });
     let requester = handle.upid(client.id.clone());
     post(&requester, &requester, Watch { target: to.clone() });
-    post(&requester, to, Asked { id, request });
+    let asked = Asked {
+        name: R::NAME,
+        id,
+        request: Box::new(request),
+    };
+    deliver_as(&handle, requester, to, ASKED, asked, encode_asked::<R>);
     answer
 }
 
@@ -135,35 +145,94 @@ impl<P: Process> Context<'_, P> {
         R: Request,
         F: FnMut(&mut P, &Upid, R) -> R::Response + Send + 'static,
     {
-        self.install(move |process: &mut P, from: &Upid, asked: Asked<R>| {
-            let response = handler(process, from, asked.request);
+        let erased: Handler<P> = Box::new(move |process, from, payload| {
+            let (id, request) = match payload {
+                Payload::Local { value, .. } => {
+                    let asked = value.downcast::<Asked>().map_err(|_| "not a request")?;
+                    let request = asked.request.downcast::<R>().map_err(|_| {
+                        format!("a local request named {:?} has another type", R::NAME)
+                    })?;
+                    (asked.id, *request)
+                }
+                Payload::Encoded { bytes, .. } => {
+                    let (_, header) = name_prefix(&bytes).ok_or("a request without a name")?;
+                    let tail =
+                        shared_bytes::decoding(&bytes, || decode::<Tail<R>>(&bytes[header..]))
+                            .map_err(|e| e.to_string())?;
+                    (tail.id, tail.request)
+                }
+            };
+            let response = handler(process, from, request);
             let answer = match encode(&Answered(response)) {
                 Ok(body) => Answer {
-                    id: asked.id,
+                    id,
                     body,
                     error: None,
                 },
                 Err(error) => Answer {
-                    id: asked.id,
+                    id,
                     body: Bytes::new(),
                     error: Some(error.to_string()),
                 },
             };
             send(from, answer);
-        })
+            Ok(())
+        });
+        self.handlers.install_request(R::NAME, erased)
     }
 }
 
-/// A request on the wire: under the request's own name, with the id its answer comes back under.
+/// The message name every request travels under; its body starts with the request's own name.
+pub const ASKED: &str = "procession::Asked";
+
+/// A request between local processes: the request's name and id, and the request itself.
+struct Asked {
+    name: &'static str,
+    id: u64,
+    request: Box<dyn Any + Send>,
+}
+
+/// Encodes a local [`Asked`] holding an `R` for another node: the request's name, its id, then
+/// the request, as bincode lays out a struct of the three.
+fn encode_asked<R: Request>(
+    value: &(dyn Any + Send),
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
+    let invalid = || CodecError::new(R::NAME, "the value is not this request".into());
+    let asked = value.downcast_ref::<Asked>().ok_or_else(invalid)?;
+    let request = asked.request.downcast_ref::<R>().ok_or_else(invalid)?;
+    bincode::serde::encode_into_std_write(
+        (asked.name, asked.id, request),
+        &mut out.writer(),
+        bincode::config::standard(),
+    )
+    .map(|_| ())
+    .map_err(|error| CodecError::new(R::NAME, error.to_string()))
+}
+
+/// What follows the name in an encoded request.
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
-struct Asked<R: Request> {
+struct Tail<R: Request> {
     id: u64,
     request: R,
 }
 
-impl<R: Request> Message for Asked<R> {
+impl<R: Request> Message for Tail<R> {
     const NAME: &'static str = R::NAME;
+}
+
+/// An encoded request's name, and where the rest of it starts.
+fn name_prefix(bytes: &[u8]) -> Option<(&str, usize)> {
+    bincode::serde::borrow_decode_from_slice(bytes, bincode::config::standard()).ok()
+}
+
+/// The name of the request a payload sent under [`ASKED`] carries, if it is one.
+pub(crate) fn asked_name(payload: &Payload) -> Option<&str> {
+    match payload {
+        Payload::Local { value, .. } => value.downcast_ref::<Asked>().map(|asked| asked.name),
+        Payload::Encoded { bytes, .. } => name_prefix(bytes).map(|(name, _)| name),
+    }
 }
 
 /// An answer, to the asking runtime's requester: the encoded response, or why there is none.

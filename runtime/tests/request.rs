@@ -148,3 +148,61 @@ fn a_killed_requester_abandons_its_requests_and_is_replaced() {
     });
     assert_eq!(answered, Some(4));
 }
+
+/// Handles `Add` as a plain message and counts what it got.
+#[derive(Default)]
+struct PlainAdder {
+    plain: u32,
+}
+impl Process for PlainAdder {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, _: &Upid, Add(_, _)| me.plain += 1)
+            .unwrap();
+    }
+}
+
+rt_test!(
+    a_request_and_a_plain_message_of_one_type_never_meet_each_others_handler,
+    |_flavor, rt| {
+        let plain = rt.spawn(PlainAdder::default());
+        let adder = rt.spawn(Adder).upid();
+        let _entered = rt.enter();
+        let unanswered = request(&plain.upid(), Add(1, 2));
+        procession::send(&adder, Add(3, 4));
+        procession::send(&plain.upid(), Add(5, 6));
+        support::pause_and_settle(rt);
+        let plain_got = rt
+            .block_on(procession::dispatch(&plain, |me: &mut PlainAdder| me.plain))
+            .unwrap();
+        assert_eq!(
+            plain_got, 1,
+            "only the plain message reached the plain handler"
+        );
+        assert!(unanswered.is_pending(), "{unanswered:?}");
+        assert_eq!(
+            rt.stats().dropped_messages,
+            2,
+            "the request to the plain handler, the plain message to the request handler"
+        );
+        // Each handler still takes its own kind.
+        assert_eq!(rt.block_on(request(&adder, Add(7, 8))).unwrap(), 15);
+    }
+);
+
+#[test]
+fn a_process_refuses_a_second_request_handler_for_one_type_but_takes_a_plain_one() {
+    struct Twice;
+    impl Process for Twice {
+        fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+            ctx.install_request(|_: &mut Self, _: &Upid, Add(a, b)| a + b)
+                .unwrap();
+            let again = ctx.install_request(|_: &mut Self, _: &Upid, Add(a, b)| a * b);
+            assert!(again.unwrap_err().to_string().contains(Add::NAME));
+            ctx.install(|_: &mut Self, _: &Upid, Add(_, _)| ()).unwrap();
+        }
+    }
+    let rt = Runtime::new();
+    let twice = rt.spawn(Twice).upid();
+    let _entered = rt.enter();
+    assert_eq!(rt.block_on(request(&twice, Add(2, 3))).unwrap(), 5);
+}
