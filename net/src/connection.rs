@@ -37,6 +37,7 @@ const AHEAD: usize = 1024 * 1024;
 
 /// Serves one accepted connection; `said` receives the connecting node's hello.
 pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, said: Arc<OnceLock<Hello>>) {
+    let made = shared.connection_made();
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
@@ -53,16 +54,20 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, said: Arc<Once
                 return tracing::warn!(%peer, "connection refused: no TLS handshake in time");
             }
         };
-        return serve_stream(&shared, &peer, stream, &said).await;
+        return serve_stream(&shared, &peer, stream, (made, &said)).await;
     }
-    serve_stream(&shared, &peer, stream, &said).await;
+    serve_stream(&shared, &peer, stream, (made, &said)).await;
 }
 
 /// Authenticates the peer (when the node has a secret), exchanges hellos, then reads its frames
 /// until the end (or until the task is discarded: shutdown, a later run of the peer's node). Generic so that plain TCP
 /// is read directly, with no layer between the socket and the reader.
-async fn serve_stream<S>(shared: &Shared, peer: &str, mut stream: S, said: &OnceLock<Hello>)
-where
+async fn serve_stream<S>(
+    shared: &Shared,
+    peer: &str,
+    mut stream: S,
+    (made, said): (u64, &OnceLock<Hello>),
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if let Some(secret) = &shared.config.secret {
@@ -95,8 +100,10 @@ where
             return tracing::warn!(%peer, "connection refused: no hello in time");
         }
     };
+    if !shared.heard(hello.address, hello.incarnation, made) {
+        return tracing::info!(%peer, "connection from a run of its node that is gone; closed");
+    }
     let _ = said.set(hello);
-    shared.heard(hello.address, hello.incarnation);
     shared.stats.connections.increment();
     // Decremented when the task is discarded too (shutdown, a later run of the peer's node).
     let connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());

@@ -50,7 +50,7 @@ impl Hello {
         let mut out = Vec::with_capacity(FIXED + address.len());
         out.push(VERSION);
         out.extend_from_slice(&self.incarnation.to_be_bytes());
-        // An `ip:port` is at most 47 bytes ("[v6%scope]:port" included).
+        // An `ip:port` is well under 255 bytes, a scoped IPv6 address included.
         out.push(address.len() as u8);
         out.extend_from_slice(address.as_bytes());
         out

@@ -50,9 +50,12 @@
 //!   and incarnation (the run of its runtime, which its Upids carry). A node restarted on the
 //!   same address is a new incarnation: a message or link for a Upid of its last run is treated
 //!   as one for a gone process (dropped and counted; `exited(NotFound)`), even where the new run
-//!   reuses the id. A node that hears a new incarnation for an address closes the connections
-//!   to and from the last run — left open when a host vanished without closing them — and the
-//!   linkers of that run's processes get `exited(Lost)`.
+//!   reuses the id. A node that hears a new incarnation for an address (over a connection made
+//!   later than the one that told it of the last) closes the connections to and from the last
+//!   run whose hello it had heard — left open when a host vanished without closing them — and
+//!   the linkers of the node's processes get `exited(Lost)` before the new run's first frame is
+//!   read. A connection that turns out to reach a run that is gone closes itself. Links to two
+//!   runs of one process are two links: the end of one does not end the other.
 //! - **Links.** A link to a remote process travels to its node; when the process ends, the
 //!   linker gets `exited` with the reason. When the connection to a node breaks or the node
 //!   cannot be reached, every local process linked to one of its processes gets
@@ -65,7 +68,9 @@
 //!   blocks a handler. Links and exit notices (small) are always queued, so no linker waits
 //!   forever behind a full queue.
 //! - **Security.** Loopback by default; an optional shared secret authenticates every
-//!   connection both ways ([`Builder::secret`]); with the `tls` feature, optional mutual TLS
+//!   connection both ways ([`Builder::secret`]) — without one, anything that reaches the port
+//!   can send frames as any process and say hello as any node (which closes the connections to
+//!   that node); with the `tls` feature, optional mutual TLS
 //!   encrypts every connection and checks both nodes' certificates (`Builder::tls`, the `tls`
 //!   module); frames over [`Builder::max_frame`] close the connection before their bytes are
 //!   read. Bad input — garbage, truncated frames, oversized length prefixes, unknown versions,

@@ -1,5 +1,9 @@
 //! Outbound: one connection per peer node, made on the first frame for it and kept.
 //!
+//! The connection starts with this node's [hello](crate::hello); frames follow at once, and the
+//! peer's hello is read alongside them. A connection stopped because a later run of the node
+//! said hello elsewhere (or whose hello names a run that is gone) reports the node lost once.
+//!
 //! A message's body is serialized before any lock is taken, into a buffer each thread reuses (so
 //! a `Serialize` implementation never runs under the transport's locks); then the sender copies
 //! the frame into the peer's buffer under a short lock and never waits. The peer's writer task
@@ -18,7 +22,7 @@ use std::fmt::Write as _;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -48,6 +52,9 @@ pub(crate) struct Peer {
     address: SocketAddr,
     /// The run of the node the connection reached, once its hello arrived (0 before).
     incarnation: AtomicU64,
+    /// The node was reported lost for this connection (once: when it ended, or earlier when a
+    /// later run of the node said hello).
+    reported: AtomicBool,
     queue: Mutex<Queue>,
     /// Wakes a connection attempt that [`stop`](Self::stop) should cut short.
     stopped: tokio::sync::Notify,
@@ -80,6 +87,7 @@ impl Peer {
         let peer = Arc::new(Peer {
             address,
             incarnation: AtomicU64::new(0),
+            reported: AtomicBool::new(false),
             stopped: tokio::sync::Notify::new(),
             queue: Mutex::new(Queue {
                 segments: Vec::new(),
@@ -100,6 +108,14 @@ impl Peer {
 
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Tells every local linker of the node's processes that they were lost, unless that was
+    /// done for this connection already.
+    pub(crate) fn report_lost(&self, shared: &Shared) {
+        if !self.reported.swap(true, Ordering::AcqRel) {
+            shared.inbound.peer_lost(self.address);
+        }
     }
 
     /// Whether the connection reached a run of the node other than `incarnation`.
@@ -339,7 +355,7 @@ async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
     peer.close(&shared);
     // Reported before the peer leaves the map: a link made meanwhile still finds this closed
     // peer, so it goes out on a new connection only after this report, not before it.
-    shared.inbound.peer_lost(peer.address);
+    peer.report_lost(&shared);
     shared.forget_peer(&peer);
 }
 
@@ -404,6 +420,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let made = shared.connection_made();
     shared.stats.connections.increment();
     let _connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");
@@ -422,7 +439,11 @@ where
     let watching = async {
         let hello = Hello::read(&mut read).await?;
         peer.incarnation.store(hello.incarnation, Ordering::Relaxed);
-        shared.heard(peer.address, hello.incarnation);
+        if !shared.heard(peer.address, hello.incarnation, made) {
+            return Err(io::Error::other(
+                "reached a run of the peer's node that is gone",
+            ));
+        }
         let mut byte = [0u8; 1];
         match read.read(&mut byte).await {
             Ok(0) => Err(io::Error::new(

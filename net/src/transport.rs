@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -126,6 +126,8 @@ impl Builder {
             },
             peers: Mutex::new(HashMap::default()),
             accepted: Mutex::new(Vec::new()),
+            made: AtomicU64::new(0),
+            runs: Mutex::new(HashMap::new()),
             stopped: AtomicBool::new(false),
             accepting: Mutex::new(None),
         });
@@ -228,6 +230,11 @@ pub(crate) struct Shared {
     /// The inbound connections, discarded when a later run of their node says hello or at
     /// shutdown.
     accepted: Mutex<Vec<Accepted>>,
+    /// Numbers the connections in the order they were made.
+    made: AtomicU64,
+    /// The latest run heard of for each node, and the number of the latest connection that
+    /// said so.
+    runs: Mutex<HashMap<SocketAddr, (u64, u64)>>,
     /// Set by `Net::shutdown` (under `peers`' lock): no new connection is made.
     stopped: AtomicBool,
     /// The accept loop, discarded at shutdown.
@@ -267,14 +274,35 @@ impl Shared {
         }
     }
 
-    /// Node `address` now runs as `incarnation`: a connection to or from another run of it is
-    /// left over from a node that restarted without closing it (a host that vanished), and is
-    /// closed. Closing the outbound one reports the node lost to the linkers of its processes.
-    pub(crate) fn heard(&self, address: SocketAddr, incarnation: u64) {
+    /// A number for a connection just made: a later connection gets a larger one.
+    pub(crate) fn connection_made(&self) -> u64 {
+        self.made.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The connection numbered `made` (see [`connection_made`](Self::connection_made)) says
+    /// node `address` runs as `incarnation`. False if a connection made later said another
+    /// run: this one reached a run that is gone (incarnations are random, so only the order in
+    /// which connections were made tells which run is the latest), and its caller closes it.
+    /// Otherwise a connection to or from another run of the node is left over from a node that
+    /// restarted without closing it (a host that vanished), and is closed; every local linker of
+    /// the node's processes hears at once that they were lost, before this connection's first
+    /// frame is read, so no link to the new run is taken for one to the last.
+    pub(crate) fn heard(&self, address: SocketAddr, incarnation: u64, made: u64) -> bool {
+        {
+            let mut runs = self.runs.lock();
+            match runs.get_mut(&address) {
+                Some(latest) if latest.0 == incarnation => latest.1 = latest.1.max(made),
+                Some(latest) if latest.1 > made => return false,
+                _ => {
+                    runs.insert(address, (incarnation, made));
+                }
+            }
+        }
         let peer = self.peers.lock().get(&address).cloned();
         if let Some(peer) = peer.filter(|p| p.is_of_another_run(incarnation)) {
             tracing::info!(peer = %address, "peer restarted; closing the connection to its last run");
             peer.stop();
+            peer.report_lost(self);
         }
         // Discarded rather than told: a reader waiting on a signal kept in `Shared` would be
         // kept alive by it after its runtime shut down, its socket open.
@@ -284,6 +312,7 @@ impl Shared {
                 accepted.serving.discard();
             }
         }
+        true
     }
 
     /// Removes `peer` from the map if it is still the connection for its address.

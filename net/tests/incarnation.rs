@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use procession::{post, Context, ExitReason, Message, Process, Runtime, Upid};
+use procession::{link, post, Context, ExitReason, Message, Process, Runtime, Upid};
 use procession_net::hello::Hello;
 use procession_net::Net;
 use serde::{Deserialize, Serialize};
@@ -31,14 +31,18 @@ impl Process for Inbox {
     }
 }
 
-/// Posts `note` to `to` from `from` until `received` has it: the first posts after a node
-/// restarted may go down the connection to its last run.
+/// Posts `note` to `to` from `from` until `received` has it (the first posts after a node
+/// restarted may go down the connection to its last run), then a last note on the connection
+/// that worked, taking every late copy of `note` off `received` before it.
 fn deliver(a: &Runtime, from: &Upid, to: &Upid, note: u64, received: &mpsc::Receiver<u64>) {
     let _entered = a.enter();
     for _ in 0..200 {
         post(from, to, Note(note));
         if let Ok(n) = received.recv_timeout(Duration::from_millis(100)) {
             assert_eq!(n, note);
+            let last = u64::MAX - note;
+            post(from, to, Note(last));
+            while received.recv_timeout(PATIENCE).unwrap() != last {}
             return;
         }
     }
@@ -140,6 +144,39 @@ fn closed(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// Link to the first, then send `Note(0)` to the second.
+#[derive(Serialize, Deserialize)]
+struct LinkTo(Upid, Upid);
+impl Message for LinkTo {
+    const NAME: &'static str = "incarnation::LinkTo";
+}
+
+/// Links to `first` when it starts and to whatever a `LinkTo` names (and says so); passes notes
+/// on and reports every exit notice.
+struct Linker {
+    first: Upid,
+    notes: mpsc::Sender<u64>,
+    exits: mpsc::Sender<(Upid, ExitReason)>,
+}
+impl Process for Linker {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        link(&self.first);
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.notes.send(n);
+        })
+        .unwrap();
+        ctx.install(|_: &mut Self, _: &Upid, LinkTo(upid, done)| {
+            link(&upid);
+            procession::send(&done, Note(0));
+        })
+        .unwrap();
+    }
+
+    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
+        let _ = self.exits.send((upid.clone(), reason.clone()));
+    }
+}
+
 #[test]
 fn connections_to_and_from_a_vanished_run_close_when_the_next_run_says_hello() {
     let (a, net_a) = node();
@@ -147,30 +184,46 @@ fn connections_to_and_from_a_vanished_run_close_when_the_next_run_says_hello() {
         listener: TcpListener::bind("127.0.0.1:0").unwrap(),
     };
     let mut inbound = vanished.connect(&net_a);
-    // A links to a process of the vanished run: the link goes out on a connection that stays
-    // open with nobody behind it, so no end of it will ever tell A anything.
-    let target: Upid = format!("worker(1)@{}#7", vanished.address())
+    // The node's next run, not yet listening, and a process on it with the id a process of the
+    // vanished run had.
+    let b = Runtime::new();
+    let worker = b.spawn(Inbox(mpsc::channel().0));
+    let old: Upid = format!("{}@{}#7", worker.id(), vanished.address())
         .parse()
         .unwrap();
-    let notices = watch(&a, &target);
-    let mut outbound = vanished.accept();
-    assert!(notices.recv_timeout(Duration::from_millis(200)).is_err());
-
-    // The node's next run (same advertised address, new incarnation) talks to A.
-    let b = Runtime::new();
-    let _net_b = Net::builder()
-        .advertise(vanished.address())
-        .start(&b)
-        .unwrap();
+    // A links to the vanished run's process: the link goes out on a connection that stays
+    // open with nobody behind it, so no end of it will ever tell A anything.
     let (notes, received) = mpsc::channel();
-    let inbox = a.spawn(Inbox(notes)).upid();
-    let sender = b.spawn(Inbox(mpsc::channel().0)).upid();
-    deliver(&b, &sender, &inbox, 1, &received);
+    let (exits, exited) = mpsc::channel();
+    let linker = a
+        .spawn(Linker {
+            first: old.clone(),
+            notes,
+            exits,
+        })
+        .upid();
+    let mut outbound = vanished.accept();
+    assert!(exited.recv_timeout(Duration::from_millis(200)).is_err());
 
-    assert_eq!(
-        notices.recv_timeout(PATIENCE).unwrap(),
-        (target, ExitReason::Lost)
-    );
+    // The next run (same address, new incarnation; the last run's connections still open)
+    // talks to A, which links to its process at once: a link to the new run, not a repeat of
+    // the one to the last.
+    let address = vanished.address();
+    drop(vanished);
+    let _net_b = Net::builder().listen(address).start(&b).unwrap();
+    let new = worker.upid();
+    assert_eq!(new, old);
+    let (linked_tx, linked) = mpsc::channel();
+    let sender = b.spawn(Inbox(linked_tx)).upid();
+    {
+        let _entered = b.enter();
+        post(&sender, &linker, LinkTo(new.clone(), sender.clone()));
+    }
+    deliver(&b, &sender, &linker, 1, &received);
+    // Sent after the link on the same connection: the link reached the new run.
+    assert_eq!(linked.recv_timeout(PATIENCE).unwrap(), 0);
+    let (upid, reason) = exited.recv_timeout(PATIENCE).unwrap();
+    assert_eq!((upid.incarnation(), reason), (Some(7), ExitReason::Lost));
     assert!(
         closed(&mut outbound),
         "the connection to the last run is open"
@@ -178,5 +231,12 @@ fn connections_to_and_from_a_vanished_run_close_when_the_next_run_says_hello() {
     assert!(
         closed(&mut inbound),
         "the connection from the last run is open"
+    );
+    // The link to the new run holds: it reports the new process's end, and nothing before.
+    procession::terminate(&worker);
+    let (upid, reason) = exited.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        (upid.incarnation(), reason),
+        (new.incarnation(), ExitReason::Normal)
     );
 }

@@ -22,6 +22,10 @@ use crate::transport::{Encoder, InboundMessage, Outgoing, Transport};
 
 pub(crate) type Handle = Arc<Shared>;
 
+/// Who watches each remote process, each with the Upid it asked about (its run, when that
+/// names one: a process of two runs of a node is two processes, under one key).
+type Watchers<T> = HashMap<Upid, Vec<(T, Upid)>>;
+
 pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
@@ -38,9 +42,9 @@ pub(crate) struct Shared {
     filter: FilterPoint,
     transport: RwLock<Option<Arc<dyn Transport>>>,
     /// Local linkers of remote processes, by remote process, so a lost peer can be reported.
-    remote_links: Mutex<HashMap<Upid, Vec<Upid>>>,
+    remote_links: Mutex<Watchers<Upid>>,
     /// Monitors of remote processes, by remote process.
-    remote_monitors: Mutex<HashMap<Upid, Vec<Promise<ExitReason>>>>,
+    remote_monitors: Mutex<Watchers<Promise<ExitReason>>>,
     /// The I/O driver, owned here so shutdown can stop it; `io_handle` reaches it without a lock.
     io: Mutex<Option<tokio::runtime::Runtime>>,
     io_handle: OnceLock<tokio::runtime::Handle>,
@@ -322,10 +326,10 @@ impl Shared {
         {
             let mut links = self.remote_links.lock();
             let linkers = links.entry(to.clone()).or_default();
-            if linkers.contains(&linker) {
+            if linkers.iter().any(|(l, t)| *l == linker && same_run(t, to)) {
                 return;
             }
-            linkers.push(linker.clone());
+            linkers.push((linker.clone(), to.clone()));
         }
         transport.link(&linker, to);
     }
@@ -339,28 +343,24 @@ impl Shared {
         let first = {
             let mut monitors = self.remote_monitors.lock();
             let watchers = monitors.entry(upid.clone()).or_default();
-            watchers.push(monitor);
-            watchers.len() == 1
+            let first = !watchers.iter().any(|(_, t)| same_run(t, upid));
+            watchers.push((monitor, upid.clone()));
+            first
         };
         if first {
             transport.link(&self.upid("monitor"), upid);
         }
     }
 
-    /// A remote process ended (or its node was lost): tells every local linker and monitor once.
+    /// Remote `upid` ended: tells each local linker and monitor of it once, unless it asked
+    /// about another run of `upid`'s node (a link to a node's last run must not end with a
+    /// notice from its new one, nor the reverse).
     pub(crate) fn remote_exited(&self, upid: &Upid, reason: &ExitReason) {
-        let linkers = self.remote_links.lock().remove(upid).unwrap_or_default();
-        for linker in linkers {
-            self.notify_exited(&linker, upid, reason);
-        }
-        let monitors = self.remote_monitors.lock().remove(upid).unwrap_or_default();
-        for monitor in monitors {
-            monitor.set(reason.clone());
-        }
+        self.end_remote(upid, reason, Some(upid), |target| target.may_be(upid));
     }
 
     /// Every process at `address` is unreachable: tells their local linkers and monitors they
-    /// were lost.
+    /// were lost, each with the Upid it asked about.
     pub(crate) fn peer_lost(&self, address: SocketAddr) {
         let on_peer = |upid: &&Upid| upid.address() == address;
         let mut lost: Vec<Upid> = self
@@ -374,7 +374,51 @@ impl Shared {
         lost.sort();
         lost.dedup();
         for upid in lost {
-            self.remote_exited(&upid, &ExitReason::Lost);
+            self.end_remote(&upid, &ExitReason::Lost, None, |_| true);
         }
     }
+
+    /// Ends the links and monitors of `upid` whose target `ended` says, reporting `reported`
+    /// (or each one's target) as the process that ended.
+    fn end_remote(
+        &self,
+        upid: &Upid,
+        reason: &ExitReason,
+        reported: Option<&Upid>,
+        ended: impl Fn(&Upid) -> bool,
+    ) {
+        let linkers = take_ended(&mut self.remote_links.lock(), upid, &ended);
+        for (linker, target) in linkers {
+            self.notify_exited(&linker, reported.unwrap_or(&target), reason);
+        }
+        let monitors = take_ended(&mut self.remote_monitors.lock(), upid, &ended);
+        for (monitor, _) in monitors {
+            monitor.set(reason.clone());
+        }
+    }
+}
+
+/// Whether `a` and `b` name one process of one run (both without an incarnation counts).
+fn same_run(a: &Upid, b: &Upid) -> bool {
+    a == b && a.incarnation() == b.incarnation()
+}
+
+/// Removes and returns the entries for `upid` in `map` whose target `ended` says.
+fn take_ended<T>(
+    map: &mut Watchers<T>,
+    upid: &Upid,
+    ended: impl Fn(&Upid) -> bool,
+) -> Vec<(T, Upid)> {
+    let Some(entries) = map.get_mut(upid) else {
+        return Vec::new();
+    };
+    let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(entries)
+        .into_iter()
+        .partition(|(_, target)| ended(target));
+    if kept.is_empty() {
+        map.remove(upid);
+    } else {
+        *entries = kept;
+    }
+    taken
 }

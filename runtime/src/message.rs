@@ -310,7 +310,8 @@ impl<P: Process> Handlers<P> {
         F: FnMut(&mut P, &Upid, M) + Send + 'static,
     {
         let map = self.map.get_or_insert_with(Default::default);
-        if map.contains_key(M::NAME) {
+        // Requests' own name: a plain handler for it could never run.
+        if map.contains_key(M::NAME) || M::NAME == crate::request::ASKED {
             return Err(InstallError { name: M::NAME });
         }
         let erased: Handler<P> = Box::new(move |process, from, payload| {

@@ -87,6 +87,12 @@ impl Upid {
         (self.incarnation != 0).then_some(self.incarnation)
     }
 
+    /// Whether this Upid and `other` can name one process: equal, and of one run unless either
+    /// does not say which.
+    pub(crate) fn may_be(&self, other: &Upid) -> bool {
+        self == other && (self.is_of_run(other.incarnation) || other.incarnation == 0)
+    }
+
     /// Whether this Upid can name a process of the run `incarnation`.
     pub(crate) fn is_of_run(&self, incarnation: u64) -> bool {
         self.incarnation == 0 || self.incarnation == incarnation

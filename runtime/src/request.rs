@@ -45,7 +45,8 @@
 //! id before its body, and meets only handlers installed with `install_request`: a request to
 //! a process that only [`install`](Context::install)ed a handler for the type (or has none) is
 //! dropped and counted as one without a handler, and a request type sent with plain `send`
-//! never reaches a request handler. Neither is ever decoded as the other.
+//! never reaches a request handler. Neither is ever decoded as the other. A filter (such as the
+//! testkit's) sees a request as a message named [`ASKED`].
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -346,7 +347,9 @@ fn start() -> Arc<Client> {
 /// Receives a runtime's answers and the ends of the processes it asked.
 struct Requester {
     client: Arc<Client>,
-    watched: HashSet<Upid>,
+    /// The processes linked to, each with the run it was asked as (two runs of a node's
+    /// `worker(1)` are two processes).
+    watched: HashSet<(Upid, Option<u64>)>,
 }
 
 impl Process for Requester {
@@ -371,7 +374,7 @@ impl Process for Requester {
             })
             .and_then(|()| {
                 ctx.install(|me: &mut Self, _: &Upid, Watch { target }| {
-                    if me.watched.insert(target.clone()) {
+                    if me.watched.insert((target.clone(), target.incarnation())) {
                         crate::link(&target);
                     }
                 })
@@ -382,13 +385,15 @@ impl Process for Requester {
     }
 
     fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, _: &ExitReason) {
-        self.watched.remove(upid);
+        // The end of one run of the process is not the end of what was asked of another.
+        let ended = |target: &Upid| target.may_be(upid);
+        self.watched.retain(|(target, _)| !ended(target));
         let abandoned: Vec<Pending> = {
             let mut pending = self.client.pending.lock();
             let ids: Vec<u64> = pending
                 .map
                 .iter()
-                .filter(|(_, p)| p.target == *upid)
+                .filter(|(_, p)| ended(&p.target))
                 .map(|(id, _)| *id)
                 .collect();
             ids.iter().filter_map(|id| pending.map.remove(id)).collect()

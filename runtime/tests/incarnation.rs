@@ -136,3 +136,68 @@ rt_test!(a_link_to_another_run_reports_not_found, |_flavor, rt| {
     assert_eq!(exits, [(target.upid(), ExitReason::NotFound)]);
     assert_eq!(exits[0].0.incarnation(), stale.incarnation());
 });
+
+/// Records the links a runtime asks its transport for.
+#[derive(Default)]
+struct Links(Mutex<Vec<Upid>>);
+impl procession::Transport for Links {
+    fn send(&self, _: &Upid, _: &Upid, _: procession::Outgoing<'_>) {}
+    fn link(&self, _: &Upid, to: &Upid) {
+        self.0.lock().push(to.clone());
+    }
+    fn exited(&self, _: &Upid, _: &Upid, _: &ExitReason) {}
+}
+
+rt_test!(
+    links_to_two_runs_of_a_remote_process_end_apart,
+    |_flavor, rt| {
+        let links = Arc::new(Links::default());
+        let inbound = rt.inbound();
+        inbound.set_transport(links.clone());
+        let linker = rt.spawn(Recorder::default());
+        let [last, next, any]: [Upid; 3] = [
+            "worker(1)@10.0.0.9:5050#1".parse().unwrap(),
+            "worker(1)@10.0.0.9:5050#2".parse().unwrap(),
+            "worker(1)@10.0.0.9:5050".parse().unwrap(),
+        ];
+        let to_link = [last.clone(), next.clone(), last.clone()];
+        rt.block_on(dispatch(&linker, move |_: &mut Recorder| {
+            to_link.iter().for_each(link);
+        }))
+        .unwrap();
+        // The same process of two runs is two links; a repeat of one is not a third.
+        let asked: Vec<_> = links.0.lock().iter().map(Upid::incarnation).collect();
+        assert_eq!(asked, [Some(1), Some(2)]);
+
+        // The last run's process ends: only the link to it ends.
+        inbound.exited(&last, &ExitReason::Normal);
+        let (_, exits) = recorded(rt, &linker);
+        let seen: Vec<_> = exits
+            .iter()
+            .map(|(u, r)| (u.incarnation(), r.clone()))
+            .collect();
+        assert_eq!(seen, [(Some(1), ExitReason::Normal)]);
+
+        // The node is lost: the link to the new run ends too, reported as the Upid it named.
+        inbound.peer_lost(any.address());
+        let (_, exits) = recorded(rt, &linker);
+        let seen: Vec<_> = exits
+            .iter()
+            .map(|(u, r)| (u.incarnation(), r.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Some(1), ExitReason::Normal), (Some(2), ExitReason::Lost)]
+        );
+
+        // A notice naming no run ends a link to any run.
+        let again = any.clone();
+        rt.block_on(dispatch(&linker, move |_: &mut Recorder| link(&again)))
+            .unwrap();
+        inbound.exited(&next, &ExitReason::Normal);
+        let (_, exits) = recorded(rt, &linker);
+        assert_eq!(exits.len(), 3, "{exits:?}");
+        assert_eq!(exits[2].0.incarnation(), Some(2));
+        inbound.clear_transport();
+    }
+);

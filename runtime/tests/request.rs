@@ -206,3 +206,23 @@ fn a_process_refuses_a_second_request_handler_for_one_type_but_takes_a_plain_one
     let _entered = rt.enter();
     assert_eq!(rt.block_on(request(&twice, Add(2, 3))).unwrap(), 5);
 }
+
+#[test]
+fn a_plain_handler_for_the_requests_own_name_is_refused() {
+    #[derive(Serialize, Deserialize)]
+    struct Impostor;
+    impl Message for Impostor {
+        const NAME: &'static str = procession::request::ASKED;
+    }
+    struct Installer(std::sync::mpsc::Sender<bool>);
+    impl Process for Installer {
+        fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+            let refused = ctx.install(|_: &mut Self, _: &Upid, Impostor| ()).is_err();
+            self.0.send(refused).unwrap();
+        }
+    }
+    let rt = Runtime::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(Installer(tx));
+    assert!(rx.recv_timeout(Duration::from_secs(20)).unwrap());
+}
