@@ -35,9 +35,14 @@ const RECEIVE_BUFFER: usize = 256 * 1024;
 /// bytes per connection. A larger frame's buffer grows as its bytes come.
 const AHEAD: usize = 1024 * 1024;
 
-/// Serves one accepted connection; `said` receives the connecting node's hello.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, said: Arc<OnceLock<Hello>>) {
-    let made = shared.connection_made();
+/// Serves one accepted connection, numbered `made` when it was accepted; `said` receives the
+/// connecting node's hello.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    made: u64,
+    said: Arc<OnceLock<Hello>>,
+) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
@@ -100,10 +105,11 @@ async fn serve_stream<S>(
             return tracing::warn!(%peer, "connection refused: no hello in time");
         }
     };
+    // Said before heard: a later run's hello, heard meanwhile, finds this reader to discard.
+    let _ = said.set(hello);
     if !shared.heard(hello.address, hello.incarnation, made) {
         return tracing::info!(%peer, "connection from a run of its node that is gone; closed");
     }
-    let _ = said.set(hello);
     shared.stats.connections.increment();
     // Decremented when the task is discarded too (shutdown, a later run of the peer's node).
     let connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());

@@ -360,10 +360,18 @@ async fn run(shared: Arc<Shared>, peer: Arc<Peer>) {
 }
 
 async fn connect_and_write(shared: &Shared, peer: &Peer) -> io::Result<()> {
+    // Numbered as the TCP connection is made, before any handshake, as an inbound one is when
+    // accepted: a slow handshake must not make a connection to a gone run look the later.
+    let made = AtomicU64::new(0);
+    let connect_tcp = || async {
+        let stream = tcp(peer.address).await?;
+        made.store(shared.connection_made(), Ordering::Relaxed);
+        Ok::<_, io::Error>(stream)
+    };
     #[cfg(feature = "tls")]
     if let Some(tls) = &shared.config.tls {
         let connect = async {
-            let stream = tcp(peer.address).await?;
+            let stream = connect_tcp().await?;
             let handshake = tls.connect(peer.address, stream).await;
             if let Err(error) = &handshake {
                 shared.stats.dropped(Reason::Tls, 1);
@@ -374,11 +382,10 @@ async fn connect_and_write(shared: &Shared, peer: &Peer) -> io::Result<()> {
         let stream = establish(shared, peer, connect).await?;
         // TLS reads and writes share one session, so the halves take turns through a lock.
         let (read, write) = tokio::io::split(stream);
-        return carry(shared, peer, read, write).await;
+        return carry(shared, peer, made.into_inner(), (read, write)).await;
     }
-    let stream = establish(shared, peer, tcp(peer.address)).await?;
-    let (read, write) = stream.into_split();
-    carry(shared, peer, read, write).await
+    let stream = establish(shared, peer, connect_tcp()).await?;
+    carry(shared, peer, made.into_inner(), stream.into_split()).await
 }
 
 async fn tcp(address: SocketAddr) -> io::Result<TcpStream> {
@@ -415,12 +422,16 @@ where
 
 /// Writes the peer's batches on `write` and watches `read` until either ends the connection.
 /// Generic so that plain TCP writes straight to the socket's halves.
-async fn carry<R, W>(shared: &Shared, peer: &Peer, mut read: R, mut write: W) -> io::Result<()>
+async fn carry<R, W>(
+    shared: &Shared,
+    peer: &Peer,
+    made: u64,
+    (mut read, mut write): (R, W),
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let made = shared.connection_made();
     shared.stats.connections.increment();
     let _connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");

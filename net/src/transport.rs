@@ -288,7 +288,9 @@ impl Shared {
     /// the node's processes hears at once that they were lost, before this connection's first
     /// frame is read, so no link to the new run is taken for one to the last.
     pub(crate) fn heard(&self, address: SocketAddr, incarnation: u64, made: u64) -> bool {
-        {
+        let stale = {
+            // Held while the connections of other runs are stopped, so that a hello heard
+            // meanwhile over another connection is judged after this one's effects.
             let mut runs = self.runs.lock();
             match runs.get_mut(&address) {
                 Some(latest) if latest.0 == incarnation => latest.1 = latest.1.max(made),
@@ -297,20 +299,21 @@ impl Shared {
                     runs.insert(address, (incarnation, made));
                 }
             }
-        }
-        let peer = self.peers.lock().get(&address).cloned();
-        if let Some(peer) = peer.filter(|p| p.is_of_another_run(incarnation)) {
-            tracing::info!(peer = %address, "peer restarted; closing the connection to its last run");
-            peer.stop();
-            peer.report_lost(self);
-        }
-        // Discarded rather than told: a reader waiting on a signal kept in `Shared` would be
-        // kept alive by it after its runtime shut down, its socket open.
-        for accepted in self.accepted.lock().iter() {
-            let said = accepted.hello.get();
-            if said.is_some_and(|h| h.address == address && h.incarnation != incarnation) {
-                accepted.serving.discard();
+            let peer = self.peers.lock().get(&address).cloned();
+            // Discarded rather than told: a reader waiting on a signal kept in `Shared` would
+            // be kept alive by it after its runtime shut down, its socket open.
+            for accepted in self.accepted.lock().iter() {
+                let said = accepted.hello.get();
+                if said.is_some_and(|h| h.address == address && h.incarnation != incarnation) {
+                    accepted.serving.discard();
+                }
             }
+            peer.filter(|p| p.is_of_another_run(incarnation))
+                .inspect(|peer| peer.stop())
+        };
+        if let Some(peer) = stale {
+            tracing::info!(peer = %address, "peer restarted; closed the connection to its last run");
+            peer.report_lost(self);
         }
         true
     }
@@ -344,10 +347,9 @@ async fn accept(shared: Arc<Shared>, listener: TcpListener) {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
                 let hello = Arc::new(OnceLock::new());
-                let serving =
-                    shared
-                        .inbound
-                        .spawn(connection::serve(shared.clone(), stream, hello.clone()));
+                let made = shared.connection_made();
+                let serving = connection::serve(shared.clone(), stream, made, hello.clone());
+                let serving = shared.inbound.spawn(serving);
                 let mut accepted = shared.accepted.lock();
                 accepted.retain(|a| a.serving.is_pending());
                 accepted.push(Accepted { hello, serving });

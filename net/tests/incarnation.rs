@@ -121,12 +121,7 @@ impl Vanished {
     fn connect(&self, net: &Net) -> TcpStream {
         let mut stream = TcpStream::connect(net.address()).unwrap();
         stream.write_all(&self.hello()).unwrap();
-        let mut buffer = bytes::BytesMut::new();
-        while Hello::decode(&mut buffer).unwrap().is_none() {
-            let mut byte = [0; 1];
-            assert_eq!(stream.read(&mut byte).unwrap(), 1);
-            buffer.extend_from_slice(&byte);
-        }
+        read_hello(&mut stream);
         stream
     }
 }
@@ -239,4 +234,53 @@ fn connections_to_and_from_a_vanished_run_close_when_the_next_run_says_hello() {
         (upid.incarnation(), reason),
         (new.incarnation(), ExitReason::Normal)
     );
+}
+
+#[test]
+fn a_hello_naming_a_gone_run_over_an_older_connection_closes_only_that_connection() {
+    let (a, net_a) = node();
+    let (notes, received) = mpsc::channel();
+    let inbox = a.spawn(Inbox(notes)).upid();
+    let node: std::net::SocketAddr = support::STRANGER.parse().unwrap();
+    let hello = |incarnation| {
+        Hello {
+            address: node,
+            incarnation,
+        }
+        .encode()
+    };
+    // Made first (the node's last run), says its hello last.
+    let mut older = TcpStream::connect(net_a.address()).unwrap();
+    let mut newer = TcpStream::connect(net_a.address()).unwrap();
+    newer.write_all(&hello(2)).unwrap();
+    read_hello(&mut newer);
+    older.write_all(&hello(1)).unwrap();
+    assert!(closed(&mut older), "the connection of the gone run is open");
+    // The newer connection is still read.
+    let mut frame = bytes::BytesMut::new();
+    procession_net::frame::Frame {
+        kind: procession_net::frame::Kind::Message,
+        from: format!("sender@{node}#2").parse().unwrap(),
+        to: inbox,
+        name: Note::NAME.into(),
+        body: procession::message::encode(&Note(5)).unwrap(),
+    }
+    .encode(&mut frame)
+    .unwrap();
+    newer.write_all(&frame).unwrap();
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), 5);
+}
+
+/// Reads the node's hello off `stream`.
+fn read_hello(stream: &mut TcpStream) -> Hello {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buffer = bytes::BytesMut::new();
+    loop {
+        if let Some(hello) = Hello::decode(&mut buffer).unwrap() {
+            return hello;
+        }
+        let mut byte = [0; 1];
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed before its hello");
+        buffer.extend_from_slice(&byte);
+    }
 }

@@ -353,10 +353,11 @@ impl Shared {
     }
 
     /// Remote `upid` ended: tells each local linker and monitor of it once, unless it asked
-    /// about another run of `upid`'s node (a link to a node's last run must not end with a
-    /// notice from its new one, nor the reverse).
+    /// about another run of `upid`'s node (see [`notice_ends`]).
     pub(crate) fn remote_exited(&self, upid: &Upid, reason: &ExitReason) {
-        self.end_remote(upid, reason, Some(upid), |target| target.may_be(upid));
+        self.end_remote(upid, reason, Some(upid), |target| {
+            notice_ends(target, upid, reason)
+        });
     }
 
     /// Every process at `address` is unreachable: tells their local linkers and monitors they
@@ -387,7 +388,12 @@ impl Shared {
         reported: Option<&Upid>,
         ended: impl Fn(&Upid) -> bool,
     ) {
-        let linkers = take_ended(&mut self.remote_links.lock(), upid, &ended);
+        let mut linkers = take_ended(&mut self.remote_links.lock(), upid, &ended);
+        if reported.is_some() {
+            // One notice, once to each linker (one may have linked to two names of it).
+            linkers.sort_by(|a, b| a.0.cmp(&b.0));
+            linkers.dedup_by(|a, b| a.0 == b.0);
+        }
         for (linker, target) in linkers {
             self.notify_exited(&linker, reported.unwrap_or(&target), reason);
         }
@@ -395,6 +401,17 @@ impl Shared {
         for (monitor, _) in monitors {
             monitor.set(reason.clone());
         }
+    }
+}
+
+/// Whether a notice that `upid` ended with `reason` ends a link to (or a watch of) `target`: a
+/// notice ends what was asked of its run or of no run in particular, and a notice naming no run
+/// ends what was asked of any — except that `NotFound` naming a run (the echo of a link to a
+/// run that is gone) ends only what was asked of that run, not a live name.
+pub(crate) fn notice_ends(target: &Upid, upid: &Upid, reason: &ExitReason) -> bool {
+    match (reason, upid.incarnation()) {
+        (ExitReason::NotFound, Some(_)) => same_run(target, upid),
+        _ => target.may_be(upid),
     }
 }
 

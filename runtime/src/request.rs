@@ -384,9 +384,9 @@ impl Process for Requester {
         }
     }
 
-    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, _: &ExitReason) {
+    fn exited(&mut self, _: &mut Context<'_, Self>, upid: &Upid, reason: &ExitReason) {
         // The end of one run of the process is not the end of what was asked of another.
-        let ended = |target: &Upid| target.may_be(upid);
+        let ended = |target: &Upid| crate::handle::notice_ends(target, upid, reason);
         self.watched.retain(|(target, _)| !ended(target));
         let abandoned: Vec<Pending> = {
             let mut pending = self.client.pending.lock();

@@ -190,14 +190,34 @@ rt_test!(
             [(Some(1), ExitReason::Normal), (Some(2), ExitReason::Lost)]
         );
 
-        // A notice naming no run ends a link to any run.
-        let again = any.clone();
-        rt.block_on(dispatch(&linker, move |_: &mut Recorder| link(&again)))
-            .unwrap();
+        // A link to the name and one to its run: one notice from the run ends both, once.
+        let names = [any.clone(), next.clone()];
+        rt.block_on(dispatch(&linker, move |_: &mut Recorder| {
+            names.iter().for_each(link);
+        }))
+        .unwrap();
         inbound.exited(&next, &ExitReason::Normal);
         let (_, exits) = recorded(rt, &linker);
         assert_eq!(exits.len(), 3, "{exits:?}");
         assert_eq!(exits[2].0.incarnation(), Some(2));
+
+        // NotFound for a run that is gone (the echo of a link to it) leaves a link to the name.
+        let names = [any.clone(), last.clone()];
+        rt.block_on(dispatch(&linker, move |_: &mut Recorder| {
+            names.iter().for_each(link);
+        }))
+        .unwrap();
+        inbound.exited(&last, &ExitReason::NotFound);
+        inbound.exited(&any, &ExitReason::Normal);
+        let (_, exits) = recorded(rt, &linker);
+        let seen: Vec<_> = exits[3..]
+            .iter()
+            .map(|(u, r)| (u.incarnation(), r.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(Some(1), ExitReason::NotFound), (None, ExitReason::Normal)]
+        );
         inbound.clear_transport();
     }
 );
