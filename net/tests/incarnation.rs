@@ -280,7 +280,11 @@ fn read_hello(stream: &mut TcpStream) -> Hello {
             return hello;
         }
         let mut byte = [0; 1];
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed before its hello");
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "closed before its hello"
+        );
         buffer.extend_from_slice(&byte);
     }
 }
