@@ -9,29 +9,13 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use procession::{send, Context, Message, Process, Runtime, Upid};
+use procession::{send, Message, Runtime, Upid};
 use procession_net::frame::{Frame, Kind};
 use procession_net::hello::Hello;
 use procession_net::Net;
-use serde::{Deserialize, Serialize};
 
 mod support;
-
-#[derive(Serialize, Deserialize)]
-struct Note(u64);
-impl Message for Note {
-    const NAME: &'static str = "bad-input::Note";
-}
-
-struct Inbox(mpsc::Sender<u64>);
-impl Process for Inbox {
-    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
-        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
-            let _ = me.0.send(n);
-        })
-        .unwrap();
-    }
-}
+use support::{Inbox, Note};
 
 fn malformed(runtime: &Runtime) -> u64 {
     support::counter(runtime, "net.dropped.malformed")

@@ -13,23 +13,7 @@ use procession_net::Net;
 use serde::{Deserialize, Serialize};
 
 mod support;
-use support::{node, watch, PATIENCE};
-
-#[derive(Serialize, Deserialize)]
-struct Note(u64);
-impl Message for Note {
-    const NAME: &'static str = "incarnation::Note";
-}
-
-struct Inbox(mpsc::Sender<u64>);
-impl Process for Inbox {
-    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
-        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
-            let _ = me.0.send(n);
-        })
-        .unwrap();
-    }
-}
+use support::{node, watch, Inbox, Note, PATIENCE};
 
 /// Posts `note` to `to` from `from` until `received` has it (the first posts after a node
 /// restarted may go down the connection to its last run), then a last note on the connection

@@ -21,6 +21,24 @@ pub fn node() -> (Runtime, Net) {
     (runtime, net)
 }
 
+/// A numbered note.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Note(pub u64);
+impl procession::Message for Note {
+    const NAME: &'static str = "net-test::support::Note";
+}
+
+/// Passes every `Note` it gets on to a channel.
+pub struct Inbox(pub mpsc::Sender<u64>);
+impl Process for Inbox {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.0.send(n);
+        })
+        .unwrap();
+    }
+}
+
 /// The address a raw test connection claims to be a node at.
 pub const STRANGER: &str = "127.0.0.1:9";
 
