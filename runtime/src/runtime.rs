@@ -263,6 +263,7 @@ impl Runtime {
             dropped_at_bound: self.handle.dropped_at_bound(),
             armed_timers: self.handle.timers().armed(),
             panicked: self.handle.panicked(),
+            sleeping_workers: self.handle.scheduler().sleeping_workers(),
         }
     }
 
@@ -488,6 +489,8 @@ pub struct Stats {
     pub armed_timers: usize,
     /// Processes that ended because a handler (`initialize`, an event, `finalize`) panicked.
     pub panicked: u64,
+    /// Workers asleep, waiting for work (none in the deterministic mode, which has no workers).
+    pub sleeping_workers: usize,
 }
 
 /// Spins of a blocked thread before it parks.

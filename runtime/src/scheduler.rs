@@ -54,6 +54,14 @@ impl Scheduler {
         }
     }
 
+    /// Workers asleep on the condition variable, waiting for work.
+    pub(crate) fn sleeping_workers(&self) -> usize {
+        match self {
+            Scheduler::Threaded(s) => s.sleeping(),
+            Scheduler::Deterministic(_) => 0,
+        }
+    }
+
     /// Events a process may handle per visit before others get a turn.
     pub(crate) fn budget(&self) -> usize {
         match self {

@@ -143,6 +143,34 @@ fn two_pinned_chains_stay_on_their_own_workers() {
 }
 
 #[test]
+fn idle_workers_fall_asleep_and_a_dispatch_wakes_one() {
+    let rt = runtime("sleep", 2);
+    let asleep = |n: usize| {
+        let guard = std::time::Instant::now() + Duration::from_secs(30);
+        while rt.stats().sleeping_workers != n {
+            assert!(std::time::Instant::now() < guard, "never {n} asleep");
+            thread::yield_now();
+        }
+    };
+    asleep(2);
+    let pid = rt.spawn(Recorder::default());
+    // The handler runs while the test thread watches: a worker is awake for it.
+    let (ran, running) = std::sync::mpsc::channel();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let answer = dispatch(&pid, move |_: &mut Recorder| {
+        ran.send(()).unwrap();
+        hold.recv().unwrap();
+    });
+    running.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(rt.stats().sleeping_workers < 2);
+    release.send(()).unwrap();
+    rt.block_on(answer).unwrap();
+    asleep(2);
+    let deterministic = Runtime::builder().deterministic(1).build().unwrap();
+    assert_eq!(deterministic.stats().sleeping_workers, 0);
+}
+
+#[test]
 fn a_pinned_process_is_woken_from_foreign_threads_every_time() {
     let rt = runtime("wake", 2);
     let pinned = [0, 1].map(|w| {
@@ -154,10 +182,15 @@ fn a_pinned_process_is_woken_from_foreign_threads_every_time() {
             let rt = &rt;
             scope.spawn(move || {
                 for n in 0..3_000u32 {
-                    // Now and then let the workers run dry and park, so the wake-up of a
-                    // sleeping worker is exercised and not only that of a spinning one.
+                    // Now and then wait for the workers to run dry and fall asleep, so the
+                    // wake-up of a sleeping worker is exercised and not only that of a
+                    // spinning one.
                     if n % 100 == i as u32 {
-                        thread::sleep(Duration::from_millis(2));
+                        let guard = std::time::Instant::now() + Duration::from_secs(30);
+                        while rt.stats().sleeping_workers < 2 {
+                            assert!(std::time::Instant::now() < guard, "the workers never slept");
+                            thread::yield_now();
+                        }
                     }
                     let answer = dispatch(pid, move |r: &mut Recorder| {
                         r.events += 1;

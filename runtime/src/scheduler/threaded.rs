@@ -111,6 +111,11 @@ impl Threaded {
         self.budget
     }
 
+    /// Workers asleep waiting for work.
+    pub(crate) fn sleeping(&self) -> usize {
+        self.shared.lock().sleeping
+    }
+
     /// The worker a runnable is pinned to, if any.
     fn pin_of(&self, task: &Task) -> Option<usize> {
         task.pin().map(|pin| pin % self.workers)
