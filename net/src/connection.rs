@@ -48,16 +48,9 @@ pub(crate) async fn serve(
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
     #[cfg(feature = "tls")]
     if let Some(tls) = &shared.config.tls {
-        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => {
-                shared.stats.dropped(Reason::Tls, 1);
-                return tracing::warn!(%peer, %error, "connection refused: TLS handshake failed");
-            }
-            Err(_) => {
-                shared.stats.dropped(Reason::Tls, 1);
-                return tracing::warn!(%peer, "connection refused: no TLS handshake in time");
-            }
+        let handshake = (Reason::Tls, "TLS handshake");
+        let Some(stream) = within(&shared, &peer, handshake, tls.accept(stream)).await else {
+            return;
         };
         return serve_stream(&shared, &peer, stream, (made, &said)).await;
     }
@@ -65,8 +58,8 @@ pub(crate) async fn serve(
 }
 
 /// Authenticates the peer (when the node has a secret), exchanges hellos, then reads its frames
-/// until the end (or until the task is discarded: shutdown, a later run of the peer's node). Generic so that plain TCP
-/// is read directly, with no layer between the socket and the reader.
+/// until the end (or until the task is discarded: shutdown, a later run of the peer's node).
+/// Generic so that plain TCP is read directly, with no layer between the socket and the reader.
 async fn serve_stream<S>(
     shared: &Shared,
     peer: &str,
@@ -77,33 +70,17 @@ async fn serve_stream<S>(
 {
     if let Some(secret) = &shared.config.secret {
         let handshake = crate::auth::accept(&mut stream, secret);
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                shared.stats.dropped(Reason::Unauthenticated, 1);
-                tracing::warn!(%peer, %error, "connection refused: authentication failed");
-                return;
-            }
-            Err(_) => {
-                shared.stats.dropped(Reason::Unauthenticated, 1);
-                tracing::warn!(%peer, "connection refused: no handshake in time");
-                return;
-            }
+        let step = (Reason::Unauthenticated, "authentication");
+        if within(shared, peer, step, handshake).await.is_none() {
+            return;
         }
     }
-    let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, hellos(shared, &mut stream)).await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
-            return tracing::debug!(%peer, "peer closed its connection before its hello");
-        }
-        Ok(Err(error)) => {
-            shared.stats.dropped(Reason::Malformed, 1);
-            return tracing::warn!(%peer, %error, "connection refused: no valid hello");
-        }
-        Err(_) => {
-            shared.stats.dropped(Reason::Malformed, 1);
-            return tracing::warn!(%peer, "connection refused: no hello in time");
-        }
+    let step = (Reason::Malformed, "hello");
+    let Some(said_hello) = within(shared, peer, step, hellos(shared, &mut stream)).await else {
+        return;
+    };
+    let Some(hello) = said_hello else {
+        return tracing::debug!(%peer, "peer closed its connection before its hello");
     };
     // Said before heard: a later run's hello, heard meanwhile, finds this reader to discard.
     let _ = said.set(hello);
@@ -121,14 +98,36 @@ async fn serve_stream<S>(
     }
 }
 
-/// Reads the connecting node's hello and answers with this node's.
-async fn hellos<S>(shared: &Shared, stream: &mut S) -> io::Result<Hello>
+/// Runs handshake step `what` within [`HANDSHAKE_TIMEOUT`]; its failure or its timeout
+/// refuses the connection: logged, counted under `reason`, `None`.
+async fn within<T>(
+    shared: &Shared,
+    peer: &str,
+    (reason, what): (Reason, &str),
+    step: impl std::future::Future<Output = io::Result<T>>,
+) -> Option<T> {
+    let error = match tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await {
+        Ok(Ok(value)) => return Some(value),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "none in time".to_owned(),
+    };
+    shared.stats.dropped(reason, 1);
+    tracing::warn!(%peer, %error, "connection refused: {what} failed");
+    None
+}
+
+/// Reads the connecting node's hello and answers with this node's; `None` if the connection
+/// ended before the hello's first byte (a probe, not an error).
+async fn hellos<S>(shared: &Shared, stream: &mut S) -> io::Result<Option<Hello>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let hello = Hello::read(stream).await?;
+    let hello = match Hello::read(stream).await {
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        read => read?,
+    };
     stream.write_all(&shared.hello().encode()).await?;
-    Ok(hello)
+    Ok(Some(hello))
 }
 
 /// Reads until the end of the stream (`None`) or an error, which it returns.

@@ -22,6 +22,9 @@ use crate::transport::{Encoder, InboundMessage, Outgoing, Transport};
 
 pub(crate) type Handle = Arc<Shared>;
 
+/// Why a message for a local Upid no process answers to is dropped.
+const GONE: &str = "unknown process, or one of an earlier incarnation";
+
 /// Who watches each remote process, each with the Upid it asked about (its run, when that
 /// names one: a process of two runs of a node is two processes, under one key).
 type Watchers<T> = HashMap<Upid, Vec<(T, Upid)>>;
@@ -263,11 +266,7 @@ impl Shared {
                     self.drop_message(to, &name, "receiver gone or filtered");
                 }
             }
-            None => self.drop_message(
-                to,
-                &name,
-                "unknown process, or one of an earlier incarnation",
-            ),
+            None => self.drop_message(to, &name, GONE),
         }
     }
 
@@ -285,7 +284,7 @@ impl Shared {
         let local = self.is_local(to.address());
         let Some(cell) = local.then(|| self.process(to)).flatten() else {
             let why = if local {
-                "unknown process, or one of an earlier incarnation"
+                GONE
             } else {
                 "arrived for a process of another node"
             };
@@ -326,7 +325,10 @@ impl Shared {
         {
             let mut links = self.remote_links.lock();
             let linkers = links.entry(to.clone()).or_default();
-            if linkers.iter().any(|(l, t)| *l == linker && same_run(t, to)) {
+            if linkers
+                .iter()
+                .any(|(l, t)| *l == linker && t.is_same_run(to))
+            {
                 return;
             }
             linkers.push((linker.clone(), to.clone()));
@@ -343,7 +345,7 @@ impl Shared {
         let first = {
             let mut monitors = self.remote_monitors.lock();
             let watchers = monitors.entry(upid.clone()).or_default();
-            let first = !watchers.iter().any(|(_, t)| same_run(t, upid));
+            let first = !watchers.iter().any(|(_, t)| t.is_same_run(upid));
             watchers.push((monitor, upid.clone()));
             first
         };
@@ -410,14 +412,9 @@ impl Shared {
 /// run that is gone) ends only what was asked of that run, not a live name.
 pub(crate) fn notice_ends(target: &Upid, upid: &Upid, reason: &ExitReason) -> bool {
     match (reason, upid.incarnation()) {
-        (ExitReason::NotFound, Some(_)) => same_run(target, upid),
+        (ExitReason::NotFound, Some(_)) => target.is_same_run(upid),
         _ => target.may_be(upid),
     }
-}
-
-/// Whether `a` and `b` name one process of one run (both without an incarnation counts).
-fn same_run(a: &Upid, b: &Upid) -> bool {
-    a == b && a.incarnation() == b.incarnation()
 }
 
 /// Removes and returns the entries for `upid` in `map` whose target `ended` says.

@@ -213,9 +213,18 @@ pub fn encode<M: Message>(message: &M) -> Result<Bytes, CodecError> {
 /// buffer that is reused (a transport's send buffer), where growing is paid once, not per
 /// message.
 fn encode_to<M: Message>(message: &M, out: &mut BytesMut) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(message, &mut out.writer(), bincode::config::standard())
+    encode_value(M::NAME, message, out)
+}
+
+/// Appends `value` encoded as a message body to `out`; an error names message `name`.
+pub(crate) fn encode_value(
+    name: &'static str,
+    value: &impl Serialize,
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, &mut out.writer(), bincode::config::standard())
         .map(|_| ())
-        .map_err(|error| CodecError::new(M::NAME, error.to_string()))
+        .map_err(|error| CodecError::new(name, error.to_string()))
 }
 
 /// Decodes a body that [`encode`] produced (what a receiver on another node does).

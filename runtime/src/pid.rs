@@ -93,6 +93,12 @@ impl Upid {
         self == other && (self.is_of_run(other.incarnation) || other.incarnation == 0)
     }
 
+    /// Whether this Upid and `other` name one process of one run (both without an
+    /// incarnation counts).
+    pub(crate) fn is_same_run(&self, other: &Upid) -> bool {
+        self == other && self.incarnation == other.incarnation
+    }
+
     /// Whether this Upid can name a process of the run `incarnation`.
     pub(crate) fn is_of_run(&self, incarnation: u64) -> bool {
         self.incarnation == 0 || self.incarnation == incarnation

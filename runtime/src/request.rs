@@ -53,17 +53,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context;
-use crate::event::ExitReason;
-use crate::event::Payload;
+use crate::event::{ExitReason, Payload};
 use crate::future::{Future, Promise};
 use crate::message::{
-    decode, deliver_as, encode, post, send, shared_bytes, CodecError, Handler, Message,
+    decode, deliver_as, encode, encode_value, post, send, shared_bytes, CodecError, Handler,
+    Message,
 };
 use crate::pid::Upid;
 use crate::process::{Context, Process};
@@ -202,13 +202,7 @@ fn encode_asked<R: Request>(
     let invalid = || CodecError::new(R::NAME, "the value is not this request".into());
     let asked = value.downcast_ref::<Asked>().ok_or_else(invalid)?;
     let request = asked.request.downcast_ref::<R>().ok_or_else(invalid)?;
-    bincode::serde::encode_into_std_write(
-        (asked.name, asked.id, request),
-        &mut out.writer(),
-        bincode::config::standard(),
-    )
-    .map(|_| ())
-    .map_err(|error| CodecError::new(R::NAME, error.to_string()))
+    encode_value(R::NAME, &(asked.name, asked.id, request), out)
 }
 
 /// What follows the name in an encoded request.
