@@ -7,11 +7,12 @@
 //! the runtime's to drop and count (as for a local send).
 
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use procession::{InboundMessage, Upid};
+use bytes::{Buf, BytesMut};
+use procession::{InboundRun, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -133,21 +134,27 @@ where
 /// Reads until the end of the stream (`None`) or an error, which it returns.
 async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let mut decoder = FrameDecoder::new(shared.config.max_frame);
-    let mut batch = Batch::default();
+    let mut run = Run::default();
     let mut buffer = BytesMut::new();
     loop {
+        // The frames at the front of the buffer are decoded in place; `parsed` bytes of them.
+        let mut parsed = 0;
         loop {
-            match decoder.next(&mut buffer) {
-                Ok(Some(frame)) => batch.add(shared, frame),
+            match decoder.next(&buffer[parsed..]) {
+                Ok(Some(frame)) => {
+                    let length = frame.length;
+                    run.add(shared, frame, (&mut buffer, &mut parsed));
+                    parsed += length;
+                }
                 Ok(None) => break,
                 Err(error) => {
-                    batch.flush(shared);
+                    run.flush(shared, &mut buffer, parsed);
                     return Some(malformed(shared, &error));
                 }
             }
         }
         // Before waiting for more bytes: what arrived is not held back.
-        batch.flush(shared);
+        run.flush(shared, &mut buffer, parsed);
         let missing = match decoder.missing(&buffer) {
             Ok(missing) => missing,
             Err(error) => return Some(malformed(shared, &error)),
@@ -186,52 +193,69 @@ fn make_room(buffer: &mut BytesMut, missing: usize) {
     }
 }
 
-/// Consecutive messages of a connection for one receiver, delivered together: one lookup and
-/// one mailbox lock for a buffer's worth of a stream.
+/// The most messages in one run: a run is one event for its receiver's visit budget, so a
+/// bound on it keeps a stream from holding a worker much longer than separate messages would.
+const RUN: usize = 256;
+
+/// Consecutive messages of a connection from one sender to one receiver under one name,
+/// delivered together as one [`InboundRun`]: their bodies are ranges of the frames decoded in
+/// place at the front of the receive buffer, cut off as one piece when the run is delivered.
 #[derive(Default)]
-struct Batch {
-    to: Option<Upid>,
-    messages: Vec<InboundMessage>,
+struct Run {
+    head: Option<(Upid, Upid, Arc<str>)>,
+    bodies: Vec<Range<usize>>,
 }
 
-impl Batch {
-    /// Takes `frame` in order: a message joins the batch (delivered first if it is for another
-    /// receiver); a link or exit notice is handled after the batch, which cannot overtake it.
-    fn add(&mut self, shared: &Shared, frame: Received<'_>) {
-        let Received {
-            kind,
-            from,
-            to,
-            to_changed,
-            name,
-            body,
-        } = frame;
-        if kind != Kind::Message || to_changed {
-            self.flush(shared);
+impl Run {
+    /// Takes `frame`, decoded at `parsed` in `buffer`, in order: a message joins the run (after
+    /// delivering it if the message is not its like); a link or exit notice is handled after
+    /// the run, which cannot overtake it.
+    fn add(&mut self, shared: &Shared, frame: Received<'_>, at: (&mut BytesMut, &mut usize)) {
+        let (buffer, parsed) = at;
+        let joins = frame.kind == Kind::Message
+            && frame.repeats
+            && self.bodies.len() < RUN
+            && !self.bodies.is_empty();
+        if !joins {
+            self.flush(shared, buffer, *parsed);
+            *parsed = 0;
         }
-        match kind {
+        match frame.kind {
             Kind::Message => {
-                if self.messages.is_empty() {
-                    self.to = Some(to.clone());
+                if self.bodies.is_empty() {
+                    let head = (frame.from.clone(), frame.to.clone(), frame.name.clone());
+                    self.head = Some(head);
                 }
-                self.messages.push(InboundMessage { from, name, body });
+                let body = frame.body;
+                self.bodies.push(*parsed + body.start..*parsed + body.end);
             }
-            Kind::Link => shared.inbound.link(from, to),
-            Kind::Exited => match wire::decode_reason(&name) {
-                Some(reason) => shared.inbound.exited(&from, &reason),
+            Kind::Link => shared.inbound.link(frame.from.clone(), frame.to),
+            Kind::Exited => match wire::decode_reason(frame.name) {
+                Some(reason) => shared.inbound.exited(frame.from, &reason),
                 None => {
                     shared.stats.dropped(Reason::Malformed, 1);
-                    tracing::warn!(%from, reason = %name, "exited frame with an unknown reason dropped");
+                    tracing::warn!(from = %frame.from, reason = %frame.name, "exited frame with an unknown reason dropped");
                 }
             },
         }
     }
 
-    /// Delivers the messages held.
-    fn flush(&mut self, shared: &Shared) {
-        if let (Some(to), false) = (&self.to, self.messages.is_empty()) {
-            shared.stats.messages_in.add(self.messages.len() as u64);
-            shared.inbound.deliver_all(to, &mut self.messages);
+    /// Delivers the run, cutting the first `parsed` bytes (the frames it came from, maybe a
+    /// link or exit notice before them) off the buffer.
+    fn flush(&mut self, shared: &Shared, buffer: &mut BytesMut, parsed: usize) {
+        if self.bodies.is_empty() {
+            buffer.advance(parsed);
+            return;
+        }
+        let bytes = buffer.split_to(parsed).freeze();
+        let bodies = std::mem::take(&mut self.bodies);
+        let Some((from, to, name)) = self.head.take() else {
+            return;
+        };
+        shared.stats.messages_in.add(bodies.len() as u64);
+        // The bodies were cut from these bytes, so they lie inside them.
+        if let Some(run) = InboundRun::new(from, name, bytes, bodies) {
+            shared.inbound.deliver_run(&to, run);
         }
     }
 }

@@ -45,6 +45,7 @@
 //! body is a slice of the receive buffer, not a copy.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -250,21 +251,29 @@ impl FrameDecoder {
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let frame = self.next(buf)?;
-        Ok(frame.map(|frame| Frame {
+        let Some(frame) = self.next(buf)? else {
+            return Ok(None);
+        };
+        let body = frame.body.clone();
+        let frame = Frame {
             kind: frame.kind,
-            from: frame.from,
+            from: frame.from.clone(),
             to: frame.to.clone(),
             name: frame.name.to_string(),
-            body: frame.body,
+            body: Bytes::new(),
+        };
+        buf.advance(body.start);
+        Ok(Some(Frame {
+            body: buf.split_to(body.len()).freeze(),
+            ..frame
         }))
     }
 
-    /// [`decode`](Self::decode) without copies: the Upids and name are the connection's
-    /// previous frame's when they repeat (parsed once for a stream between two processes), the
-    /// header is read in place, and only the body is cut out of the buffer, so a frame costs one
-    /// reference count on the receive buffer, not one per field.
-    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Received<'_>>, FrameError> {
+    /// [`decode`](Self::decode) in place, without copies: the next whole frame at the front of
+    /// `buf`, its Upids and name the decoder's own (parsed once for a stream between two
+    /// processes, since a frame that repeats them refers to the previous frame's) and its body a
+    /// range of `buf`, which is left as it is.
+    pub(crate) fn next(&mut self, buf: &[u8]) -> Result<Option<Received<'_>>, FrameError> {
         let Some(length) = self.length(buf)? else {
             return Ok(None);
         };
@@ -273,9 +282,8 @@ impl FrameDecoder {
         }
         let mut header = &buf[PREFIX..PREFIX + length];
         let mut frame = parse(&mut header, &mut self.recent)?;
-        let body = header.len();
-        buf.advance(PREFIX + length - body);
-        frame.body = buf.split_to(body).freeze();
+        frame.length = PREFIX + length;
+        frame.body = frame.length - header.len()..frame.length;
         Ok(Some(frame))
     }
 
@@ -308,16 +316,18 @@ impl FrameDecoder {
     }
 }
 
-/// A decoded frame, its name shared with the connection's earlier frames of that name and its
-/// receiver borrowed from the decoder's [`Recent`].
+/// A frame decoded in place: its fields borrowed from the decoder, each with whether it differs
+/// from the previous frame's on the connection, and its body a range of the bytes decoded.
 pub(crate) struct Received<'r> {
     pub(crate) kind: Kind,
-    pub(crate) from: Upid,
+    pub(crate) from: &'r Upid,
     pub(crate) to: &'r Upid,
-    /// Whether `to` differs from the previous frame's.
-    pub(crate) to_changed: bool,
-    pub(crate) name: Arc<str>,
-    pub(crate) body: Bytes,
+    pub(crate) name: &'r Arc<str>,
+    /// Whether `from`, `to` and the name are all the previous frame's.
+    pub(crate) repeats: bool,
+    pub(crate) body: Range<usize>,
+    /// The frame's length, its prefix included: where the next one starts.
+    pub(crate) length: usize,
 }
 
 /// The last `from`, `to` and name a connection's decoder parsed, with a copy of the bytes they
@@ -345,22 +355,23 @@ fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, 
         return Err(FrameError::Repeated(repeated));
     }
     *frame = &frame[3..];
-    let (from, _) = next(frame, repeated & 1 != 0, &mut recent.from, "from", |b| {
+    let (from, from_changed) = next(frame, repeated & 1 != 0, &mut recent.from, "from", |b| {
         upid(b, "from")
     })?;
     let (to, to_changed) = next(frame, repeated & 2 != 0, &mut recent.to, "to", |b| {
         upid(b, "to")
     })?;
-    let (name, _) = next(frame, repeated & 4 != 0, &mut recent.name, "name", |b| {
+    let (name, name_changed) = next(frame, repeated & 4 != 0, &mut recent.name, "name", |b| {
         text(b, "name").map(Arc::from)
     })?;
     Ok(Received {
         kind,
-        from: from.clone(),
+        from,
         to,
-        to_changed,
-        name: name.clone(),
-        body: Bytes::new(),
+        name,
+        repeats: !(from_changed || to_changed || name_changed),
+        body: 0..0,
+        length: 0,
     })
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::pid::Upid;
+use crate::transport::InboundRun;
 
 /// One event for a process of type `P`. A process handles its events one at a time, in order.
 ///
@@ -18,6 +19,9 @@ pub(crate) enum Event<P> {
     Dispatch(Box<dyn FnOnce(&mut P) + Send>),
     /// A message for an installed handler.
     Message(Box<Envelope>),
+    /// Messages a transport received in a row, for installed handlers: one event for many, so
+    /// a stream costs one queue slot, one box and one unit of work per run, not per message.
+    Run(Box<InboundRun>),
     /// A linked process ended.
     Exited(Box<(Upid, ExitReason)>),
     /// Ends the process after the events queued before it.
@@ -57,6 +61,14 @@ impl Payload {
             Payload::Encoded { name, .. } => Cow::Owned(name.to_string()),
         }
     }
+}
+
+/// What a handler is given: the value itself between local processes, or the bytes from a
+/// transport (borrowed: a run's messages share one buffer, set as the decode source by the
+/// caller, see [`shared_bytes`](crate::message::shared_bytes)).
+pub(crate) enum Body<'a> {
+    Local(Box<dyn Any + Send>),
+    Encoded(&'a [u8]),
 }
 
 /// Why a process ended, as reported to the processes linked to it.

@@ -18,7 +18,7 @@ use crate::process::table::Table;
 use crate::quiesce::Quiesce;
 use crate::scheduler::Scheduler;
 use crate::timer::Timers;
-use crate::transport::{Encoder, InboundMessage, Outgoing, Transport};
+use crate::transport::{Encoder, InboundRun, Outgoing, Transport};
 
 pub(crate) type Handle = Arc<Shared>;
 
@@ -278,31 +278,36 @@ impl Shared {
         }
     }
 
-    /// Delivers encoded messages that arrived from a transport for `to`, in order, draining
-    /// `messages`: one lookup and (unless a filter is installed) one mailbox lock for them all.
-    pub(crate) fn route_encoded(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
-        let local = self.is_local(to.address());
-        let Some(cell) = local.then(|| self.process(to)).flatten() else {
-            let why = if local {
-                GONE
-            } else {
-                "arrived for a process of another node"
-            };
-            for message in messages.drain(..) {
-                self.drop_message(to, &message.name, why);
+    /// Delivers a message that arrived from a transport to local `to`, or drops and counts it.
+    pub(crate) fn route_received(&self, to: &Upid, envelope: Envelope) {
+        let name = envelope.body.shared_name();
+        match self.receiver(to) {
+            Ok(cell) => {
+                if !cell.deliver_message(envelope) {
+                    self.drop_message(to, &name, "receiver gone or filtered");
+                }
             }
-            return;
-        };
-        let mut envelopes = messages.drain(..).map(|message| Envelope {
-            from: message.from,
-            body: Payload::Encoded {
-                name: message.name,
-                bytes: message.body,
-            },
-        });
-        cell.deliver_messages(&mut envelopes, &mut |name| {
-            self.drop_message(to, name, "receiver gone or filtered");
-        });
+            Err(why) => self.drop_message(to, &name, why),
+        }
+    }
+
+    /// Delivers a run of messages that arrived from a transport to local `to`, in order, or
+    /// drops and counts each.
+    pub(crate) fn route_run(&self, to: &Upid, run: InboundRun) {
+        let name = run.name.clone();
+        let mut refused = |_: &str| self.drop_message(to, &name, "receiver gone or filtered");
+        match self.receiver(to) {
+            Ok(cell) => cell.deliver_run(run, &mut refused),
+            Err(why) => (0..run.len()).for_each(|_| self.drop_message(to, &name, why)),
+        }
+    }
+
+    /// The local process a transport's message for `to` goes to, or why there is none.
+    fn receiver(&self, to: &Upid) -> Result<Arc<dyn crate::process::cell::AnyCell>, &'static str> {
+        if !self.is_local(to.address()) {
+            return Err("arrived for a process of another node");
+        }
+        self.process(to).ok_or(GONE)
     }
 
     /// Tells `linker` that `upid` ended.

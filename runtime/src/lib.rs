@@ -111,7 +111,7 @@ pub use crate::runtime::{spawn_async, Runtime, ShutdownReport, Stats};
 pub use crate::scheduler::Trace;
 pub use crate::spawn::{spawn, spawn_child, spawn_named, spawn_with, SpawnError, SpawnOptions};
 pub use crate::supervisor::{supervise, Strategy, Supervisor};
-pub use crate::transport::{Inbound, InboundMessage, Outgoing, Transport};
+pub use crate::transport::{Inbound, InboundRun, Outgoing, Transport};
 
 mod latch;
 mod mutex;

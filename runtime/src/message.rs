@@ -50,12 +50,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::context;
-use crate::event::{Envelope, Payload};
+use crate::event::{Body, Envelope, Payload};
 use crate::handle::{Handle, Shared};
 use crate::pid::Upid;
 use crate::process::cell::ProcessCell;
 use crate::process::Process;
-use crate::transport::{Encoder, Outgoing};
+use crate::transport::{Encoder, InboundRun, Outgoing};
 
 pub mod shared_bytes;
 
@@ -288,7 +288,9 @@ impl fmt::Display for InstallError {
 
 impl std::error::Error for InstallError {}
 
-pub(crate) type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Payload) -> Result<(), String> + Send>;
+/// A handler, type-erased: an encoded body is decoded with its buffer set as the
+/// [`shared_bytes`] source by the caller.
+pub(crate) type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Body<'_>) -> Result<(), String> + Send>;
 
 // Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
 #[allow(clippy::box_collection)]
@@ -323,15 +325,12 @@ impl<P: Process> Handlers<P> {
         if map.contains_key(M::NAME) || M::NAME == crate::request::ASKED {
             return Err(InstallError { name: M::NAME });
         }
-        let erased: Handler<P> = Box::new(move |process, from, payload| {
-            let message = match payload {
-                Payload::Local { value, .. } => *value
+        let erased: Handler<P> = Box::new(move |process, from, body| {
+            let message = match body {
+                Body::Local(value) => *value
                     .downcast::<M>()
                     .map_err(|_| format!("a local message named {:?} has another type", M::NAME))?,
-                Payload::Encoded { bytes, .. } => {
-                    shared_bytes::decoding(&bytes, || decode::<M>(&bytes))
-                        .map_err(|e| e.to_string())?
-                }
+                Body::Encoded(bytes) => decode::<M>(bytes).map_err(|e| e.to_string())?,
             };
             handler(process, from, message);
             Ok(())
@@ -366,6 +365,16 @@ impl<P: Process> Handlers<P> {
         }
         let forward: Handler<P> = Box::new(move |_, from, body| {
             if let Some(handle) = runtime.upgrade() {
+                let body = match body {
+                    Body::Local(value) => Payload::Local {
+                        name: M::NAME,
+                        value,
+                    },
+                    Body::Encoded(bytes) => Payload::Encoded {
+                        name: M::NAME.into(),
+                        bytes: shared_bytes::slice(bytes),
+                    },
+                };
                 let envelope = Envelope {
                     from: from.clone(),
                     body,
@@ -380,10 +389,69 @@ impl<P: Process> Handlers<P> {
 
     /// Runs the handler for `envelope`, or drops and counts it.
     pub(crate) fn handle(&mut self, process: &mut P, cell: &ProcessCell<P>, envelope: Envelope) {
-        let mut name = envelope.body.name();
+        let Envelope { from, body } = envelope;
+        match body {
+            Payload::Local { name, value } => {
+                self.handle_one(process, cell, (&from, name), Body::Local(value));
+            }
+            Payload::Encoded { name, bytes } => shared_bytes::decoding(&bytes, || {
+                self.handle_one(process, cell, (&from, &name), Body::Encoded(&bytes));
+            }),
+        }
+    }
+
+    /// Runs the handlers for `run`'s messages in order while `go_on` says so before each; the
+    /// messages run. The handler is looked up once for the run (for each request of a run of
+    /// requests, since each names its own), and its buffer is the decode source throughout.
+    pub(crate) fn handle_run(
+        &mut self,
+        process: &mut P,
+        cell: &ProcessCell<P>,
+        run: &InboundRun,
+        mut go_on: impl FnMut() -> bool,
+    ) -> usize {
+        let bodies = run.bodies.iter().map(|range| &run.bytes[range.clone()]);
+        let mut ran = 0;
+        shared_bytes::decoding(&run.bytes, || {
+            let handler = self.map.as_mut().and_then(|map| map.get_mut(&*run.name));
+            match handler {
+                Some(handler) if &*run.name != crate::request::ASKED => {
+                    for bytes in bodies {
+                        if !go_on() {
+                            break;
+                        }
+                        ran += 1;
+                        if let Err(error) = handler(process, &run.from, Body::Encoded(bytes)) {
+                            undecodable(cell, &error);
+                        }
+                    }
+                }
+                _ => {
+                    for bytes in bodies {
+                        if !go_on() {
+                            break;
+                        }
+                        ran += 1;
+                        let body = Body::Encoded(bytes);
+                        self.handle_one(process, cell, (&run.from, &run.name), body);
+                    }
+                }
+            }
+        });
+        ran
+    }
+
+    /// Runs the handler for message `name` from `from`, or drops and counts the message.
+    fn handle_one(
+        &mut self,
+        process: &mut P,
+        cell: &ProcessCell<P>,
+        (from, mut name): (&Upid, &str),
+        body: Body<'_>,
+    ) {
         let mut handlers = &mut self.map;
         if name == crate::request::ASKED {
-            name = crate::request::asked_name(&envelope.body).unwrap_or(name);
+            name = crate::request::asked_name(&body).unwrap_or(name);
             handlers = &mut self.requests;
         }
         let Some(handler) = handlers.as_mut().and_then(|map| map.get_mut(name)) else {
@@ -392,10 +460,15 @@ impl<P: Process> Handlers<P> {
                 .drop_message(&cell.upid(), &name, "no handler installed");
             return;
         };
-        if let Err(error) = handler(process, &envelope.from, envelope.body) {
-            tracing::debug!(process = %cell.upid(), %error, "message undecodable");
-            cell.handle()
-                .drop_message(&cell.upid(), "(undecodable)", "decoding failed");
+        if let Err(error) = handler(process, from, body) {
+            undecodable(cell, &error);
         }
     }
+}
+
+/// Drops and counts a message its handler could not decode.
+fn undecodable<P: Process>(cell: &ProcessCell<P>, error: &str) {
+    tracing::debug!(process = %cell.upid(), %error, "message undecodable");
+    cell.handle()
+        .drop_message(&cell.upid(), "(undecodable)", "decoding failed");
 }

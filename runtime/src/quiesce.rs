@@ -60,43 +60,44 @@ impl Quiesce {
 
     /// [`started`](Self::started) from worker `worker` (`None`: any other thread).
     pub(crate) fn started_on(&self, worker: Option<usize>) {
-        self.bump(worker, |slot| &slot.started);
+        self.bump(worker, 1, |slot| &slot.started);
     }
 
     /// [`finished`](Self::finished) from worker `worker` (`None`: any other thread).
     pub(crate) fn finished_on(&self, worker: Option<usize>) {
-        self.bump(worker, |slot| &slot.finished);
+        self.bump(worker, 1, |slot| &slot.finished);
     }
 
-    /// Counts an event a process ran and finishes its unit of work: the common step of a visit,
-    /// with one worker lookup for both counters (this is on every event's path).
-    pub(crate) fn finished_event(&self) {
+    /// Counts `events` a process ran as one unit of work (one event, or a transport's run of
+    /// messages) and finishes the unit: the common step of a visit, with one worker lookup for
+    /// both counters (this is on every event's path).
+    pub(crate) fn finished_events(&self, events: u64) {
         let worker = context::worker_of(self.runtime_id);
-        self.bump(worker, |slot| &slot.events);
-        self.bump(worker, |slot| &slot.finished);
+        self.bump(worker, events, |slot| &slot.events);
+        self.bump(worker, 1, |slot| &slot.finished);
     }
 
     /// Counts an event a process ran whose unit of work finishes later (it ended the process).
     pub(crate) fn ran_event(&self) {
-        self.bump(context::worker_of(self.runtime_id), |slot| &slot.events);
+        self.bump(context::worker_of(self.runtime_id), 1, |slot| &slot.events);
     }
 
-    /// Events run by processes so far (see [`finished_event`](Self::finished_event)); a sum
+    /// Events run by processes so far (see [`finished_events`](Self::finished_events)); a sum
     /// of independent counters, so it may miss events that finish while it reads.
     pub(crate) fn events_run(&self) -> u64 {
         let slots = self.workers.iter().chain(std::iter::once(&self.external));
         slots.map(|s| s.events.load(Ordering::Relaxed)).sum()
     }
 
-    fn bump(&self, worker: Option<usize>, counter: impl Fn(&Slot) -> &AtomicU64) {
+    fn bump(&self, worker: Option<usize>, by: u64, counter: impl Fn(&Slot) -> &AtomicU64) {
         match worker.and_then(|i| self.workers.get(i)) {
             Some(slot) => {
                 // Only this worker thread writes this slot.
                 let counter = counter(slot);
-                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+                counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Release);
             }
             None => {
-                counter(&self.external).fetch_add(1, Ordering::AcqRel);
+                counter(&self.external).fetch_add(by, Ordering::AcqRel);
             }
         }
     }

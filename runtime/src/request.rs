@@ -59,7 +59,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context;
-use crate::event::{ExitReason, Payload};
+use crate::event::{Body, ExitReason};
 use crate::future::{Future, Promise};
 use crate::message::{
     decode, deliver_as, encode, encode_value, post, send, shared_bytes, CodecError, Handler,
@@ -146,20 +146,18 @@ impl<P: Process> Context<'_, P> {
         R: Request,
         F: FnMut(&mut P, &Upid, R) -> R::Response + Send + 'static,
     {
-        let erased: Handler<P> = Box::new(move |process, from, payload| {
-            let (id, request) = match payload {
-                Payload::Local { value, .. } => {
+        let erased: Handler<P> = Box::new(move |process, from, body| {
+            let (id, request) = match body {
+                Body::Local(value) => {
                     let asked = value.downcast::<Asked>().map_err(|_| "not a request")?;
                     let request = asked.request.downcast::<R>().map_err(|_| {
                         format!("a local request named {:?} has another type", R::NAME)
                     })?;
                     (asked.id, *request)
                 }
-                Payload::Encoded { bytes, .. } => {
-                    let (_, header) = name_prefix(&bytes).ok_or("a request without a name")?;
-                    let tail =
-                        shared_bytes::decoding(&bytes, || decode::<Tail<R>>(&bytes[header..]))
-                            .map_err(|e| e.to_string())?;
+                Body::Encoded(bytes) => {
+                    let (_, header) = name_prefix(bytes).ok_or("a request without a name")?;
+                    let tail = decode::<Tail<R>>(&bytes[header..]).map_err(|e| e.to_string())?;
                     (tail.id, tail.request)
                 }
             };
@@ -222,11 +220,11 @@ fn name_prefix(bytes: &[u8]) -> Option<(&str, usize)> {
     bincode::serde::borrow_decode_from_slice(bytes, bincode::config::standard()).ok()
 }
 
-/// The name of the request a payload sent under [`ASKED`] carries, if it is one.
-pub(crate) fn asked_name(payload: &Payload) -> Option<&str> {
-    match payload {
-        Payload::Local { value, .. } => value.downcast_ref::<Asked>().map(|asked| asked.name),
-        Payload::Encoded { bytes, .. } => name_prefix(bytes).map(|(name, _)| name),
+/// The name of the request a body sent under [`ASKED`] carries, if it is one.
+pub(crate) fn asked_name<'a>(body: &'a Body<'_>) -> Option<&'a str> {
+    match body {
+        Body::Local(value) => value.downcast_ref::<Asked>().map(|asked| asked.name),
+        Body::Encoded(bytes) => name_prefix(bytes).map(|(name, _)| name),
     }
 }
 

@@ -42,11 +42,12 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::event::ExitReason;
+use crate::event::{Envelope, ExitReason, Payload};
 use crate::future::Future;
 use crate::handle::Handle;
 use crate::message::CodecError;
@@ -156,15 +157,55 @@ impl std::fmt::Debug for Outgoing<'_> {
     }
 }
 
-/// A message that arrived from another node, for [`Inbound::deliver_all`].
+/// Messages from one sender under one name that arrived in a row for one process, for
+/// [`Inbound::deliver_run`]: their bodies are ranges of one buffer, so a stream costs the
+/// runtime one queued event per run instead of one per message.
 #[derive(Clone, Debug)]
-pub struct InboundMessage {
-    /// The sender.
-    pub from: Upid,
-    /// The message name, shared: most frames of a connection carry the same few names.
-    pub name: Arc<str>,
-    /// The encoded message.
-    pub body: Bytes,
+pub struct InboundRun {
+    pub(crate) from: Upid,
+    pub(crate) name: Arc<str>,
+    pub(crate) bytes: Bytes,
+    pub(crate) bodies: Vec<Range<usize>>,
+}
+
+impl InboundRun {
+    /// Messages named `name` from `from` whose bodies are `bytes[body]` for each of `bodies`,
+    /// in order; `None` if a range is not inside `bytes`.
+    pub fn new(
+        from: Upid,
+        name: Arc<str>,
+        bytes: Bytes,
+        bodies: Vec<Range<usize>>,
+    ) -> Option<InboundRun> {
+        let inside = |body: &Range<usize>| body.start <= body.end && body.end <= bytes.len();
+        bodies.iter().all(inside).then_some(InboundRun {
+            from,
+            name,
+            bytes,
+            bodies,
+        })
+    }
+
+    /// The messages, one envelope each (each body a slice of the shared buffer).
+    pub(crate) fn envelopes(&self) -> impl Iterator<Item = Envelope> + '_ {
+        self.bodies.iter().map(|body| Envelope {
+            from: self.from.clone(),
+            body: Payload::Encoded {
+                name: self.name.clone(),
+                bytes: self.bytes.slice(body.clone()),
+            },
+        })
+    }
+
+    /// The number of messages.
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Whether the run holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
 }
 
 /// The runtime's side of the seam: what a transport calls when something arrives.
@@ -203,20 +244,23 @@ impl Inbound {
     /// Delivers a message received from `from` to local process `to`. An unknown receiver or a
     /// receiver without a handler for `name` drops it and counts the drop.
     pub fn deliver(&self, from: Upid, to: &Upid, name: &str, body: Bytes) {
-        let message = InboundMessage {
+        let envelope = Envelope {
             from,
-            name: name.into(),
-            body,
+            body: Payload::Encoded {
+                name: name.into(),
+                bytes: body,
+            },
         };
-        self.handle.route_encoded(to, &mut vec![message]);
+        self.handle.route_received(to, envelope);
     }
 
-    /// Delivers `messages`, in order, to local process `to`, as [`deliver`](Self::deliver) would
-    /// one by one, and leaves `messages` empty (its capacity kept for the next batch). A
-    /// transport that reads many frames at once batches consecutive ones for the same receiver:
-    /// the receiver is looked up once and its mailbox locked once for them all.
-    pub fn deliver_all(&self, to: &Upid, messages: &mut Vec<InboundMessage>) {
-        self.handle.route_encoded(to, messages);
+    /// Delivers `run`'s messages, in order, to local process `to`, as [`deliver`](Self::deliver)
+    /// would one by one: a transport that reads many frames at once hands over consecutive ones
+    /// from one sender under one name together. The receiver is looked up once, its mailbox
+    /// locked once and its handler looked up once for them all (unless a filter is installed or
+    /// its mailbox is bounded: then each message meets them as it would alone).
+    pub fn deliver_run(&self, to: &Upid, run: InboundRun) {
+        self.handle.route_run(to, run);
     }
 
     /// Counts a message to `to` that the transport dropped for reason `why` (it could not be

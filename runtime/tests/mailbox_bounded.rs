@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use procession::{
-    cast, cast_wait, dispatch, loop_, send, terminate, try_cast, wait, Context, Future,
-    InboundMessage, Message, Pid, Process, Runtime, SpawnError, SpawnOptions, Upid,
+    cast, cast_wait, dispatch, loop_, send, terminate, try_cast, wait, Context, Future, Message,
+    Pid, Process, Runtime, SpawnError, SpawnOptions, Upid,
 };
 
 #[derive(Default)]
@@ -306,31 +306,5 @@ rt_test!(
             rt.stats().dropped_at_bound <= refused,
             "casts counted, try_casts handed back"
         );
-    }
-);
-
-rt_test!(
-    a_transports_batch_meets_the_bound_message_by_message,
-    |_flavor, rt| {
-        let sink = bounded(rt, 2);
-        let from: Upid = "agent(1)@10.0.0.7:5051".parse().unwrap();
-        let body = procession::message::encode(&Note).unwrap();
-        let mut batch: Vec<_> = (0..5)
-            .map(|_| InboundMessage {
-                from: from.clone(),
-                name: Note::NAME.into(),
-                body: body.clone(),
-            })
-            .collect();
-        // One lock for the batch: the runner cannot make room in between, so exactly the bound's
-        // worth is queued and the rest dropped and counted.
-        rt.inbound().deliver_all(&sink.upid(), &mut batch);
-        assert_eq!(seen(rt, &sink), 2);
-        assert_eq!(rt.stats().dropped_messages, 3);
-        let snapshot = rt.metrics().snapshot();
-        let at_bound = snapshot
-            .get("runtime.dropped_at_bound")
-            .and_then(|v| v.as_counter());
-        assert_eq!(at_bound, Some(3));
     }
 );

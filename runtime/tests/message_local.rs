@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use procession::{
-    dispatch, link, post, send, terminate, wait, Context, ExitReason, InboundMessage, InstallError,
-    Message, Outgoing, Pid, Process, Runtime, Transport, Upid,
+    dispatch, link, post, send, terminate, wait, Context, ExitReason, InstallError, Message,
+    Outgoing, Pid, Process, Runtime, Transport, Upid,
 };
 use serde::{Deserialize, Serialize};
 
@@ -401,37 +401,5 @@ rt_test!(
         settle(rt);
         assert_eq!(rt.stats().dropped_messages, 1);
         assert_eq!(*alice_seen.exits.lock(), [(master, ExitReason::Lost)]);
-    }
-);
-
-rt_test!(
-    deliver_all_keeps_the_order_and_drops_what_it_cannot_deliver,
-    |_flavor, rt| {
-        let (bob, bob_seen) = peer(rt);
-        let master = remote("master", NODE);
-        let batch = |range: std::ops::Range<u32>| -> Vec<InboundMessage> {
-            range
-                .map(|n| InboundMessage {
-                    from: master.clone(),
-                    name: Ping::NAME.into(),
-                    body: encode(&Ping { n }),
-                })
-                .collect()
-        };
-        let inbound = rt.inbound();
-        let mut messages = batch(0..100);
-        inbound.deliver_all(&bob.upid(), &mut messages);
-        assert!(messages.is_empty(), "drained");
-        let nobody = Upid::new("nobody", bob.upid().address());
-        inbound.deliver_all(&nobody, &mut batch(0..3));
-        inbound.deliver_all(&remote("bob", "10.0.0.2:1"), &mut batch(0..4));
-        settle(rt);
-        let pings: Vec<u32> = bob_seen.pings.lock().iter().map(|(_, n)| *n).collect();
-        assert_eq!(pings, (0..100).collect::<Vec<_>>());
-        assert_eq!(
-            rt.stats().dropped_messages,
-            7 + 100,
-            "an unknown receiver, one of another node, and the pongs with no transport"
-        );
     }
 );

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use procession::message::encode;
 use procession::{
-    dispatch, post, send, Context, EventView, Filter, InboundMessage, Message, Pid, Process,
-    Runtime, Upid, Verdict,
+    dispatch, post, send, Context, EventView, Filter, InboundRun, Message, Pid, Process, Runtime,
+    Upid, Verdict,
 };
 use procession_testkit::{
     await_discarded, await_failed, await_ready, drop_message, drop_messages,
@@ -237,19 +237,19 @@ fn an_encoded_message_is_decoded(runtime: &Runtime) {
 }
 
 #[procession::test]
-fn a_transports_batch_meets_the_filter_one_message_at_a_time(runtime: &Runtime) {
+fn a_transports_run_meets_the_filter_one_message_at_a_time(runtime: &Runtime) {
     let pid = runtime.spawn(Recorder::default());
     let dropped = drop_message(runtime, Match::message::<Ping>().body(|ping| ping.0 == 2));
     let remote: Upid = "agent(1)@10.0.0.7:5051".parse().unwrap();
-    let mut batch: Vec<_> = (1..=3)
-        .map(|n| InboundMessage {
-            from: remote.clone(),
-            name: Ping::NAME.into(),
-            body: encode(&Ping(n)).unwrap(),
-        })
-        .collect();
-    runtime.inbound().deliver_all(&pid.upid(), &mut batch);
-    assert!(batch.is_empty(), "the batch is drained");
+    let mut bytes = bytes::BytesMut::new();
+    let mut bodies = Vec::new();
+    for n in 1..=3 {
+        let start = bytes.len();
+        bytes.extend_from_slice(&encode(&Ping(n)).unwrap());
+        bodies.push(start..bytes.len());
+    }
+    let run = InboundRun::new(remote, Ping::NAME.into(), bytes.freeze(), bodies).unwrap();
+    runtime.inbound().deliver_run(&pid.upid(), run);
     assert_eq!(await_ready(&dropped).message, Ping(2));
     assert_eq!(
         seen(runtime, &pid),

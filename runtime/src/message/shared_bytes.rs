@@ -122,6 +122,15 @@ fn share(bytes: &[u8]) -> Bytes {
     })
 }
 
+/// `bytes` as a slice of the message being decoded, whatever their length, when they lie inside
+/// it, else a copy: for a handler that forwards an encoded message as it is.
+pub(crate) fn slice(bytes: &[u8]) -> Bytes {
+    SOURCE.with(|source| match &*source.borrow() {
+        Some(source) if contains(source, bytes) => source.slice_ref(bytes),
+        _ => Bytes::copy_from_slice(bytes),
+    })
+}
+
 /// Whether `part` lies inside `whole`'s memory (compared as addresses, never dereferenced).
 fn contains(whole: &[u8], part: &[u8]) -> bool {
     let start = whole.as_ptr() as usize;

@@ -53,6 +53,7 @@ use crate::handle::Handle;
 use crate::message::Handlers;
 use crate::pid::Upid;
 use crate::scheduler::Runnable;
+use crate::transport::InboundRun;
 
 mod bound;
 mod deliver;
@@ -142,16 +143,12 @@ pub(crate) trait AnyCell: Runnable {
     fn handle(&self) -> &Handle;
     /// Queues a message; false if the process is gone (the message is dropped).
     fn deliver_message(self: Arc<Self>, envelope: Envelope) -> bool;
-    /// Queues messages from a transport in order, like [`deliver_message`] each, under one
-    /// mailbox lock when no filter is installed; `refused` gets the name of every message not
-    /// queued.
+    /// Queues a transport's run of messages, in order, as one event, unless a filter is
+    /// installed or the mailbox is bounded: then each message is delivered as
+    /// [`deliver_message`] would. `refused` is called once for every message not queued.
     ///
     /// [`deliver_message`]: AnyCell::deliver_message
-    fn deliver_messages(
-        self: Arc<Self>,
-        envelopes: &mut dyn Iterator<Item = Envelope>,
-        refused: &mut dyn FnMut(&str),
-    );
+    fn deliver_run(self: Arc<Self>, run: InboundRun, refused: &mut dyn FnMut(&str));
     /// Queues an `exited` notice about `upid`.
     fn deliver_exited(self: Arc<Self>, upid: Upid, reason: ExitReason);
     fn terminate(self: Arc<Self>, inject: bool);
@@ -320,8 +317,8 @@ impl<P: Process> ProcessCell<P> {
             }
             let event = slot.batch.pop_front()?;
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
-            if let Ok(false) = outcome {
-                quiesce.finished_event();
+            if let Ok(Some(events)) = outcome {
+                quiesce.finished_events(events);
                 continue;
             }
             quiesce.ran_event();
@@ -343,19 +340,25 @@ impl<P: Process> ProcessCell<P> {
         ExitReason::Panicked(message.into())
     }
 
-    /// Runs one event; true when it was `Terminate`.
-    fn handle_event(self: &Arc<Self>, slot: &mut Slot<P>, event: Event<P>) -> bool {
+    /// Runs one event: the messages it held (one, or a run's that ran before an injected
+    /// terminate stopped it), or `None` for `Terminate`.
+    fn handle_event(self: &Arc<Self>, slot: &mut Slot<P>, event: Event<P>) -> Option<u64> {
         let process = slot.process.as_mut().expect("a live process has its value");
         match event {
             Event::Dispatch(f) => f(process),
             Event::Message(envelope) => slot.handlers.handle(process, self, *envelope),
+            Event::Run(run) => {
+                let go_on = || !self.inject.load(Ordering::Acquire);
+                let ran = slot.handlers.handle_run(process, self, &run, go_on);
+                return Some(ran as u64);
+            }
             Event::Exited(exit) => {
                 let (upid, reason) = *exit;
                 process.exited(&mut Context::new(self, &mut slot.handlers), &upid, &reason)
             }
-            Event::Terminate => return true,
+            Event::Terminate => return None,
         }
-        false
+        Some(1)
     }
 
     fn end_visit(self: &Arc<Self>) {
@@ -432,19 +435,18 @@ impl<P: Process> AnyCell for ProcessCell<P> {
             )
     }
 
-    fn deliver_messages(
-        self: Arc<Self>,
-        envelopes: &mut dyn Iterator<Item = Envelope>,
-        refused: &mut dyn FnMut(&str),
-    ) {
-        if !self.handle.filter().is_installed() {
-            return self.push_messages(envelopes, refused);
-        }
+    fn deliver_run(self: Arc<Self>, run: InboundRun, refused: &mut dyn FnMut(&str)) {
         // A filter may run test code that sends to this process: never under the lock.
-        for envelope in envelopes {
-            let name = envelope.body.shared_name();
+        let run = match self.handle.filter().is_installed() {
+            true => run,
+            false => match self.push_run(run, refused) {
+                Some(run) => run,
+                None => return,
+            },
+        };
+        for envelope in run.envelopes() {
             if !self.clone().deliver_message(envelope) {
-                refused(&name);
+                refused(&run.name);
             }
         }
     }
