@@ -101,6 +101,7 @@
 mod auth;
 mod connection;
 pub mod frame;
+mod held;
 pub mod hello;
 mod peer;
 pub mod pipe;

@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bodies this long or longer are queued as they are (the writer gathers them into its writes);
 /// shorter ones are copied after their header, cheaper than one more slice per write.
-const SHARED_BODY: usize = 4 * 1024;
+pub(crate) const SHARED_BODY: usize = 4 * 1024;
 
 /// The most segments gathered into one write (Linux takes up to 1,024).
 const GATHER: usize = 64;
@@ -61,24 +61,31 @@ pub(crate) struct Peer {
 }
 
 struct Queue {
-    /// Frames encoded since the writer last took them, in order: `segments`, then `tail`.
-    /// Small frames are copied into `tail`; a large body goes into `segments` as it is, after
+    /// Frames encoded since the writer last took them, in order: `segments`, then `frames`.
+    /// Small frames are copied into `frames`; a large body goes into `segments` as it is, after
     /// its header, so that it is never copied on this side of the socket.
     segments: Vec<Bytes>,
-    tail: BytesMut,
-    /// The bytes in `segments` and `tail`, held to the peer buffer's bound.
+    frames: Frames,
+    /// The bytes in `segments` and `frames`, held to the peer buffer's bound.
     queued: usize,
-    frames: u64,
-    /// The `from`, `to` and name of the last frame queued on this connection: a frame with the
-    /// same ones leaves them out (the receiver has them from that frame), and a stream between
-    /// two processes formats their Upids once, not per frame. Forgotten when a frame is
-    /// dropped after its header was encoded, since the receiver never sees that frame.
-    from: Printed,
-    to: Printed,
-    name: Option<String>,
     writer: Option<Waker>,
     /// The connection ended: frames are no longer accepted.
     closed: bool,
+}
+
+/// Frames encoded one after another into one buffer, each leaving out the `from`, `to` and name
+/// that the previous one had (the receiver has them from that frame): a stream between two
+/// processes formats their Upids once, not per frame.
+#[derive(Default)]
+pub(crate) struct Frames {
+    pub(crate) bytes: BytesMut,
+    /// How many frames `bytes` holds.
+    pub(crate) count: u64,
+    /// Where each frame ends in `bytes`, when kept (see [`Frames::keeping_ends`]).
+    ends: Option<Vec<usize>>,
+    from: Printed,
+    to: Printed,
+    name: Option<String>,
 }
 
 impl Peer {
@@ -91,12 +98,8 @@ impl Peer {
             stopped: tokio::sync::Notify::new(),
             queue: Mutex::new(Queue {
                 segments: Vec::new(),
-                tail: BytesMut::new(),
+                frames: Frames::default(),
                 queued: 0,
-                frames: 0,
-                from: Printed::default(),
-                to: Printed::default(),
-                name: None,
                 writer: None,
                 closed: false,
             }),
@@ -155,37 +158,72 @@ impl Peer {
             if queue.closed {
                 return false;
             }
-            let before = queue.tail.len();
-            let encoded = encode(queue, kind, (from, to), name, body);
+            let before = queue.frames.bytes.len();
+            let encoded = queue.frames.encode(kind, (from, to), name, body);
             if let Err(error) = encoded {
-                queue.tail.truncate(before);
-                queue.forget_last();
+                queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
                 tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
                 return true;
             }
             let apart = body.apart();
-            let length = queue.tail.len() - before + apart.map_or(0, Bytes::len);
+            let length = queue.frames.bytes.len() - before + apart.map_or(0, Bytes::len);
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
             if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
-                queue.tail.truncate(before);
-                queue.forget_last();
+                queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
                 tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
                 return true;
             }
             if let Some(bytes) = apart {
-                let header = queue.tail.split().freeze();
+                let header = queue.frames.bytes.split().freeze();
                 queue.segments.push(header);
                 queue.segments.push(bytes.clone());
             }
             queue.queued += length;
-            queue.frames += 1;
+            queue.frames.count += 1;
             queue.writer.take()
         };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Queues the messages of `held` (frames encoded apart from the connection's, the first
+    /// with every field in full) and empties it; false if this connection has ended (the
+    /// caller makes a new one). The frames that would take the buffer past its bound are
+    /// dropped and counted, from the first that does not fit on.
+    pub(crate) fn append(&self, shared: &Shared, held: &mut Frames) -> bool {
+        let (waker, dropped) = {
+            let mut guard = self.queue.lock();
+            let queue = &mut *guard;
+            if queue.closed {
+                return false;
+            }
+            let room = shared.config.peer_buffer.saturating_sub(queue.queued);
+            let kept = held.fitting(room);
+            let length = match kept {
+                0 => 0,
+                kept if kept as u64 == held.count => held.bytes.len(),
+                kept => held.ends()[kept - 1],
+            };
+            queue.frames.bytes.extend_from_slice(&held.bytes[..length]);
+            // The next frame queued here must not repeat fields of a frame it did not see.
+            queue.frames.forget_last();
+            queue.queued += length;
+            queue.frames.count += kept as u64;
+            let dropped = held.count - kept as u64;
+            held.clear();
+            (queue.writer.take(), dropped)
+        };
+        if dropped > 0 {
+            shared.stats.dropped(Reason::PeerFull, dropped);
+            tracing::warn!(peer = %self.address, dropped, "peer send buffer full; frames dropped");
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -198,9 +236,9 @@ impl Peer {
             let mut queue = self.queue.lock();
             queue.closed = true;
             queue.segments = Vec::new();
-            queue.tail = BytesMut::new();
+            queue.frames.bytes = BytesMut::new();
             queue.queued = 0;
-            std::mem::take(&mut queue.frames)
+            std::mem::take(&mut queue.frames.count)
         };
         if dropped > 0 {
             shared.stats.dropped(Reason::Unreachable, dropped);
@@ -220,11 +258,11 @@ impl Peer {
                 return Poll::Pending;
             }
             let mut batch = std::mem::take(&mut queue.segments);
-            if !queue.tail.is_empty() {
-                batch.push(queue.tail.split().freeze());
+            if !queue.frames.bytes.is_empty() {
+                batch.push(queue.frames.bytes.split().freeze());
             }
             queue.queued = 0;
-            let frames = std::mem::take(&mut queue.frames);
+            let frames = std::mem::take(&mut queue.frames.count);
             Poll::Ready(Some((batch, frames)))
         })
         .await
@@ -284,41 +322,100 @@ pub(crate) fn with_body<R>(
     outcome
 }
 
-/// Appends a frame to `queue`'s tail: its header, then the body unless it is large (queued
-/// after the header by the caller).
-fn encode(
-    queue: &mut Queue,
-    kind: Kind,
-    (from, to): (&Upid, &Upid),
-    name: &str,
-    body: &Body<'_>,
-) -> Result<(), FrameError> {
-    let start = queue.tail.len();
-    let same_name = queue.name.as_deref() == Some(name);
-    if !same_name {
-        let last = queue.name.get_or_insert_with(String::new);
-        last.clear();
-        last.push_str(name);
+impl Frames {
+    /// Frames that remember where each ends, so that [`Peer::append`] can keep those that fit.
+    pub(crate) fn keeping_ends() -> Self {
+        Frames {
+            ends: Some(Vec::new()),
+            ..Frames::default()
+        }
     }
-    let header = Header {
-        kind,
-        from: queue.from.field(from),
-        to: queue.to.field(to),
-        name: (!same_name).then_some(name),
-    };
-    header.encode(&mut queue.tail)?;
-    if let Body::Small(bytes) = body {
-        queue.tail.extend_from_slice(bytes);
-    }
-    frame::finish(&mut queue.tail[start..], body.apart().map_or(0, Bytes::len))
-}
 
-impl Queue {
+    /// Appends a frame: its header, then the body unless it is large (queued after the header
+    /// by the caller). On an error, [`undo`](Self::undo) it.
+    pub(crate) fn encode(
+        &mut self,
+        kind: Kind,
+        upids: (&Upid, &Upid),
+        name: &str,
+        body: &Body<'_>,
+    ) -> Result<(), FrameError> {
+        self.encode_with(kind, upids, name, |bytes| {
+            if let Body::Small(small) = body {
+                bytes.extend_from_slice(small);
+            }
+            Ok(body.apart().map_or(0, Bytes::len))
+        })
+    }
+
+    /// Appends a frame whose body `body` appends after the header, answering how many more
+    /// bytes of it follow apart. On an error, [`undo`](Self::undo) it.
+    pub(crate) fn encode_with<E: From<FrameError>>(
+        &mut self,
+        kind: Kind,
+        (from, to): (&Upid, &Upid),
+        name: &str,
+        body: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
+    ) -> Result<(), E> {
+        let start = self.bytes.len();
+        let same_name = self.name.as_deref() == Some(name);
+        if !same_name {
+            let last = self.name.get_or_insert_with(String::new);
+            last.clear();
+            last.push_str(name);
+        }
+        let header = Header {
+            kind,
+            from: self.from.field(from),
+            to: self.to.field(to),
+            name: (!same_name).then_some(name),
+        };
+        header.encode(&mut self.bytes)?;
+        let apart = body(&mut self.bytes)?;
+        Ok(frame::finish(&mut self.bytes[start..], apart)?)
+    }
+
+    /// Counts the frame just encoded, which ends the buffer.
+    pub(crate) fn encoded(&mut self) {
+        self.count += 1;
+        if let Some(ends) = &mut self.ends {
+            ends.push(self.bytes.len());
+        }
+    }
+
+    /// Takes back a frame begun at `start` (it could not be encoded, or was not kept).
+    pub(crate) fn undo(&mut self, start: usize) {
+        self.bytes.truncate(start);
+        self.forget_last();
+    }
+
     /// Makes the next frame carry every field in full.
     fn forget_last(&mut self) {
         self.from.upid = None;
         self.to.upid = None;
         self.name = None;
+    }
+
+    fn ends(&self) -> &[usize] {
+        self.ends.as_deref().unwrap_or_default()
+    }
+
+    /// How many of the frames, from the first, fit in `room` bytes.
+    fn fitting(&self, room: usize) -> usize {
+        if self.bytes.len() <= room {
+            return self.count as usize;
+        }
+        self.ends().partition_point(|end| *end <= room)
+    }
+
+    /// Empties the buffer (keeping its memory); the next frame carries every field in full.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.count = 0;
+        if let Some(ends) = &mut self.ends {
+            ends.clear();
+        }
+        self.forget_last();
     }
 }
 

@@ -12,8 +12,9 @@ use procession::{ExitReason, Future, Inbound, Outgoing, Runtime, Transport, Upid
 
 use crate::connection;
 use crate::frame::Kind;
+use crate::held;
 use crate::hello::Hello;
-use crate::peer::{with_body, Body, Peer};
+use crate::peer::{with_body, Body, Peer, SHARED_BODY};
 use crate::stats::{Reason, Stats};
 use crate::wire;
 
@@ -245,25 +246,29 @@ impl Shared {
     /// Queues a frame for `to`'s node, borrowing its parts: nothing is built per send but the
     /// encoded bytes.
     fn send(self: &Arc<Self>, kind: Kind, upids: (&Upid, &Upid), name: &str, body: &Body<'_>) {
-        let address = upids.1.address();
         loop {
-            let peer = {
-                let mut peers = self.peers.lock();
-                if self.stopped.load(Ordering::Relaxed) {
-                    drop(peers);
-                    self.stats.dropped(Reason::Unreachable, 1);
-                    return;
-                }
-                peers
-                    .entry(address)
-                    .or_insert_with(|| Peer::start(self, address))
-                    .clone()
+            let Some(peer) = self.peer_for(upids.1.address()) else {
+                self.stats.dropped(Reason::Unreachable, 1);
+                return;
             };
             if peer.push(self, kind, upids, name, body) {
                 return;
             }
             self.forget_peer(&peer);
         }
+    }
+
+    /// The connection to the node at `address`, made if there is none; `None` once the
+    /// transport has shut down.
+    pub(crate) fn peer_for(self: &Arc<Self>, address: SocketAddr) -> Option<Arc<Peer>> {
+        let mut peers = self.peers.lock();
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let peer = peers
+            .entry(address)
+            .or_insert_with(|| Peer::start(self, address));
+        Some(peer.clone())
     }
 
     /// What this node says of itself on a new connection.
@@ -367,6 +372,12 @@ struct Tcp {
 
 impl Transport for Tcp {
     fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        let small = message
+            .encoded_body()
+            .is_none_or(|body| body.len() < SHARED_BODY);
+        if message.may_wait() && small && held::hold(&self.shared, (from, to), &message) {
+            return;
+        }
         let name = message.name();
         with_body(&message, |body| match body {
             Ok(body) => self.shared.send(Kind::Message, (from, to), name, &body),
@@ -378,12 +389,19 @@ impl Transport for Tcp {
     }
 
     fn link(&self, linker: &Upid, to: &Upid) {
+        // After the messages held back: a link or notice never overtakes what was sent before.
+        held::flush();
         self.shared.send(Kind::Link, (linker, to), "", &Body::Empty);
     }
 
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason) {
+        held::flush();
         let reason = wire::encode_reason(reason);
         self.shared
             .send(Kind::Exited, (upid, linker), &reason, &Body::Empty);
+    }
+
+    fn flush(&self) {
+        held::flush();
     }
 }

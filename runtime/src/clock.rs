@@ -42,7 +42,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::context;
-use crate::driver::armed::{running_process, timer_owner};
+use crate::context::current_upid;
+use crate::driver::armed::timer_owner;
 use crate::future::{Future, Promise};
 use crate::handle::Handle;
 
@@ -206,7 +207,7 @@ pub fn after(duration: Duration) -> Future<()> {
                 promise.set(());
             }
         }),
-        timer_owner(&handle, running_process),
+        timer_owner(&handle, current_upid),
     );
     let timers = std::sync::Arc::downgrade(&handle);
     future.when_discard(move || {

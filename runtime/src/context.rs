@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::budget;
 use crate::handle::Handle;
+use crate::pid::Upid;
 use crate::process::cell::AnyCell;
 
 thread_local! {
@@ -18,6 +19,9 @@ thread_local! {
     static PROCESS: RefCell<Option<Arc<dyn AnyCell>>> = const { RefCell::new(None) };
     /// `(runtime id, worker index)` on a worker thread.
     static WORKER: Cell<Option<(u64, usize)>> = const { Cell::new(None) };
+    /// The running handler sent through a transport that may hold its sends back: the
+    /// transport is flushed when the handler returns.
+    static HELD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The current runtime, if any.
@@ -91,6 +95,11 @@ pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
     PROCESS.with(|p| p.borrow().clone())
 }
 
+/// The Upid of the process whose event this thread is running.
+pub(crate) fn current_upid() -> Option<Upid> {
+    PROCESS.with(|p| p.borrow().as_ref().map(|cell| cell.upid()))
+}
+
 /// Marks `cell` as the running process, on a visit with `left` units of its budget left (see
 /// [`budget_spent`](crate::budget_spent)), until the guard drops.
 pub(crate) fn enter_process(cell: Arc<dyn AnyCell>, left: usize) -> ProcessGuard {
@@ -106,9 +115,33 @@ pub(crate) struct ProcessGuard {
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
+        flush_held();
         let previous = self.previous.take();
         PROCESS.with(|p| *p.borrow_mut() = previous);
         budget::end_visit(self.visit);
+    }
+}
+
+/// Whether a send made now may be held back by the transport until [`flush_held`]: only inside
+/// a process's handler, whose return flushes it (the handler is then marked as having sent).
+pub(crate) fn may_hold_sends() -> bool {
+    let inside = PROCESS.with(|p| p.borrow().is_some());
+    if inside {
+        HELD.set(true);
+    }
+    inside
+}
+
+/// Flushes the transport if the handler running on this thread sent through it: when the
+/// handler returns, and before it completes a future (a dispatch's answer, say), so that what
+/// it sent is on its way before anyone can see that it ran.
+pub(crate) fn flush_held() {
+    if !HELD.replace(false) {
+        return;
+    }
+    let handle = PROCESS.with(|p| p.borrow().as_ref().map(|cell| cell.handle().clone()));
+    if let Some(transport) = handle.and_then(|handle| handle.transport()) {
+        transport.flush();
     }
 }
 

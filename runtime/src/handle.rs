@@ -9,6 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::address::Address;
+use crate::context;
 use crate::event::{Envelope, ExitReason, Payload};
 use crate::filter::FilterPoint;
 use crate::future::Promise;
@@ -35,7 +37,7 @@ pub(crate) struct Shared {
     /// The in-process address every runtime has, transport or not.
     local_address: SocketAddr,
     /// The address Upids carry: the transport's once it listens.
-    address: RwLock<SocketAddr>,
+    address: Address,
     /// This run of the runtime, carried by its Upids (never 0).
     pub(crate) incarnation: u64,
     table: Table,
@@ -83,7 +85,7 @@ impl Shared {
             id,
             name,
             local_address,
-            address: RwLock::new(local_address),
+            address: Address::new(local_address),
             incarnation,
             table: Table::new(),
             scheduler,
@@ -110,11 +112,11 @@ impl Shared {
     }
 
     pub(crate) fn address(&self) -> SocketAddr {
-        *self.address.read()
+        self.address.get()
     }
 
     pub(crate) fn set_address(&self, address: SocketAddr) {
-        *self.address.write() = address;
+        self.address.set(address);
     }
 
     pub(crate) fn is_local(&self, address: SocketAddr) -> bool {
@@ -273,7 +275,7 @@ impl Shared {
     /// Hands `message` for remote `to` to the transport (which encodes it), or drops it.
     pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
         match self.transport() {
-            Some(transport) => transport.send(from, to, message),
+            Some(transport) => transport.send(from, to, message.waiting(context::may_hold_sends())),
             None => self.drop_message(to, message.name(), "remote address and no transport"),
         }
     }

@@ -50,6 +50,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod address;
 mod blocking;
 mod budget;
 mod builder;

@@ -85,10 +85,7 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 /// Panics if no runtime is current.
 pub fn send<M: Message>(to: &Upid, message: M) {
     let handle = context::expect_current("send");
-    let from = match context::current_process() {
-        Some(cell) => cell.upid(),
-        None => anonymous(&handle),
-    };
+    let from = context::current_upid().unwrap_or_else(|| anonymous(&handle));
     deliver(&handle, from, to, message);
 }
 

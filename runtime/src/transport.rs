@@ -64,6 +64,12 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Tells remote `linker` that local `upid` ended.
     fn exited(&self, linker: &Upid, upid: &Upid, reason: &ExitReason);
+
+    /// Sends the messages this transport held back on this thread (see
+    /// [`Outgoing::may_wait`]). The runtime calls it on the thread that sent them, when the
+    /// handler or callback that sent them returns. The default holds nothing back, so does
+    /// nothing.
+    fn flush(&self) {}
 }
 
 /// A message on its way to another node: its name, and its body, encoded when the transport asks
@@ -71,6 +77,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct Outgoing<'a> {
     name: &'a str,
     body: Body<'a>,
+    may_wait: bool,
 }
 
 enum Body<'a> {
@@ -88,6 +95,7 @@ impl<'a> Outgoing<'a> {
         Outgoing {
             name,
             body: Body::Encoded(body),
+            may_wait: false,
         }
     }
 
@@ -95,7 +103,23 @@ impl<'a> Outgoing<'a> {
         Outgoing {
             name,
             body: Body::Value(value, encoder),
+            may_wait: false,
         }
+    }
+
+    /// Lets the transport hold the message back until its [`Transport::flush`] (see
+    /// [`may_wait`](Self::may_wait)).
+    pub(crate) fn waiting(self, may_wait: bool) -> Self {
+        Outgoing { may_wait, ..self }
+    }
+
+    /// Whether the transport may hold the message back, to send it together with the others the
+    /// same handler sends: the runtime then calls [`Transport::flush`] on this thread when the
+    /// handler returns, before anything else can run on the sending process. False for a send
+    /// made outside a process's handler (a test's thread, a future's callback): such a message
+    /// must go at once.
+    pub fn may_wait(&self) -> bool {
+        self.may_wait
     }
 
     /// The message name, by which the receiving node finds the handler.

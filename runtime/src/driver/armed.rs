@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use crate::context;
 use crate::handle::Handle;
 use crate::pid::Upid;
 use crate::timer::Owner;
@@ -32,9 +31,4 @@ pub struct ArmedTimer {
 pub(crate) fn timer_owner(handle: &Handle, owner: impl FnOnce() -> Option<Upid>) -> Owner {
     handle.scheduler().as_deterministic()?;
     owner().map(Box::new)
-}
-
-/// The address of the process whose handler this thread is running.
-pub(crate) fn running_process() -> Option<Upid> {
-    context::current_process().map(|cell| cell.upid())
 }

@@ -30,7 +30,6 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::armed::running_process;
 use crate::future::Future;
 use crate::handle::Handle;
 use crate::pid::Upid;
@@ -120,7 +119,7 @@ pub(crate) fn track<R: Send + Sync + 'static>(
     };
     let dispatches = scheduler.dispatches();
     let seq = dispatches.insert(PendingDispatch {
-        caller: running_process(),
+        caller: crate::context::current_upid(),
         target: target(),
         method,
         since: handle.timers().now(),

@@ -137,6 +137,8 @@ impl<T: Send + Sync + 'static> Cell<T> {
 
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.
     pub(crate) fn complete(self: &Arc<Self>, outcome: Outcome<T>) -> bool {
+        // Whoever sees the outcome sees what the handler completing it sent before.
+        crate::context::flush_held();
         let draining = TRAMPOLINE.with(|t| t.borrow().is_some());
         let (first, rest) = {
             let mut waiters = self.waiters.lock();

@@ -9,8 +9,9 @@ use parking_lot::Mutex;
 
 use super::cell::{Cell, Discard};
 use super::{Future, Promise};
+use crate::context::current_upid;
 use crate::context::{self, Captured};
-use crate::driver::armed::{running_process, timer_owner};
+use crate::driver::armed::timer_owner;
 use crate::error::{Error, Failure};
 
 impl<T: Send + Sync + 'static> Future<T> {
@@ -234,7 +235,7 @@ impl<T: Send + Sync + 'static> Future<T> {
                     Err(failure) => promise.fail(failure),
                 }
             }),
-            timer_owner(&handle, running_process),
+            timer_owner(&handle, current_upid),
         );
         let timers = Arc::downgrade(&handle);
         self.when_complete(move |outcome| {

@@ -317,6 +317,8 @@ impl<P: Process> ProcessCell<P> {
             }
             let event = slot.batch.pop_front()?;
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.handle_event(slot, event)));
+            // Before the event counts as finished: what it sent is on its way once it has.
+            context::flush_held();
             if let Ok(Some(events)) = outcome {
                 quiesce.finished_events(events);
                 continue;

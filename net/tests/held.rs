@@ -1,0 +1,114 @@
+//! Sends a handler makes are held back and leave together when it returns: order, exit notices
+//! and the peer buffer's bound must be as if each had gone at once.
+
+mod support;
+
+use std::sync::mpsc;
+
+use procession::{dispatch, send, terminate_now, Context, ExitReason, Message, Process, Upid};
+use serde::{Deserialize, Serialize};
+use support::{counter, node, node_and_silent_peer, Note, PATIENCE};
+
+/// Does nothing of its own: the tests dispatch the sends to it, so they run in its handler.
+struct Sender;
+impl Process for Sender {}
+
+/// Reports each `Note` and, last, the exit notice of the process it links to (`None`).
+struct Ordered {
+    target: Upid,
+    events: mpsc::Sender<Option<u64>>,
+}
+
+impl Process for Ordered {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        procession::link(&self.target);
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.events.send(Some(n));
+        })
+        .unwrap();
+    }
+
+    fn exited(&mut self, _: &mut Context<'_, Self>, _: &Upid, _: &ExitReason) {
+        let _ = self.events.send(None);
+    }
+}
+
+#[test]
+fn what_a_handler_sent_before_its_process_ended_arrives_before_its_exit_notice() {
+    const NOTES: u64 = 3_000;
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let sender = a.spawn(Sender);
+    let (events, received) = mpsc::channel();
+    let ordered = b.spawn(Ordered {
+        target: sender.upid(),
+        events,
+    });
+    // A first note from the handler, seen arriving: the link, sent before it, is in place.
+    let to = ordered.upid();
+    let first = to.clone();
+    a.block_on(dispatch(&sender, move |_: &mut Sender| {
+        send(&first, Note(0))
+    }))
+    .unwrap();
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), Some(0));
+    // One handler sends the rest and ends its process: the notes are held until it returns,
+    // and the exit notice must not overtake them.
+    let me = sender.upid();
+    let _ = dispatch(&sender, move |_: &mut Sender| {
+        for n in 1..NOTES {
+            send(&to, Note(n));
+        }
+        terminate_now(&me);
+    });
+    let got: Vec<Option<u64>> = (1..=NOTES)
+        .map(|_| received.recv_timeout(PATIENCE).unwrap())
+        .collect();
+    let expected: Vec<Option<u64>> = (1..NOTES).map(Some).chain([None]).collect();
+    assert_eq!(got, expected);
+}
+
+#[derive(Serialize, Deserialize, Message)]
+struct Blob {
+    seq: u64,
+    body: String,
+}
+
+#[test]
+fn held_sends_past_the_peer_buffer_are_dropped_whole_and_counted() {
+    const BLOBS: u64 = 20_000;
+    let (runtime, _net, silent) = node_and_silent_peer();
+    let sender = runtime.spawn(Sender);
+    let target = silent.sink.clone();
+    // 20 MB from handlers to a peer that reads nothing yet: its kernel buffers fill, then the
+    // node's 64 KiB queue, and the frames past it are dropped at a flush.
+    for batch in 0..20 {
+        let target = target.clone();
+        runtime
+            .block_on(dispatch(&sender, move |_: &mut Sender| {
+                for seq in batch * BLOBS / 20..(batch + 1) * BLOBS / 20 {
+                    let body = "x".repeat(1000);
+                    send(&target, Blob { seq, body });
+                }
+            }))
+            .unwrap();
+    }
+    let dropped = counter(&runtime, "net.dropped.peer_full");
+    assert!(dropped > 0, "20 MB must overflow a 64 KiB queue");
+    // What was queued arrives whole and in order: a frame after a cut carries its fields.
+    let frames = silent.frames();
+    let mut last = None;
+    let mut arrived = 0;
+    while arrived + dropped < BLOBS {
+        let frame = frames.recv_timeout(PATIENCE).unwrap();
+        assert_eq!(frame.name, Blob::NAME);
+        assert_eq!(frame.to, target);
+        let blob: Blob = procession::message::decode(&frame.body).unwrap();
+        assert!(last < Some(blob.seq), "{:?} then {}", last, blob.seq);
+        assert_eq!(blob.body.len(), 1000);
+        last = Some(blob.seq);
+        arrived += 1;
+    }
+    assert_eq!(counter(&runtime, "net.dropped.peer_full"), dropped);
+    assert_eq!(counter(&runtime, "net.dropped.unreachable"), 0);
+}
