@@ -43,7 +43,8 @@
 //!   serde + bincode encoding, serialized straight into the peer's queue and decoded by the
 //!   receiving handler's type (a `Bytes` field marked
 //!   `#[serde(with = "procession::message::shared_bytes")]` as a slice of the received bytes).
-//!   Consecutive messages of a connection for one process are delivered as one batch.
+//!   Consecutive messages of a connection from one process to another under one name are
+//!   delivered as one run (`procession::InboundRun`): one mailbox event for many.
 //! - **Request/reply.** `procession::request(&upid, req)` works across nodes as it does
 //!   locally: the answer comes back to the asking node, and a lost node abandons the request.
 //! - **Incarnations** ([`hello`]). Every connection starts with each node saying its address
@@ -61,7 +62,9 @@
 //!   cannot be reached, every local process linked to one of its processes gets
 //!   `exited(Lost)`. A later send reconnects.
 //! - **Order.** Messages from one process to another arrive in the order sent while the
-//!   connection lives.
+//!   connection lives. The messages a handler sends to another node are held and queued
+//!   together when it returns (or before it completes a future, or links, or at 64 KiB): a
+//!   stream costs one lock per handler, not per message.
 //! - **Back-pressure.** A peer's queue is bounded ([`Builder::peer_buffer`], 8 MiB by
 //!   default): a slow reader cannot grow the sender's memory; messages past the bound are
 //!   dropped and counted (`net.dropped.peer_full`), as a lossy network would, and a send never
@@ -89,7 +92,11 @@
 //!   the incarnation; here the Upid carries it next to the address, which prints as before.
 //! - **`Transport::send` takes an [`Outgoing`](procession::Outgoing)** (a name and a body encoded
 //!   on demand) rather than encoded bytes, so a transport can serialize a message straight into
-//!   its own buffer.
+//!   its own buffer, and may hold it until [`Transport::flush`](procession::Transport::flush)
+//!   when [`Outgoing::may_wait`](procession::Outgoing::may_wait) allows: the runtime flushes
+//!   when the sending handler returns or completes a future. DESIGN.md has each send leave at
+//!   once; a handler must not block, so holding its sends until it returns delays them by no
+//!   more than its own run.
 //!
 //! # Features
 //!

@@ -6,11 +6,12 @@
 //!
 //! A message's body is serialized before any lock is taken, into a buffer each thread reuses (so
 //! a `Serialize` implementation never runs under the transport's locks); then the sender copies
-//! the frame into the peer's buffer under a short lock and never waits. The peer's writer task
+//! the frame into the peer's buffer under a short lock and never waits (a handler's sends are
+//! [held](crate::held) and copied in together when it returns). The peer's writer task
 //! takes the whole buffer at once, so under load many frames leave in one write. A body already
 //! encoded (a forwarded message) of 4 KiB or more is not copied: it is queued as it is after its
 //! header, and the writer gathers the pieces into vectored writes. A message that cannot be
-//! encoded is dropped and counted as malformed. The buffer is bounded: a message that would take it past
+//! encoded is dropped and counted as malformed. The buffer is bounded: a message past
 //! [`Config::peer_buffer`] is dropped and counted (links and exit notices are small and always
 //! queued, so no linker waits forever), because a send must not block a handler and a slow peer
 //! must not grow the sender's memory. The writer also watches the connection's read side: the peer
