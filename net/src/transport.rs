@@ -372,11 +372,15 @@ struct Tcp {
 
 impl Transport for Tcp {
     fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
-        let small = message
-            .encoded_body()
-            .is_none_or(|body| body.len() < SHARED_BODY);
-        if message.may_wait() && small && held::hold(&self.shared, (from, to), &message) {
-            return;
+        if message.may_wait() {
+            let small = message
+                .encoded_body()
+                .is_none_or(|body| body.len() < SHARED_BODY);
+            if small && held::hold(&self.shared, (from, to), &message) {
+                return;
+            }
+            // Sent at once, after what the handler sent before.
+            held::flush();
         }
         let name = message.name();
         with_body(&message, |body| match body {

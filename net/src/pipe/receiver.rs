@@ -118,10 +118,8 @@ impl<T: Item> Receiver<T> {
             };
             let item_weight = weight(&item);
             let written = writer.write(item);
-            if written.is_ready() {
-                self.owed += item_weight;
-                continue;
-            }
+            // Pending first: the reader may complete the write at any moment, and once it is
+            // not pending it stays as it is.
             if written.is_pending() {
                 self.writing = true;
                 let me = self.me.clone().expect("set in initialize");
@@ -130,6 +128,10 @@ impl<T: Item> Receiver<T> {
                     cast(&me, move |r: &mut Receiver<T>| r.written(item_weight, ok));
                 });
                 break;
+            }
+            if written.is_ready() {
+                self.owed += item_weight;
+                continue;
             }
             // Refused: the reader closed; `reader_closed` tells the forwarder.
             self.queue.clear();
