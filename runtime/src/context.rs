@@ -7,21 +7,26 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::budget;
 use crate::handle::Handle;
 use crate::pid::Upid;
 use crate::process::cell::AnyCell;
+use crate::transport::Transport;
 
 thread_local! {
     static RUNTIME: RefCell<Option<Handle>> = const { RefCell::new(None) };
     static PROCESS: RefCell<Option<Arc<dyn AnyCell>>> = const { RefCell::new(None) };
     /// `(runtime id, worker index)` on a worker thread.
     static WORKER: Cell<Option<(u64, usize)>> = const { Cell::new(None) };
-    /// The running handler sent through a transport that may hold its sends back: the
-    /// transport is flushed when the handler returns.
-    static HELD: Cell<bool> = const { Cell::new(false) };
+    /// The transport the running handler sent through, which may hold its sends back until
+    /// the handler returns (see [`with_transport`]).
+    static HOLDING: Cell<Option<Arc<dyn Transport>>> = const { Cell::new(None) };
+    /// The running process as a sender, made on its first send of the visit (see
+    /// [`current_sender`]).
+    static SENDER: RefCell<Option<Rc<Sender>>> = const { RefCell::new(None) };
 }
 
 /// The current runtime, if any.
@@ -104,6 +109,7 @@ pub(crate) fn current_upid() -> Option<Upid> {
 /// [`budget_spent`](crate::budget_spent)), until the guard drops.
 pub(crate) fn enter_process(cell: Arc<dyn AnyCell>, left: usize) -> ProcessGuard {
     let previous = PROCESS.with(|p| p.replace(Some(cell)));
+    SENDER.with(|s| s.borrow_mut().take());
     let visit = budget::start_visit(left);
     ProcessGuard { previous, visit }
 }
@@ -118,31 +124,61 @@ impl Drop for ProcessGuard {
         flush_held();
         let previous = self.previous.take();
         PROCESS.with(|p| *p.borrow_mut() = previous);
+        SENDER.with(|s| s.borrow_mut().take());
         budget::end_visit(self.visit);
     }
 }
 
-/// Whether a send made now may be held back by the transport until [`flush_held`]: only inside
-/// a process's handler, whose return flushes it (the handler is then marked as having sent).
-pub(crate) fn may_hold_sends() -> bool {
-    let inside = PROCESS.with(|p| p.borrow().is_some());
-    if inside {
-        HELD.set(true);
+/// Runs `f` with `handle`'s transport (if it has one) and whether the transport may hold the
+/// send back until [`flush_held`]: it may inside a process's handler, whose return flushes it.
+/// A handler's transport is looked up on its first send and kept until the flush, so a stream
+/// of sends takes no lock and no reference count on it.
+pub(crate) fn with_transport<R>(
+    handle: &crate::handle::Shared,
+    f: impl FnOnce(Option<&Arc<dyn Transport>>, bool) -> R,
+) -> R {
+    if PROCESS.with(|p| p.borrow().is_none()) {
+        return f(handle.transport().as_ref(), false);
     }
-    inside
+    // Taken out while in use: a send made inside this one (from a `Serialize`) looks it up.
+    let Some(transport) = HOLDING.take().or_else(|| handle.transport()) else {
+        return f(None, true);
+    };
+    let outcome = f(Some(&transport), true);
+    HOLDING.set(Some(transport));
+    outcome
 }
 
 /// Flushes the transport if the handler running on this thread sent through it: when the
 /// handler returns, and before it completes a future (a dispatch's answer, say), so that what
 /// it sent is on its way before anyone can see that it ran.
 pub(crate) fn flush_held() {
-    if !HELD.replace(false) {
-        return;
-    }
-    let handle = PROCESS.with(|p| p.borrow().as_ref().map(|cell| cell.handle().clone()));
-    if let Some(transport) = handle.and_then(|handle| handle.transport()) {
+    if let Some(transport) = HOLDING.take() {
         transport.flush();
     }
+}
+
+/// The running process as a sender: its Upid and runtime, made once a visit, so that a stream
+/// of sends shares them instead of counting a reference to each per message.
+pub(crate) struct Sender {
+    pub(crate) upid: Upid,
+    pub(crate) handle: Handle,
+}
+
+/// The process whose event this thread is running, as a [`Sender`].
+pub(crate) fn current_sender() -> Option<Rc<Sender>> {
+    if let Some(sender) = SENDER.with(|s| s.borrow().clone()) {
+        return Some(sender);
+    }
+    let sender = PROCESS.with(|p| {
+        p.borrow().as_ref().map(|cell| Sender {
+            upid: cell.upid(),
+            handle: cell.handle().clone(),
+        })
+    })?;
+    let sender = Rc::new(sender);
+    SENDER.with(|s| *s.borrow_mut() = Some(sender.clone()));
+    Some(sender)
 }
 
 /// Marks this thread as worker `index` of runtime `runtime_id`, for life.

@@ -274,10 +274,10 @@ impl Shared {
 
     /// Hands `message` for remote `to` to the transport (which encodes it), or drops it.
     pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
-        match self.transport() {
-            Some(transport) => transport.send(from, to, message.waiting(context::may_hold_sends())),
+        context::with_transport(self, |transport, may_wait| match transport {
+            Some(transport) => transport.send(from, to, message.waiting(may_wait)),
             None => self.drop_message(to, message.name(), "remote address and no transport"),
-        }
+        });
     }
 
     /// Delivers a message that arrived from a transport to local `to`, or drops and counts it.

@@ -84,9 +84,13 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 ///
 /// Panics if no runtime is current.
 pub fn send<M: Message>(to: &Upid, message: M) {
-    let handle = context::expect_current("send");
-    let from = context::current_upid().unwrap_or_else(|| anonymous(&handle));
-    deliver(&handle, from, to, message);
+    match context::current_sender() {
+        Some(sender) => deliver(&sender.handle, &sender.upid, to, message),
+        None => {
+            let handle = context::expect_current("send");
+            deliver(&handle, &anonymous(&handle), to, message);
+        }
+    }
 }
 
 /// Sends `message` to `to` as if `from` had sent it. The receiver's handler sees `from` as the
@@ -126,10 +130,10 @@ pub fn send<M: Message>(to: &Upid, message: M) {
 /// ```
 pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
     let handle = context::expect_current("post");
-    deliver(&handle, from.clone(), to, message);
+    deliver(&handle, from, to, message);
 }
 
-fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
+fn deliver<M: Message>(handle: &Handle, from: &Upid, to: &Upid, message: M) {
     deliver_as(handle, from, to, M::NAME, message, encode_any::<M>);
 }
 
@@ -137,7 +141,7 @@ fn deliver<M: Message>(handle: &Handle, from: Upid, to: &Upid, message: M) {
 /// for a remote one.
 pub(crate) fn deliver_as<V: Any + Send>(
     handle: &Handle,
-    from: Upid,
+    from: &Upid,
     to: &Upid,
     name: &'static str,
     value: V,
@@ -146,10 +150,10 @@ pub(crate) fn deliver_as<V: Any + Send>(
     if !handle.is_local(to.address()) {
         // Encoded by the transport straight from here: the value is never boxed.
         let outgoing = Outgoing::value(name, &value, encoder);
-        return handle.send_remote(&from, to, outgoing);
+        return handle.send_remote(from, to, outgoing);
     }
     let envelope = Envelope {
-        from,
+        from: from.clone(),
         body: Payload::Local {
             name,
             value: Box::new(value),

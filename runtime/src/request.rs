@@ -128,7 +128,7 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
         id,
         request: Box::new(request),
     };
-    deliver_as(&handle, requester, to, ASKED, asked, encode_asked::<R>);
+    deliver_as(&handle, &requester, to, ASKED, asked, encode_asked::<R>);
     answer
 }
 
