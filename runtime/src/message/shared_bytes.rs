@@ -114,10 +114,11 @@ impl<'de> Visitor<'de> for Shared {
 
 /// `bytes` as a slice of the message being decoded when they lie inside it, else a copy.
 fn share(bytes: &[u8]) -> Bytes {
+    if bytes.len() < SHARED_FROM {
+        return Bytes::copy_from_slice(bytes);
+    }
     SOURCE.with(|source| match &*source.borrow() {
-        Some(source) if bytes.len() >= SHARED_FROM && contains(source, bytes) => {
-            source.slice_ref(bytes)
-        }
+        Some(source) if contains(source, bytes) => source.slice_ref(bytes),
         _ => Bytes::copy_from_slice(bytes),
     })
 }
