@@ -240,8 +240,8 @@ impl Run {
         }
     }
 
-    /// Delivers the run, cutting the first `parsed` bytes (the frames it came from, maybe a
-    /// link or exit notice before them) off the buffer.
+    /// Delivers the run, cutting the first `parsed` bytes (the frames it came from) off the
+    /// buffer; with no run, drops them (a link or exit notice, already handled).
     fn flush(&mut self, shared: &Shared, buffer: &mut BytesMut, parsed: usize) {
         if self.bodies.is_empty() {
             buffer.advance(parsed);

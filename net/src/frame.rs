@@ -316,8 +316,8 @@ impl FrameDecoder {
     }
 }
 
-/// A frame decoded in place: its fields borrowed from the decoder, each with whether it differs
-/// from the previous frame's on the connection, and its body a range of the bytes decoded.
+/// A frame decoded in place: its fields borrowed from the decoder, whether they are all the
+/// previous frame's on the connection, and its body a range of the bytes decoded.
 pub(crate) struct Received<'r> {
     pub(crate) kind: Kind,
     pub(crate) from: &'r Upid,

@@ -44,7 +44,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bodies this long or longer are queued as they are (the writer gathers them into its writes);
 /// shorter ones are copied after their header, cheaper than one more slice per write.
-pub(crate) const SHARED_BODY: usize = 4 * 1024;
+const SHARED_BODY: usize = 4 * 1024;
 
 /// The most segments gathered into one write (Linux takes up to 1,024).
 const GATHER: usize = 64;
@@ -207,11 +207,7 @@ impl Peer {
             }
             let room = shared.config.peer_buffer.saturating_sub(queue.queued);
             let kept = held.fitting(room);
-            let length = match kept {
-                0 => 0,
-                kept if kept as u64 == held.count => held.bytes.len(),
-                kept => held.ends()[kept - 1],
-            };
+            let length = kept.checked_sub(1).map_or(0, |last| held.ends()[last]);
             queue.frames.bytes.extend_from_slice(&held.bytes[..length]);
             // The next frame queued here must not repeat fields of a frame it did not see.
             queue.frames.forget_last();
@@ -284,7 +280,7 @@ pub(crate) enum Body<'a> {
 
 impl Body<'_> {
     /// The body queued apart from its header, if it is.
-    fn apart(&self) -> Option<&Bytes> {
+    pub(crate) fn apart(&self) -> Option<&Bytes> {
         match self {
             Body::Large(bytes) => Some(bytes),
             Body::Empty | Body::Small(_) => None,
@@ -337,27 +333,10 @@ impl Frames {
     pub(crate) fn encode(
         &mut self,
         kind: Kind,
-        upids: (&Upid, &Upid),
+        (from, to): (&Upid, &Upid),
         name: &str,
         body: &Body<'_>,
     ) -> Result<(), FrameError> {
-        self.encode_with(kind, upids, name, |bytes| {
-            if let Body::Small(small) = body {
-                bytes.extend_from_slice(small);
-            }
-            Ok(body.apart().map_or(0, Bytes::len))
-        })
-    }
-
-    /// Appends a frame whose body `body` appends after the header, answering how many more
-    /// bytes of it follow apart. On an error, [`undo`](Self::undo) it.
-    pub(crate) fn encode_with<E: From<FrameError>>(
-        &mut self,
-        kind: Kind,
-        (from, to): (&Upid, &Upid),
-        name: &str,
-        body: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
-    ) -> Result<(), E> {
         let start = self.bytes.len();
         let same_name = self.name.as_deref() == Some(name);
         if !same_name {
@@ -372,8 +351,10 @@ impl Frames {
             name: (!same_name).then_some(name),
         };
         header.encode(&mut self.bytes)?;
-        let apart = body(&mut self.bytes)?;
-        Ok(frame::finish(&mut self.bytes[start..], apart)?)
+        if let Body::Small(bytes) = body {
+            self.bytes.extend_from_slice(bytes);
+        }
+        frame::finish(&mut self.bytes[start..], body.apart().map_or(0, Bytes::len))
     }
 
     /// Counts the frame just encoded, which ends the buffer.
@@ -403,9 +384,6 @@ impl Frames {
 
     /// How many of the frames, from the first, fit in `room` bytes.
     fn fitting(&self, room: usize) -> usize {
-        if self.bytes.len() <= room {
-            return self.count as usize;
-        }
         self.ends().partition_point(|end| *end <= room)
     }
 

@@ -165,3 +165,93 @@ fn a_relay_forwarding_small_and_large_bodies_in_one_run_keeps_their_order() {
         .collect();
     assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
 }
+
+/// Records, in order, the notes and marks it gets.
+struct Log(mpsc::Sender<String>);
+
+impl Process for Log {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
+            let _ = me.0.send(format!("note {n}"));
+        })
+        .unwrap();
+        ctx.install(|me: &mut Self, _: &Upid, Mark(n)| {
+            let _ = me.0.send(format!("mark {n}"));
+        })
+        .unwrap();
+    }
+}
+
+/// A message whose `Serialize` first sends a `Note` to `to` (a send from inside a send), or
+/// panics when `to` is `None`.
+struct Mark(u64);
+
+thread_local! {
+    static NESTED: std::cell::RefCell<Option<Upid>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Serialize for Mark {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match NESTED.with(|nested| nested.borrow().clone()) {
+            Some(to) => send(&to, Note(100 + self.0)),
+            None => panic!("this mark refuses to be encoded"),
+        }
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mark {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u64::deserialize(deserializer).map(Mark)
+    }
+}
+
+impl Message for Mark {
+    const NAME: &'static str = "net-test::held::Mark";
+}
+
+#[test]
+fn a_send_from_inside_a_held_messages_encoding_keeps_its_place() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (log, entries) = mpsc::channel();
+    let target = b.spawn(Log(log)).upid();
+    let sender = a.spawn(Sender);
+    let to = target.clone();
+    a.block_on(dispatch(&sender, move |_: &mut Sender| {
+        NESTED.with(|nested| *nested.borrow_mut() = Some(to.clone()));
+        send(&to, Note(1));
+        send(&to, Mark(2));
+        send(&to, Note(3));
+        NESTED.with(|nested| nested.borrow_mut().take());
+    }))
+    .unwrap();
+    let got: Vec<String> = (0..4)
+        .map(|_| entries.recv_timeout(PATIENCE).unwrap())
+        .collect();
+    assert_eq!(got, ["note 1", "note 102", "mark 2", "note 3"]);
+}
+
+#[test]
+fn a_panic_while_encoding_a_held_message_loses_nothing_held_before_it() {
+    let (a, _net_a) = node();
+    let (b, _net_b) = node();
+    let (log, entries) = mpsc::channel();
+    let target = b.spawn(Log(log)).upid();
+    let sender = a.spawn(Sender);
+    let to = target.clone();
+    // The handler's panic ends its process; what it sent before the panic still goes, and the
+    // connection carries on whole.
+    let _ = dispatch(&sender, move |_: &mut Sender| {
+        send(&to, Note(1));
+        send(&to, Mark(2));
+    });
+    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 1");
+    let other = a.spawn(Sender);
+    let to = target.clone();
+    a.block_on(dispatch(&other, move |_: &mut Sender| send(&to, Note(3))))
+        .unwrap();
+    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 3");
+    assert_eq!(counter(&b, "net.dropped.malformed"), 0);
+    assert_eq!(counter(&b, "runtime.messages_dropped"), 0);
+}

@@ -137,16 +137,31 @@ pub(crate) fn with_transport<R>(
     handle: &crate::handle::Shared,
     f: impl FnOnce(Option<&Arc<dyn Transport>>, bool) -> R,
 ) -> R {
-    if PROCESS.with(|p| p.borrow().is_none()) {
+    let in_handler = PROCESS.with(|p| {
+        p.borrow()
+            .as_ref()
+            .is_some_and(|cell| cell.handle().id == handle.id)
+    });
+    if !in_handler {
+        // Not this runtime's handler (a test's thread, a task, another runtime's callback).
         return f(handle.transport().as_ref(), false);
     }
-    // Taken out while in use: a send made inside this one (from a `Serialize`) looks it up.
+    // Taken out while in use (a send made inside this one looks it up) and put back even if
+    // `f` panics, so that the handler's flush still finds what it held.
     let Some(transport) = HOLDING.take().or_else(|| handle.transport()) else {
         return f(None, true);
     };
-    let outcome = f(Some(&transport), true);
-    HOLDING.set(Some(transport));
-    outcome
+    let holding = PutBack(Some(transport));
+    f(holding.0.as_ref(), true)
+}
+
+/// Puts the handler's transport back when dropped.
+struct PutBack(Option<Arc<dyn Transport>>);
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        HOLDING.set(self.0.take());
+    }
 }
 
 /// Flushes the transport if the handler running on this thread sent through it: when the
@@ -165,8 +180,20 @@ pub(crate) struct Sender {
     pub(crate) handle: Handle,
 }
 
-/// The process whose event this thread is running, as a [`Sender`].
+/// The process whose event this thread is running, as a [`Sender`], when its runtime is the
+/// current one (a callback may run another runtime's code inside a handler).
 pub(crate) fn current_sender() -> Option<Rc<Sender>> {
+    let sender = process_sender()?;
+    let current = RUNTIME.with(|r| {
+        r.borrow()
+            .as_ref()
+            .is_some_and(|h| Arc::ptr_eq(h, &sender.handle))
+    });
+    current.then_some(sender)
+}
+
+/// The process whose event this thread is running, as a [`Sender`].
+fn process_sender() -> Option<Rc<Sender>> {
     if let Some(sender) = SENDER.with(|s| s.borrow().clone()) {
         return Some(sender);
     }

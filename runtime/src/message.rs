@@ -84,13 +84,12 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 ///
 /// Panics if no runtime is current.
 pub fn send<M: Message>(to: &Upid, message: M) {
-    match context::current_sender() {
-        Some(sender) => deliver(&sender.handle, &sender.upid, to, message),
-        None => {
-            let handle = context::expect_current("send");
-            deliver(&handle, &anonymous(&handle), to, message);
-        }
+    if let Some(sender) = context::current_sender() {
+        return deliver(&sender.handle, &sender.upid, to, message);
     }
+    let handle = context::expect_current("send");
+    let from = context::current_upid().unwrap_or_else(|| anonymous(&handle));
+    deliver(&handle, &from, to, message);
 }
 
 /// Sends `message` to `to` as if `from` had sent it. The receiver's handler sees `from` as the

@@ -252,3 +252,24 @@ rt_test!(
         }
     }
 );
+
+#[test]
+fn a_queued_run_counts_as_its_messages_in_the_mailbox_depth() {
+    // The deterministic runtime runs nothing until driven: the run waits in the mailbox.
+    let rt = Runtime::builder().deterministic(1).build().unwrap();
+    let (bob, seen) = sink(&rt, Sink::default(), SpawnOptions::new());
+    settle(&rt);
+    rt.inbound().deliver_run(&bob.upid(), run_of(0..10, 8));
+    let depth = |name: &str| {
+        let snapshot = rt.metrics().snapshot();
+        snapshot.get(name).and_then(|value| value.as_gauge())
+    };
+    assert_eq!(depth("runtime.queued_events"), Some(10));
+    assert_eq!(
+        depth(&format!("runtime.queue_depth.{}", bob.upid().id())),
+        Some(10)
+    );
+    settle(&rt);
+    assert_eq!(seen.lock().len(), 10);
+    assert_eq!(depth("runtime.queued_events"), Some(0));
+}

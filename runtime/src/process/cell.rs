@@ -173,7 +173,8 @@ pub(crate) trait AnyCell: Runnable {
     fn abandon(&self);
     /// Whether the process has ended: `finalize` ran (or was skipped), linkers were told.
     fn has_ended(&self) -> bool;
-    /// Events waiting in the mailbox, parked senders included (not the batch being run).
+    /// Events waiting in the mailbox (each message of a run counted), parked senders included
+    /// (not the batch being run).
     fn queued(&self) -> usize;
 }
 
@@ -294,7 +295,9 @@ impl<P: Process> ProcessCell<P> {
         slot.initialized = true;
         let process = slot.process.as_mut().expect("a live process has its value");
         let mut ctx = Context::new(self, &mut slot.handlers);
-        match panic::catch_unwind(AssertUnwindSafe(|| process.initialize(&mut ctx))) {
+        let initialized = panic::catch_unwind(AssertUnwindSafe(|| process.initialize(&mut ctx)));
+        context::flush_held();
+        match initialized {
             Ok(()) => {
                 self.handle.quiesce().finished();
                 None
@@ -564,7 +567,12 @@ impl<P: Process> AnyCell for ProcessCell<P> {
 
     fn queued(&self) -> usize {
         let mailbox = self.mailbox.lock();
-        mailbox.queue.len() + mailbox.bound.as_ref().map_or(0, |b| b.waiting())
+        // A transport's run counts as the messages it holds.
+        let events = mailbox.queue.iter().map(|event| match event {
+            Event::Run(run) => run.len(),
+            _ => 1,
+        });
+        events.sum::<usize>() + mailbox.bound.as_ref().map_or(0, |b| b.waiting())
     }
 
     fn remove_monitor(&self, key: u64) -> Option<Promise<ExitReason>> {

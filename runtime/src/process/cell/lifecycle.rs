@@ -223,6 +223,8 @@ impl<P: Process> ProcessCell<P> {
         for waiter in waiters {
             waiter.set(());
         }
+        // What `finalize` sent is on its way before the ending counts as finished.
+        crate::context::flush_held();
         for _ in 0..units {
             quiesce.finished();
         }
