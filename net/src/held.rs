@@ -1,13 +1,14 @@
 //! Sends held back while a handler runs, and sent together when it returns.
 //!
 //! A message that a process's handler sends to another node
-//! ([`Outgoing::may_wait`](procession::Outgoing::may_wait)) is serialized as any other (before
-//! any buffer of the transport is in use, so a `Serialize` that panics or sends leaves nothing
-//! half-written), then framed into a buffer of the thread's own, with no lock taken: its header
-//! leaves out what the previous held frame had, as a connection's frames do. When the handler
-//! returns, the runtime flushes the transport and the frames join the peer's send buffer under
-//! one lock, the first with every field in full. A stream of small messages then costs one
-//! lock, one map lookup and one copy per handler instead of per message.
+//! ([`Outgoing::may_wait`](procession::Outgoing::may_wait)) is serialized straight into a buffer
+//! of the thread's own, with no lock taken: its header leaves out what the previous held frame
+//! had, as a connection's frames do. When the handler returns, the runtime flushes the
+//! transport and the frames join the peer's send buffer under one lock, the first with every
+//! field in full. A stream of small messages then costs one lock, one map lookup and one copy
+//! per handler instead of per message. A `Serialize` that fails or panics leaves nothing of its
+//! frame behind; one that sends a message itself (the buffer is in use then) has that message
+//! held right after its own.
 //!
 //! Order is kept between what a handler sends: a thread holds frames for one peer at a time (a
 //! send to another node flushes them first), a message sent at once (a forwarded body of 4 KiB
@@ -20,10 +21,13 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use procession::Upid;
+use bytes::{Bytes, BytesMut};
+use procession::message::CodecError;
+use procession::{Outgoing, Upid};
 
-use crate::frame::Kind;
-use crate::peer::{Body, Frames, Peer};
+use crate::frame::{FrameError, Kind};
+use crate::frames::Frames;
+use crate::peer::Peer;
 use crate::stats::Reason;
 use crate::transport::Shared;
 
@@ -35,6 +39,8 @@ thread_local! {
         target: None,
         frames: Frames::keeping_ends(),
     });
+    /// Messages sent from inside a held message's `Serialize`, held after it.
+    static NESTED: RefCell<Vec<Nested>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The frames a thread holds back, and the connection they are for.
@@ -43,60 +49,104 @@ struct Held {
     frames: Frames,
 }
 
-/// Holds a message named `name` from `from` to `to`, its body encoded, back until [`flush`];
-/// false if it cannot be held (a large body, queued as it is; or a send from inside another
-/// one's [`hold`]), and the caller sends it at once. The body was encoded before: no code of
-/// the sender's runs while the buffer is in use.
-pub(crate) fn hold(
-    shared: &Arc<Shared>,
-    (from, to): (&Upid, &Upid),
-    name: &str,
-    body: &Body<'_>,
-) -> bool {
-    if body.apart().is_some() {
-        return false;
-    }
+/// A message sent while the thread's buffer was in use, its body encoded apart.
+struct Nested {
+    shared: Arc<Shared>,
+    upids: (Upid, Upid),
+    name: String,
+    body: Bytes,
+}
+
+/// Holds `message` from `from` to `to` back until [`flush`].
+pub(crate) fn hold(shared: &Arc<Shared>, (from, to): (&Upid, &Upid), message: &Outgoing<'_>) {
     HELD.with(|held| {
         let Ok(mut held) = held.try_borrow_mut() else {
-            return false;
+            return nest(shared, (from, to), message);
         };
-        let address = to.address();
-        let same =
-            |(s, p): &(Arc<Shared>, Arc<Peer>)| Arc::ptr_eq(s, shared) && p.address() == address;
-        if !held.target.as_ref().is_some_and(same) {
-            held.flush();
-            let Some(peer) = shared.peer_for(address) else {
-                shared.stats.dropped(Reason::Unreachable, 1);
-                return true;
-            };
-            held.target = Some((shared.clone(), peer));
-        }
-        let start = held.frames.bytes.len();
-        match held.frames.encode(Kind::Message, (from, to), name, body) {
-            Ok(()) => held.frames.encoded(),
-            Err(error) => {
-                held.frames.undo(start);
-                shared.stats.dropped(Reason::Malformed, 1);
-                tracing::warn!(%to, name, %error, "message cannot be encoded; dropped");
-            }
-        }
+        held.push(shared, (from, to), message.name(), |bytes| {
+            message.encode_into(bytes).map(|()| 0)
+        });
+        held.push_nested();
         if held.frames.bytes.len() >= HOLD {
             held.flush();
         }
-        true
-    })
+    });
 }
 
 /// Sends the frames this thread holds back.
 pub(crate) fn flush() {
     HELD.with(|held| {
         if let Ok(mut held) = held.try_borrow_mut() {
+            held.push_nested();
             held.flush();
         }
     });
 }
 
+/// Keeps a message sent from inside a held message's `Serialize` for the sender to hold after
+/// that message.
+fn nest(shared: &Arc<Shared>, (from, to): (&Upid, &Upid), message: &Outgoing<'_>) {
+    let mut body = BytesMut::new();
+    if let Err(error) = message.encode_into(&mut body) {
+        return unencodable(shared, to, message.name(), &error);
+    }
+    let nested = Nested {
+        shared: shared.clone(),
+        upids: (from.clone(), to.clone()),
+        name: message.name().to_owned(),
+        body: body.freeze(),
+    };
+    NESTED.with(|list| list.borrow_mut().push(nested));
+}
+
+fn unencodable(shared: &Shared, to: &Upid, name: &str, error: &dyn std::fmt::Display) {
+    shared.stats.dropped(Reason::Malformed, 1);
+    tracing::warn!(%to, name, %error, "message cannot be encoded; dropped");
+}
+
 impl Held {
+    /// Frames a message for `to`'s node, its body written by `body`, after sending what is held
+    /// for another node.
+    fn push(
+        &mut self,
+        shared: &Arc<Shared>,
+        (from, to): (&Upid, &Upid),
+        name: &str,
+        body: impl FnOnce(&mut BytesMut) -> Result<usize, CodecError>,
+    ) {
+        let address = to.address();
+        let same =
+            |(s, p): &(Arc<Shared>, Arc<Peer>)| Arc::ptr_eq(s, shared) && p.address() == address;
+        if !self.target.as_ref().is_some_and(same) {
+            self.flush();
+            let Some(peer) = shared.peer_for(address) else {
+                return shared.stats.dropped(Reason::Unreachable, 1);
+            };
+            self.target = Some((shared.clone(), peer));
+        }
+        let encoded = self
+            .frames
+            .encode_with(Kind::Message, (from, to), name, |bytes| {
+                body(bytes).map_err(Unsendable::Body)
+            });
+        match encoded {
+            Ok(()) => self.frames.encoded(),
+            Err(Unsendable::Body(error)) => unencodable(shared, to, name, &error),
+            Err(Unsendable::Frame(error)) => unencodable(shared, to, name, &error),
+        }
+    }
+
+    /// Holds the messages sent from inside the last one's `Serialize`.
+    fn push_nested(&mut self) {
+        for nested in NESTED.with(|list| std::mem::take(&mut *list.borrow_mut())) {
+            let (from, to) = &nested.upids;
+            self.push(&nested.shared, (from, to), &nested.name, |bytes| {
+                bytes.extend_from_slice(&nested.body);
+                Ok(0)
+            });
+        }
+    }
+
     fn flush(&mut self) {
         let Some((shared, mut peer)) = self.target.take() else {
             return;
@@ -113,5 +163,17 @@ impl Held {
             }
         }
         self.frames.clear();
+    }
+}
+
+/// Why a held message could not be framed: its body's encoding or the frame's fields.
+enum Unsendable {
+    Body(CodecError),
+    Frame(FrameError),
+}
+
+impl From<FrameError> for Unsendable {
+    fn from(error: FrameError) -> Self {
+        Unsendable::Frame(error)
     }
 }

@@ -108,6 +108,7 @@
 mod auth;
 mod connection;
 pub mod frame;
+mod frames;
 mod held;
 pub mod hello;
 mod peer;

@@ -19,7 +19,6 @@
 //! reports the node lost so every local process linked to one of its processes gets `exited(Lost)`.
 //! The next frame for the node makes a new connection.
 
-use std::fmt::Write as _;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -34,7 +33,8 @@ use procession::{Outgoing, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::frame::{self, FrameError, Header, Kind};
+use crate::frame::Kind;
+use crate::frames::Frames;
 use crate::hello::Hello;
 use crate::stats::Reason;
 use crate::transport::Shared;
@@ -44,7 +44,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bodies this long or longer are queued as they are (the writer gathers them into its writes);
 /// shorter ones are copied after their header, cheaper than one more slice per write.
-const SHARED_BODY: usize = 4 * 1024;
+pub(crate) const SHARED_BODY: usize = 4 * 1024;
 
 /// The most segments gathered into one write (Linux takes up to 1,024).
 const GATHER: usize = 64;
@@ -72,21 +72,6 @@ struct Queue {
     writer: Option<Waker>,
     /// The connection ended: frames are no longer accepted.
     closed: bool,
-}
-
-/// Frames encoded one after another into one buffer, each leaving out the `from`, `to` and name
-/// that the previous one had (the receiver has them from that frame): a stream between two
-/// processes formats their Upids once, not per frame.
-#[derive(Default)]
-pub(crate) struct Frames {
-    pub(crate) bytes: BytesMut,
-    /// How many frames `bytes` holds.
-    pub(crate) count: u64,
-    /// Where each frame ends in `bytes`, when kept (see [`Frames::keeping_ends`]).
-    ends: Option<Vec<usize>>,
-    from: Printed,
-    to: Printed,
-    name: Option<String>,
 }
 
 impl Peer {
@@ -162,7 +147,6 @@ impl Peer {
             let before = queue.frames.bytes.len();
             let encoded = queue.frames.encode(kind, (from, to), name, body);
             if let Err(error) = encoded {
-                queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
                 tracing::warn!(peer = %self.address, name, %error, "frame cannot be encoded; dropped");
@@ -173,7 +157,6 @@ impl Peer {
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
             if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
-                queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
                 tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
@@ -317,108 +300,6 @@ pub(crate) fn with_body<R>(
     };
     SCRATCH.with(|slot| slot.set(scratch));
     outcome
-}
-
-impl Frames {
-    /// Frames that remember where each ends, so that [`Peer::append`] can keep those that fit.
-    pub(crate) fn keeping_ends() -> Self {
-        Frames {
-            ends: Some(Vec::new()),
-            ..Frames::default()
-        }
-    }
-
-    /// Appends a frame: its header, then the body unless it is large (queued after the header
-    /// by the caller). On an error, [`undo`](Self::undo) it.
-    pub(crate) fn encode(
-        &mut self,
-        kind: Kind,
-        (from, to): (&Upid, &Upid),
-        name: &str,
-        body: &Body<'_>,
-    ) -> Result<(), FrameError> {
-        let start = self.bytes.len();
-        let same_name = self.name.as_deref() == Some(name);
-        if !same_name {
-            let last = self.name.get_or_insert_with(String::new);
-            last.clear();
-            last.push_str(name);
-        }
-        let header = Header {
-            kind,
-            from: self.from.field(from),
-            to: self.to.field(to),
-            name: (!same_name).then_some(name),
-        };
-        header.encode(&mut self.bytes)?;
-        if let Body::Small(bytes) = body {
-            self.bytes.extend_from_slice(bytes);
-        }
-        frame::finish(&mut self.bytes[start..], body.apart().map_or(0, Bytes::len))
-    }
-
-    /// Counts the frame just encoded, which ends the buffer.
-    pub(crate) fn encoded(&mut self) {
-        self.count += 1;
-        if let Some(ends) = &mut self.ends {
-            ends.push(self.bytes.len());
-        }
-    }
-
-    /// Takes back a frame begun at `start` (it could not be encoded, or was not kept).
-    pub(crate) fn undo(&mut self, start: usize) {
-        self.bytes.truncate(start);
-        self.forget_last();
-    }
-
-    /// Makes the next frame carry every field in full.
-    fn forget_last(&mut self) {
-        self.from.upid = None;
-        self.to.upid = None;
-        self.name = None;
-    }
-
-    fn ends(&self) -> &[usize] {
-        self.ends.as_deref().unwrap_or_default()
-    }
-
-    /// How many of the frames, from the first, fit in `room` bytes.
-    fn fitting(&self, room: usize) -> usize {
-        self.ends().partition_point(|end| *end <= room)
-    }
-
-    /// Empties the buffer (keeping its memory); the next frame carries every field in full.
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.count = 0;
-        if let Some(ends) = &mut self.ends {
-            ends.clear();
-        }
-        self.forget_last();
-    }
-}
-
-/// A Upid and its text: the last one a frame on the connection carried.
-#[derive(Default)]
-struct Printed {
-    upid: Option<Upid>,
-    text: String,
-}
-
-impl Printed {
-    /// `None` when `upid` is the last one (the frame repeats it), else its text, which it now
-    /// is.
-    fn field(&mut self, upid: &Upid) -> Option<&str> {
-        // Upids equal but for their incarnations are not the same field.
-        let same = |last: &Upid| last == upid && last.incarnation() == upid.incarnation();
-        if self.upid.as_ref().is_some_and(same) {
-            return None;
-        }
-        self.text.clear();
-        let _ = write!(self.text, "{upid:#}");
-        self.upid = Some(upid.clone());
-        Some(&self.text)
-    }
 }
 
 /// The connection's life: connect (with TLS and authentication when configured), write batches

@@ -14,7 +14,7 @@ use crate::connection;
 use crate::frame::Kind;
 use crate::held;
 use crate::hello::Hello;
-use crate::peer::{with_body, Body, Peer};
+use crate::peer::{with_body, Body, Peer, SHARED_BODY};
 use crate::stats::{Reason, Stats};
 use crate::wire;
 
@@ -372,18 +372,19 @@ struct Tcp {
 
 impl Transport for Tcp {
     fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+        if message.may_wait() {
+            let large = message
+                .encoded_body()
+                .is_some_and(|body| body.len() >= SHARED_BODY);
+            if !large {
+                return held::hold(&self.shared, (from, to), &message);
+            }
+            // Queued as it is, at once: after what the handler sent before.
+            held::flush();
+        }
         let name = message.name();
         with_body(&message, |body| match body {
-            Ok(body) => {
-                if message.may_wait() {
-                    if held::hold(&self.shared, (from, to), name, &body) {
-                        return;
-                    }
-                    // Sent at once, after what the handler sent before.
-                    held::flush();
-                }
-                self.shared.send(Kind::Message, (from, to), name, &body);
-            }
+            Ok(body) => self.shared.send(Kind::Message, (from, to), name, &body),
             Err(error) => {
                 self.shared.stats.dropped(Reason::Malformed, 1);
                 tracing::warn!(%to, name, %error, "message cannot be encoded; dropped");

@@ -229,29 +229,44 @@ fn a_send_from_inside_a_held_messages_encoding_keeps_its_place() {
     let got: Vec<String> = (0..4)
         .map(|_| entries.recv_timeout(PATIENCE).unwrap())
         .collect();
-    assert_eq!(got, ["note 1", "note 102", "mark 2", "note 3"]);
+    // The note sent while the mark was being encoded follows the mark: the thread's buffer
+    // was in use, and nothing held before the mark is overtaken.
+    assert_eq!(got, ["note 1", "mark 2", "note 102", "note 3"]);
 }
 
 #[test]
-fn a_panic_while_encoding_a_held_message_loses_nothing_held_before_it() {
+fn a_panic_while_encoding_a_held_message_loses_nothing_held_around_it() {
     let (a, _net_a) = node();
     let (b, _net_b) = node();
     let (log, entries) = mpsc::channel();
     let target = b.spawn(Log(log)).upid();
     let sender = a.spawn(Sender);
+    // A handler that catches the panic goes on sending: nothing of the failed frame is left
+    // between the ones before and after it.
     let to = target.clone();
-    // The handler's panic ends its process; what it sent before the panic still goes, and the
-    // connection carries on whole.
-    let _ = dispatch(&sender, move |_: &mut Sender| {
+    a.block_on(dispatch(&sender, move |_: &mut Sender| {
         send(&to, Note(1));
-        send(&to, Mark(2));
-    });
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            send(&to, Mark(2));
+        }));
+        assert!(caught.is_err());
+        send(&to, Note(3));
+    }))
+    .unwrap();
     assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 1");
+    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 3");
+    // A handler that does not: its process ends, and what it sent before the panic still goes.
+    let to = target.clone();
+    let _ = dispatch(&sender, move |_: &mut Sender| {
+        send(&to, Note(4));
+        send(&to, Mark(5));
+    });
+    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 4");
     let other = a.spawn(Sender);
     let to = target.clone();
-    a.block_on(dispatch(&other, move |_: &mut Sender| send(&to, Note(3))))
+    a.block_on(dispatch(&other, move |_: &mut Sender| send(&to, Note(6))))
         .unwrap();
-    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 3");
+    assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 6");
     assert_eq!(counter(&b, "net.dropped.malformed"), 0);
     assert_eq!(counter(&b, "runtime.messages_dropped"), 0);
 }
