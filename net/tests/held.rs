@@ -5,68 +5,14 @@ mod support;
 
 use std::sync::mpsc;
 
-use procession::{dispatch, send, terminate_now, Context, ExitReason, Message, Process, Upid};
+use procession::{dispatch, send, Context, Message, Pid, Process, Runtime, Upid};
+use procession_net::Net;
 use serde::{Deserialize, Serialize};
 use support::{counter, node, node_and_silent_peer, Note, PATIENCE};
 
 /// Does nothing of its own: the tests dispatch the sends to it, so they run in its handler.
 struct Sender;
 impl Process for Sender {}
-
-/// Reports each `Note` and, last, the exit notice of the process it links to (`None`).
-struct Ordered {
-    target: Upid,
-    events: mpsc::Sender<Option<u64>>,
-}
-
-impl Process for Ordered {
-    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
-        procession::link(&self.target);
-        ctx.install(|me: &mut Self, _: &Upid, Note(n)| {
-            let _ = me.events.send(Some(n));
-        })
-        .unwrap();
-    }
-
-    fn exited(&mut self, _: &mut Context<'_, Self>, _: &Upid, _: &ExitReason) {
-        let _ = self.events.send(None);
-    }
-}
-
-#[test]
-fn what_a_handler_sent_before_its_process_ended_arrives_before_its_exit_notice() {
-    const NOTES: u64 = 3_000;
-    let (a, _net_a) = node();
-    let (b, _net_b) = node();
-    let sender = a.spawn(Sender);
-    let (events, received) = mpsc::channel();
-    let ordered = b.spawn(Ordered {
-        target: sender.upid(),
-        events,
-    });
-    // A first note from the handler, seen arriving: the link, sent before it, is in place.
-    let to = ordered.upid();
-    let first = to.clone();
-    a.block_on(dispatch(&sender, move |_: &mut Sender| {
-        send(&first, Note(0))
-    }))
-    .unwrap();
-    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), Some(0));
-    // One handler sends the rest and ends its process: the notes are held until it returns,
-    // and the exit notice must not overtake them.
-    let me = sender.upid();
-    let _ = dispatch(&sender, move |_: &mut Sender| {
-        for n in 1..NOTES {
-            send(&to, Note(n));
-        }
-        terminate_now(&me);
-    });
-    let got: Vec<Option<u64>> = (1..=NOTES)
-        .map(|_| received.recv_timeout(PATIENCE).unwrap())
-        .collect();
-    let expected: Vec<Option<u64>> = (1..NOTES).map(Some).chain([None]).collect();
-    assert_eq!(got, expected);
-}
 
 #[derive(Serialize, Deserialize, Message)]
 struct Blob {
@@ -210,15 +156,41 @@ impl Message for Mark {
     const NAME: &'static str = "net-test::held::Mark";
 }
 
+/// Two nodes: a [`Sender`] on `a`, and on `b` a [`Log`] at `target` whose entries arrive on
+/// `entries`.
+struct LogPair {
+    a: Runtime,
+    b: Runtime,
+    _nets: (Net, Net),
+    sender: Pid<Sender>,
+    target: Upid,
+    entries: mpsc::Receiver<String>,
+}
+
+impl LogPair {
+    fn new() -> Self {
+        let (a, net_a) = node();
+        let (b, net_b) = node();
+        let (log, entries) = mpsc::channel();
+        let target = b.spawn(Log(log)).upid();
+        let sender = a.spawn(Sender);
+        LogPair {
+            a,
+            b,
+            _nets: (net_a, net_b),
+            sender,
+            target,
+            entries,
+        }
+    }
+}
+
 #[test]
 fn a_send_from_inside_a_held_messages_encoding_keeps_its_place() {
-    let (a, _net_a) = node();
-    let (b, _net_b) = node();
-    let (log, entries) = mpsc::channel();
-    let target = b.spawn(Log(log)).upid();
-    let sender = a.spawn(Sender);
-    let to = target.clone();
-    a.block_on(dispatch(&sender, move |_: &mut Sender| {
+    let pair = LogPair::new();
+    let (a, sender, entries) = (&pair.a, &pair.sender, &pair.entries);
+    let to = pair.target.clone();
+    a.block_on(dispatch(sender, move |_: &mut Sender| {
         NESTED.with(|nested| *nested.borrow_mut() = Some(to.clone()));
         send(&to, Note(1));
         send(&to, Mark(2));
@@ -236,15 +208,13 @@ fn a_send_from_inside_a_held_messages_encoding_keeps_its_place() {
 
 #[test]
 fn a_panic_while_encoding_a_held_message_loses_nothing_held_around_it() {
-    let (a, _net_a) = node();
-    let (b, _net_b) = node();
-    let (log, entries) = mpsc::channel();
-    let target = b.spawn(Log(log)).upid();
-    let sender = a.spawn(Sender);
+    let pair = LogPair::new();
+    let (a, b, target) = (&pair.a, &pair.b, &pair.target);
+    let (sender, entries) = (&pair.sender, &pair.entries);
     // A handler that catches the panic goes on sending: nothing of the failed frame is left
     // between the ones before and after it.
     let to = target.clone();
-    a.block_on(dispatch(&sender, move |_: &mut Sender| {
+    a.block_on(dispatch(sender, move |_: &mut Sender| {
         send(&to, Note(1));
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             send(&to, Mark(2));
@@ -257,7 +227,7 @@ fn a_panic_while_encoding_a_held_message_loses_nothing_held_around_it() {
     assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 3");
     // A handler that does not: its process ends, and what it sent before the panic still goes.
     let to = target.clone();
-    let _ = dispatch(&sender, move |_: &mut Sender| {
+    let _ = dispatch(sender, move |_: &mut Sender| {
         send(&to, Note(4));
         send(&to, Mark(5));
     });
@@ -267,6 +237,6 @@ fn a_panic_while_encoding_a_held_message_loses_nothing_held_around_it() {
     a.block_on(dispatch(&other, move |_: &mut Sender| send(&to, Note(6))))
         .unwrap();
     assert_eq!(entries.recv_timeout(PATIENCE).unwrap(), "note 6");
-    assert_eq!(counter(&b, "net.dropped.malformed"), 0);
-    assert_eq!(counter(&b, "runtime.messages_dropped"), 0);
+    assert_eq!(counter(b, "net.dropped.malformed"), 0);
+    assert_eq!(counter(b, "runtime.messages_dropped"), 0);
 }

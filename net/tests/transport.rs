@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use procession::{
-    dispatch, monitor, send, terminate, Context, ExitReason, Message, Process, Runtime, Upid,
+    dispatch, monitor, send, terminate, terminate_now, Context, ExitReason, Message, Process,
+    Runtime, Upid,
 };
 mod support;
 
@@ -338,22 +339,48 @@ impl Process for Ordered {
     }
 }
 
+/// Two nodes: on `a` a `sender` (an idle [`Inbox`]), on the other an [`Ordered`] linked to it,
+/// whose reports arrive on `received`.
+struct OrderedPair {
+    a: Runtime,
+    _b: Runtime,
+    _nets: (Net, Net),
+    sender: procession::Pid<Inbox>,
+    ordered: procession::Pid<Ordered>,
+    received: mpsc::Receiver<Option<u64>>,
+}
+
+impl OrderedPair {
+    fn new() -> Self {
+        let (a, net_a) = node();
+        let (b, net_b) = node();
+        let sender = a.spawn(Inbox {
+            notes: mpsc::channel().0,
+            relay: None,
+        });
+        let (events, received) = mpsc::channel();
+        let ordered = b.spawn(Ordered {
+            target: sender.upid(),
+            events,
+        });
+        OrderedPair {
+            a,
+            _b: b,
+            _nets: (net_a, net_b),
+            sender,
+            ordered,
+            received,
+        }
+    }
+}
+
 #[test]
 fn messages_a_process_sent_before_it_ended_arrive_before_its_exit_notice() {
     const NOTES: u64 = 5_000;
-    let (a, _net_a) = node();
-    let (b, _net_b) = node();
-    let sender = a.spawn(Inbox {
-        notes: mpsc::channel().0,
-        relay: None,
-    });
-    let (events, received) = mpsc::channel();
-    let ordered = b.spawn(Ordered {
-        target: sender.upid(),
-        events,
-    });
+    let pair = OrderedPair::new();
+    let (a, sender, ordered, received) = (&pair.a, &pair.sender, &pair.ordered, &pair.received);
     // The link travels on the connection ahead of this round trip, so it is in place after it.
-    let (probe, replies) = inbox(&a, None);
+    let (probe, replies) = inbox(a, None);
     {
         let _entered = a.enter();
         procession::post(&probe, &ordered.upid(), Ask(0));
@@ -367,11 +394,38 @@ fn messages_a_process_sent_before_it_ended_arrive_before_its_exit_notice() {
             procession::post(&sender.upid(), &ordered.upid(), Note(n));
         }
     }
-    terminate(&sender);
+    terminate(sender);
     let got: Vec<Option<u64>> = (0..=NOTES)
         .map(|_| received.recv_timeout(PATIENCE).unwrap())
         .collect();
     let expected: Vec<Option<u64>> = (0..NOTES).map(Some).chain([None]).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn what_a_handler_sent_before_its_process_ended_arrives_before_its_exit_notice() {
+    const NOTES: u64 = 3_000;
+    let pair = OrderedPair::new();
+    let (a, sender, ordered, received) = (&pair.a, &pair.sender, &pair.ordered, &pair.received);
+    // A first note from the handler, seen arriving: the link, sent before it, is in place.
+    let to = ordered.upid();
+    let first = to.clone();
+    a.block_on(dispatch(sender, move |_: &mut Inbox| send(&first, Note(0))))
+        .unwrap();
+    assert_eq!(received.recv_timeout(PATIENCE).unwrap(), Some(0));
+    // One handler sends the rest and ends its process: the notes are held (see `held`) until
+    // it returns, and the exit notice must not overtake them.
+    let me = sender.upid();
+    let _ = dispatch(sender, move |_: &mut Inbox| {
+        for n in 1..NOTES {
+            send(&to, Note(n));
+        }
+        terminate_now(&me);
+    });
+    let got: Vec<Option<u64>> = (1..=NOTES)
+        .map(|_| received.recv_timeout(PATIENCE).unwrap())
+        .collect();
+    let expected: Vec<Option<u64>> = (1..NOTES).map(Some).chain([None]).collect();
     assert_eq!(got, expected);
 }
 
