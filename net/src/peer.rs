@@ -157,6 +157,7 @@ impl Peer {
             // Links and exit notices are small and must not vanish while the connection
             // lives (a linker would wait forever): only messages are held to the bound.
             if queue.queued + length > shared.config.peer_buffer && kind == Kind::Message {
+                queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
                 tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
