@@ -202,9 +202,12 @@ const RUN: usize = 256;
 /// place at the front of the receive buffer, cut off as one piece when the run is delivered.
 #[derive(Default)]
 struct Run {
-    head: Option<(Upid, Upid, Arc<str>)>,
-    bodies: Vec<Range<usize>>,
+    /// The run's `from`, `to` and name, and its bodies' ranges; `None` between runs.
+    held: Option<(Head, Vec<Range<usize>>)>,
 }
+
+/// What every message of a run shares: its sender, receiver and name.
+type Head = (Upid, Upid, Arc<str>);
 
 impl Run {
     /// Takes `frame`, decoded at `parsed` in `buffer`, in order: a message joins the run (after
@@ -214,20 +217,22 @@ impl Run {
         let (buffer, parsed) = at;
         let joins = frame.kind == Kind::Message
             && frame.repeats
-            && self.bodies.len() < RUN
-            && !self.bodies.is_empty();
+            && self
+                .held
+                .as_ref()
+                .is_some_and(|(_, bodies)| bodies.len() < RUN);
         if !joins {
             self.flush(shared, buffer, *parsed);
             *parsed = 0;
         }
         match frame.kind {
             Kind::Message => {
-                if self.bodies.is_empty() {
+                let (_, bodies) = self.held.get_or_insert_with(|| {
                     let head = (frame.from.clone(), frame.to.clone(), frame.name.clone());
-                    self.head = Some(head);
-                }
+                    (head, Vec::new())
+                });
                 let body = frame.body;
-                self.bodies.push(*parsed + body.start..*parsed + body.end);
+                bodies.push(*parsed + body.start..*parsed + body.end);
             }
             Kind::Link => shared.inbound.link(frame.from.clone(), frame.to),
             Kind::Exited => match wire::decode_reason(frame.name) {
@@ -243,15 +248,11 @@ impl Run {
     /// Delivers the run, cutting the first `parsed` bytes (the frames it came from) off the
     /// buffer; with no run, drops them (a link or exit notice, already handled).
     fn flush(&mut self, shared: &Shared, buffer: &mut BytesMut, parsed: usize) {
-        if self.bodies.is_empty() {
+        let Some(((from, to, name), bodies)) = self.held.take() else {
             buffer.advance(parsed);
             return;
-        }
-        let bytes = buffer.split_to(parsed).freeze();
-        let bodies = std::mem::take(&mut self.bodies);
-        let Some((from, to, name)) = self.head.take() else {
-            return;
         };
+        let bytes = buffer.split_to(parsed).freeze();
         shared.stats.messages_in.add(bodies.len() as u64);
         // The bodies were cut from these bytes, so they lie inside them.
         if let Some(run) = InboundRun::new(from, name, bytes, bodies) {

@@ -254,18 +254,16 @@ impl FrameDecoder {
         let Some(frame) = self.next(buf)? else {
             return Ok(None);
         };
-        let body = frame.body.clone();
-        let frame = Frame {
-            kind: frame.kind,
-            from: frame.from.clone(),
-            to: frame.to.clone(),
-            name: frame.name.to_string(),
-            body: Bytes::new(),
-        };
+        let (kind, from, to) = (frame.kind, frame.from.clone(), frame.to.clone());
+        let (name, body) = (frame.name.to_string(), frame.body);
         buf.advance(body.start);
+        let body = buf.split_to(body.len()).freeze();
         Ok(Some(Frame {
-            body: buf.split_to(body.len()).freeze(),
-            ..frame
+            kind,
+            from,
+            to,
+            name,
+            body,
         }))
     }
 
