@@ -410,32 +410,24 @@ impl<P: Process> Handlers<P> {
         run: &InboundRun,
         mut go_on: impl FnMut() -> bool,
     ) -> usize {
-        let bodies = run.bodies.iter().map(|range| &run.bytes[range.clone()]);
         let mut ran = 0;
+        let bodies = run.bodies.iter().take_while(|_| go_on()).map(|range| {
+            ran += 1;
+            Body::Encoded(&run.bytes[range.clone()])
+        });
         shared_bytes::decoding(&run.bytes, || {
             let handler = self.map.as_mut().and_then(|map| map.get_mut(&*run.name));
             match handler {
                 Some(handler) if &*run.name != crate::request::ASKED => {
-                    for bytes in bodies {
-                        if !go_on() {
-                            break;
-                        }
-                        ran += 1;
-                        if let Err(error) = handler(process, &run.from, Body::Encoded(bytes)) {
+                    for body in bodies {
+                        if let Err(error) = handler(process, &run.from, body) {
                             undecodable(cell, &error);
                         }
                     }
                 }
-                _ => {
-                    for bytes in bodies {
-                        if !go_on() {
-                            break;
-                        }
-                        ran += 1;
-                        let body = Body::Encoded(bytes);
-                        self.handle_one(process, cell, (&run.from, &run.name), body);
-                    }
-                }
+                _ => bodies.for_each(|body| {
+                    self.handle_one(process, cell, (&run.from, &run.name), body);
+                }),
             }
         });
         ran
