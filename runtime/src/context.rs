@@ -100,6 +100,11 @@ pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
     PROCESS.with(|p| p.borrow().clone())
 }
 
+/// Whether this thread is running a process's event.
+pub(crate) fn in_process() -> bool {
+    PROCESS.with(|p| p.borrow().is_some())
+}
+
 /// The Upid of the process whose event this thread is running.
 pub(crate) fn current_upid() -> Option<Upid> {
     PROCESS.with(|p| p.borrow().as_ref().map(|cell| cell.upid()))

@@ -46,6 +46,15 @@ impl Scheduler {
         }
     }
 
+    /// Hands over an async task just woken: beside the process that woke it when a worker is
+    /// free to take it at once, else like [`schedule`](Self::schedule).
+    pub(crate) fn schedule_task(&self, task: Task) {
+        match self {
+            Scheduler::Threaded(s) => s.schedule_task(task),
+            Scheduler::Deterministic(s) => s.schedule(task),
+        }
+    }
+
     /// Hands back a runnable that used its budget and still has work.
     pub(crate) fn reschedule(&self, task: Task) {
         match self {

@@ -74,7 +74,7 @@ impl<T: Send + Sync + 'static> Wake for Task<T> {
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             self.handle.quiesce().started();
-            self.handle.scheduler().schedule(self.clone());
+            self.handle.scheduler().schedule_task(self.clone());
         }
     }
 }
