@@ -20,7 +20,7 @@ use crate::process::table::Table;
 use crate::quiesce::Quiesce;
 use crate::scheduler::Scheduler;
 use crate::timer::Timers;
-use crate::transport::{Encoder, InboundRun, Outgoing, Transport};
+use crate::transport::{Encoder, Erased, InboundRun, Outgoing, Transport};
 
 pub(crate) type Handle = Arc<Shared>;
 
@@ -255,11 +255,16 @@ impl Shared {
     /// caller knows its type); encoded bytes travel as they are.
     pub(crate) fn route(&self, to: &Upid, envelope: Envelope, encoder: Encoder) {
         if !self.is_local(to.address()) {
-            let outgoing = match &envelope.body {
-                Payload::Encoded { name, bytes } => Outgoing::encoded(name, bytes),
-                Payload::Local { name, value } => Outgoing::value(name, &**value, encoder),
+            let from = &envelope.from;
+            return match &envelope.body {
+                Payload::Encoded { name, bytes } => {
+                    self.send_remote(from, to, Outgoing::encoded(name, bytes));
+                }
+                Payload::Local { name, value } => {
+                    let value = Erased(&**value, encoder);
+                    self.send_remote(from, to, Outgoing::value(name, &value));
+                }
             };
-            return self.send_remote(&envelope.from, to, outgoing);
         }
         let name = envelope.body.shared_name();
         match self.process(to) {

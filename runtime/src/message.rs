@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Weak;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -55,7 +55,7 @@ use crate::handle::{Handle, Shared};
 use crate::pid::Upid;
 use crate::process::cell::ProcessCell;
 use crate::process::Process;
-use crate::transport::{Encoder, InboundRun, Outgoing};
+use crate::transport::{EncodeBody, Encoder, Erased, InboundRun, Outgoing};
 
 pub mod shared_bytes;
 
@@ -133,7 +133,19 @@ pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
 }
 
 fn deliver<M: Message>(handle: &Handle, from: &Upid, to: &Upid, message: M) {
-    deliver_as(handle, from, to, M::NAME, message, encode_any::<M>);
+    if handle.is_local(to.address()) {
+        enqueue(
+            handle,
+            from,
+            to,
+            M::NAME,
+            Box::new(message),
+            encode_any::<M>,
+        );
+    } else {
+        // Encoded by the transport straight from here: the value is never boxed.
+        handle.send_remote(from, to, Outgoing::value(M::NAME, &message));
+    }
 }
 
 /// Delivers `value` under `name`: the value itself to a local receiver, encoded by `encoder`
@@ -146,19 +158,34 @@ pub(crate) fn deliver_as<V: Any + Send>(
     value: V,
     encoder: Encoder,
 ) {
-    if !handle.is_local(to.address()) {
-        // Encoded by the transport straight from here: the value is never boxed.
-        let outgoing = Outgoing::value(name, &value, encoder);
-        return handle.send_remote(from, to, outgoing);
+    if handle.is_local(to.address()) {
+        enqueue(handle, from, to, name, Box::new(value), encoder);
+    } else {
+        handle.send_remote(from, to, Outgoing::value(name, &Erased(&value, encoder)));
     }
+}
+
+/// Queues local `value` for local `to`; `encoder` encodes it should it leave the node after
+/// all (a delegate forwarding it).
+fn enqueue(
+    handle: &Handle,
+    from: &Upid,
+    to: &Upid,
+    name: &'static str,
+    value: Box<dyn Any + Send>,
+    encoder: Encoder,
+) {
     let envelope = Envelope {
         from: from.clone(),
-        body: Payload::Local {
-            name,
-            value: Box::new(value),
-        },
+        body: Payload::Local { name, value },
     };
     handle.route(to, envelope, encoder);
+}
+
+impl<M: Message> EncodeBody for M {
+    fn encode_body(&self, out: &mut BytesMut) -> Result<(), CodecError> {
+        encode_to(self, out)
+    }
 }
 
 /// Appends a local value known to be an `M`, encoded, to `out`: for a receiver on another node.
@@ -222,9 +249,19 @@ pub(crate) fn encode_value(
     value: &impl Serialize,
     out: &mut BytesMut,
 ) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, &mut out.writer(), bincode::config::standard())
-        .map(|_| ())
+    bincode::serde::encode_into_writer(value, Appender(out), bincode::config::standard())
         .map_err(|error| CodecError::new(name, error.to_string()))
+}
+
+/// Bincode's writer for a growing buffer: each write is one append, inlined into the encoder.
+struct Appender<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for Appender<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a body that [`encode`] produced (what a receiver on another node does).

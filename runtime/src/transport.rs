@@ -83,12 +83,27 @@ pub struct Outgoing<'a> {
 enum Body<'a> {
     /// Already encoded: a message forwarded as it arrived.
     Encoded(&'a Bytes),
-    /// A local value and what encodes it.
-    Value(&'a (dyn Any + Send), Encoder),
+    /// A local value, which encodes itself.
+    Value(&'a dyn EncodeBody),
 }
 
 /// Appends a type-erased message value, encoded, to a buffer.
 pub(crate) type Encoder = fn(&(dyn Any + Send), &mut BytesMut) -> Result<(), CodecError>;
+
+/// A local value that appends itself, encoded as a message body, to a buffer: a message of a
+/// known type, or an [`Erased`] one.
+pub(crate) trait EncodeBody {
+    fn encode_body(&self, out: &mut BytesMut) -> Result<(), CodecError>;
+}
+
+/// A value boxed as `dyn Any` and the encoder that knows its type.
+pub(crate) struct Erased<'a>(pub(crate) &'a (dyn Any + Send), pub(crate) Encoder);
+
+impl EncodeBody for Erased<'_> {
+    fn encode_body(&self, out: &mut BytesMut) -> Result<(), CodecError> {
+        (self.1)(self.0, out)
+    }
+}
 
 impl<'a> Outgoing<'a> {
     pub(crate) fn encoded(name: &'a str, body: &'a Bytes) -> Self {
@@ -99,10 +114,10 @@ impl<'a> Outgoing<'a> {
         }
     }
 
-    pub(crate) fn value(name: &'a str, value: &'a (dyn Any + Send), encoder: Encoder) -> Self {
+    pub(crate) fn value(name: &'a str, value: &'a dyn EncodeBody) -> Self {
         Outgoing {
             name,
-            body: Body::Value(value, encoder),
+            body: Body::Value(value),
             may_wait: false,
         }
     }
@@ -147,9 +162,9 @@ impl<'a> Outgoing<'a> {
                 out.extend_from_slice(bytes);
                 Ok(())
             }
-            Body::Value(value, encoder) => {
+            Body::Value(value) => {
                 let start = out.len();
-                let encoded = encoder(value, out);
+                let encoded = value.encode_body(out);
                 if encoded.is_err() {
                     out.truncate(start);
                 }
