@@ -142,6 +142,11 @@ impl Header<'_> {
     /// Appends the header with a placeholder length prefix; on an error `out` is left as it
     /// was. See [`Frame::encode`] for the errors.
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
+        if let (None, None, None) = (self.from, self.to, self.name) {
+            // A stream's frame: the placeholder prefix, the version, the kind, all repeated.
+            out.extend_from_slice(&[0, 0, 0, 0, VERSION, self.kind.to_byte(), 0b111]);
+            return Ok(());
+        }
         let fields = [("from", self.from), ("to", self.to), ("name", self.name)];
         let mut repeated = 0;
         let mut length = PREFIX + 3;

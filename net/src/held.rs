@@ -138,6 +138,14 @@ impl Held {
 
     /// Holds the messages sent from inside the last one's `Serialize`.
     fn push_nested(&mut self) {
+        // Nearly always none: a look, not a take.
+        if !NESTED.with(|list| list.borrow().is_empty()) {
+            self.push_all_nested();
+        }
+    }
+
+    #[cold]
+    fn push_all_nested(&mut self) {
         for nested in NESTED.with(|list| std::mem::take(&mut *list.borrow_mut())) {
             let (from, to) = &nested.upids;
             self.push(&nested.shared, (from, to), &nested.name, |bytes| {
