@@ -9,7 +9,6 @@
 use std::io;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use procession::{InboundRun, Upid};
@@ -21,9 +20,6 @@ use crate::hello::Hello;
 use crate::stats::Reason;
 use crate::transport::Shared;
 use crate::wire;
-
-/// How long a connecting peer has to pass each handshake (TLS, then the shared secret's).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The least room the reader offers the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -99,7 +95,7 @@ async fn serve_stream<S>(
     }
 }
 
-/// Runs handshake step `what` within [`HANDSHAKE_TIMEOUT`]; its failure or its timeout
+/// Runs handshake step `what` within the handshake timeout; its failure or its timeout
 /// refuses the connection: logged, counted under `reason`, `None`.
 async fn within<T>(
     shared: &Shared,
@@ -107,7 +103,7 @@ async fn within<T>(
     (reason, what): (Reason, &str),
     step: impl std::future::Future<Output = io::Result<T>>,
 ) -> Option<T> {
-    let error = match tokio::time::timeout(HANDSHAKE_TIMEOUT, step).await {
+    let error = match tokio::time::timeout(shared.config.handshake_timeout, step).await {
         Ok(Ok(value)) => return Some(value),
         Ok(Err(error)) => error.to_string(),
         Err(_) => "none in time".to_owned(),

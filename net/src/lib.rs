@@ -60,7 +60,8 @@
 //! - **Links.** A link to a remote process travels to its node; when the process ends, the
 //!   linker gets `exited` with the reason. When the connection to a node breaks or the node
 //!   cannot be reached, every local process linked to one of its processes gets
-//!   `exited(Lost)`. A later send reconnects.
+//!   `exited(Lost)`; so do the linkers of a node that accepts a connection and says no hello
+//!   within [`Builder::handshake_timeout`] (5 seconds by default). A later send reconnects.
 //! - **Order.** Messages from one process to another arrive in the order sent while the
 //!   connection lives. The messages a handler sends to another node are held and queued
 //!   together when it returns (or before it completes a future, or links, or at 64 KiB): a

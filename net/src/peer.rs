@@ -1,7 +1,9 @@
 //! Outbound: one connection per peer node, made on the first frame for it and kept.
 //!
 //! The connection starts with this node's [hello](crate::hello); frames follow at once, and the
-//! peer's hello is read alongside them. A connection stopped because a later run of the node
+//! peer's hello is read alongside them. A peer that says no hello within the
+//! [handshake timeout](crate::Builder::handshake_timeout) is lost (it is not a procession node,
+//! or it hangs). A connection stopped because a later run of the node
 //! said hello elsewhere (or whose hello names a run that is gone) reports the node lost once.
 //!
 //! A message's body is serialized before any lock is taken, into a buffer each thread reuses (so
@@ -25,7 +27,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -38,9 +39,6 @@ use crate::frames::Frames;
 use crate::hello::Hello;
 use crate::stats::Reason;
 use crate::transport::Shared;
-
-/// How long a connection attempt (with its handshake) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bodies this long or longer are queued as they are (the writer gathers them into its writes);
 /// shorter ones are copied after their header, cheaper than one more slice per write.
@@ -353,7 +351,7 @@ async fn tcp(address: SocketAddr) -> io::Result<TcpStream> {
 }
 
 /// Runs `connect`, then the shared-secret handshake when the node has a secret, within
-/// [`CONNECT_TIMEOUT`]; cut short when the peer is stopped.
+/// the handshake timeout; cut short when the peer is stopped.
 async fn establish<S>(
     shared: &Shared,
     peer: &Peer,
@@ -372,7 +370,7 @@ where
         Ok::<_, io::Error>(stream)
     };
     tokio::select! {
-        connected = tokio::time::timeout(CONNECT_TIMEOUT, connect) => connected
+        connected = tokio::time::timeout(shared.config.handshake_timeout, connect) => connected
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?,
         () = peer.stopped.notified() => Err(io::Error::other("the transport is shutting down")),
     }
@@ -406,7 +404,9 @@ where
     };
     // The peer writes its hello, then nothing: any byte or the end means it is gone.
     let watching = async {
-        let hello = Hello::read(&mut read).await?;
+        let hello = tokio::time::timeout(shared.config.handshake_timeout, Hello::read(&mut read))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the peer said no hello"))??;
         peer.incarnation.store(hello.incarnation, Ordering::Relaxed);
         if !shared.heard(peer.address, hello.incarnation, made) {
             return Err(io::Error::other(

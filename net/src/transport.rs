@@ -6,6 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use procession::{ExitReason, Future, Inbound, Outgoing, Runtime, Transport, Upid};
@@ -24,10 +25,14 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// The default bound of the frames queued for one peer: 8 MiB.
 pub const DEFAULT_PEER_BUFFER: usize = 8 * 1024 * 1024;
 
+/// How long a connection has for its handshakes by default: 5 seconds.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub(crate) struct Config {
     pub(crate) secret: Option<Vec<u8>>,
     pub(crate) max_frame: usize,
     pub(crate) peer_buffer: usize,
+    pub(crate) handshake_timeout: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::TlsConfig>,
 }
@@ -41,6 +46,7 @@ pub struct Builder {
     secret: Option<Vec<u8>>,
     max_frame: usize,
     peer_buffer: usize,
+    handshake_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<crate::TlsConfig>,
 }
@@ -81,9 +87,24 @@ impl Builder {
         self
     }
 
+    /// Gives every connection `timeout` (default [`DEFAULT_HANDSHAKE_TIMEOUT`]) for each of its
+    /// handshakes: connecting, TLS, the shared secret's challenge, and the other node's hello.
+    /// An accepted connection that takes longer is closed, logged and counted under the step's
+    /// reason (`net.dropped.tls`, `net.dropped.unauthenticated`, `net.dropped.malformed`). A
+    /// connection this node made is closed with what was queued on it (counted in
+    /// `net.dropped.unreachable`), and the peer is lost: its linkers get `exited(Lost)`, and the
+    /// next message for it connects again. Frames go out before the peer's hello arrives; a
+    /// peer that accepts and never answers (not a procession node, or a hung one) is lost
+    /// after `timeout` instead of being written to for as long as it lets the bytes in.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
     /// Makes every connection, accepted or made, TLS with `config` (see [`crate::tls`]); a
     /// [`secret`](Self::secret) is then checked inside TLS. A connection whose handshake fails
-    /// or (inbound) takes over 5 seconds is closed, logged and counted in `net.dropped.tls`;
+    /// or takes over the [handshake timeout](Self::handshake_timeout) is closed, logged and
+    /// counted in `net.dropped.tls`;
     /// to the node that made it, the peer is unreachable (its linkers get `exited(Lost)`).
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: crate::TlsConfig) -> Self {
@@ -122,6 +143,7 @@ impl Builder {
                 secret: self.secret,
                 max_frame: self.max_frame,
                 peer_buffer: self.peer_buffer,
+                handshake_timeout: self.handshake_timeout,
                 #[cfg(feature = "tls")]
                 tls: self.tls,
             },
@@ -171,6 +193,7 @@ impl Net {
             secret: None,
             max_frame: DEFAULT_MAX_FRAME,
             peer_buffer: DEFAULT_PEER_BUFFER,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             #[cfg(feature = "tls")]
             tls: None,
         }

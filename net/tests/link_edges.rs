@@ -1,6 +1,6 @@
 //! Links at the edges, from a review: a panic message too long for a frame still reaches the
-//! remote linker (cut short), a link made while the peer's queue is full is not dropped, and a
-//! node whose runtime shut down is reported lost.
+//! remote linker (cut short), a link made while the peer's queue is full is not dropped, a
+//! node whose runtime shut down is reported lost, and so is a peer that never says hello.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -182,4 +182,48 @@ fn a_node_whose_runtime_shut_down_is_reported_lost() {
         "{reason:?}"
     );
     drop(net_b);
+}
+
+/// A peer that accepts connections and never writes (not a procession node, or a hung one) is
+/// lost once the handshake timeout passes: its linkers hear it, the node closes the connection
+/// instead of writing to it on and on, and the next message connects again.
+#[test]
+fn a_peer_that_never_says_hello_is_lost_after_the_handshake_timeout() {
+    use std::io::Read;
+    let runtime = Runtime::new();
+    let _net = Net::builder()
+        .handshake_timeout(Duration::from_millis(200))
+        .start(&runtime)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent: Upid = format!("silent@{}", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let (accepted, connections) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stream.map(|stream| accepted.send(stream)).is_err() {
+                return;
+            }
+        }
+    });
+    let notices = watch(&runtime, &silent);
+    assert_eq!(
+        notices.recv_timeout(PATIENCE).unwrap(),
+        (silent.clone(), ExitReason::Lost)
+    );
+    let mut first = connections.recv_timeout(PATIENCE).unwrap();
+    first.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut written = Vec::new();
+    first
+        .read_to_end(&mut written)
+        .expect("the node closes the connection");
+    assert!(!written.is_empty(), "the node said hello and linked");
+    {
+        let _entered = runtime.enter();
+        send(&silent, Note(1));
+    }
+    connections
+        .recv_timeout(PATIENCE)
+        .expect("a later message connects again");
 }

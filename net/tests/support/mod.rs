@@ -111,10 +111,12 @@ pub struct SilentPeer {
 }
 
 /// A node whose queue towards any one peer holds 64 KiB, and a [`SilentPeer`]: sending to
-/// `sink` fills the kernel's buffers, then the queue.
+/// `sink` fills the kernel's buffers, then the queue. The node waits for the peer's hello far
+/// longer than any test runs, so the silence never ends the connection.
 pub fn node_and_silent_peer() -> (Runtime, Net, SilentPeer) {
     let runtime = Runtime::new();
     let net = Net::builder()
+        .handshake_timeout(Duration::from_secs(3600))
         .peer_buffer(64 * 1024)
         .start(&runtime)
         .unwrap();
