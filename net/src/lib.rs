@@ -122,4 +122,6 @@ mod wire;
 
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
-pub use transport::{Builder, Net, DEFAULT_MAX_FRAME, DEFAULT_PEER_BUFFER};
+pub use transport::{
+    Builder, Net, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_PEER_BUFFER,
+};

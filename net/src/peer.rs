@@ -371,7 +371,7 @@ where
     };
     tokio::select! {
         connected = tokio::time::timeout(shared.config.handshake_timeout, connect) => connected
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?,
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting and its handshakes timed out"))?,
         () = peer.stopped.notified() => Err(io::Error::other("the transport is shutting down")),
     }
 }

@@ -10,7 +10,7 @@
 //! # Refusals
 //!
 //! A connection that is not TLS (a node without TLS, or any other client), presents a
-//! certificate no trusted CA signed, or does not finish the handshake within the
+//! certificate no trusted CA signed, or (accepted) does not finish the handshake within the
 //! [handshake timeout](crate::Builder::handshake_timeout) (5 seconds by default) is closed,
 //! logged (a `warn` event) and counted in the `net.dropped.tls` metric; the node serves its
 //! other peers on. A connection this node makes that fails its handshake is logged and counted

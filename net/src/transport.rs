@@ -87,25 +87,33 @@ impl Builder {
         self
     }
 
-    /// Gives every connection `timeout` (default [`DEFAULT_HANDSHAKE_TIMEOUT`]) for each of its
-    /// handshakes: connecting, TLS, the shared secret's challenge, and the other node's hello.
-    /// An accepted connection that takes longer is closed, logged and counted under the step's
-    /// reason (`net.dropped.tls`, `net.dropped.unauthenticated`, `net.dropped.malformed`). A
-    /// connection this node made is closed with what was queued on it (counted in
-    /// `net.dropped.unreachable`), and the peer is lost: its linkers get `exited(Lost)`, and the
-    /// next message for it connects again. Frames go out before the peer's hello arrives; a
-    /// peer that accepts and never answers (not a procession node, or a hung one) is lost
-    /// after `timeout` instead of being written to for as long as it lets the bytes in.
+    /// Bounds how long a connection's handshakes may take (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    ///
+    /// - An accepted connection has `timeout` for each step: TLS, the shared secret's
+    ///   challenge, the other node's hello. One that takes longer is closed, logged and counted
+    ///   under the step's reason (`net.dropped.tls`, `net.dropped.unauthenticated`,
+    ///   `net.dropped.malformed`).
+    /// - A connection this node makes has `timeout` to connect and pass TLS and the secret's
+    ///   challenge, then `timeout` again for the other node's hello (frames go out meanwhile).
+    ///   Past either, it is closed with what was queued on it (counted in
+    ///   `net.dropped.unreachable`) and the node is lost: its linkers get `exited(Lost)`, and
+    ///   the next message for it connects again. So a peer that accepts and never answers (not
+    ///   a procession node, or a hung one) is not written to for as long as it lets bytes in.
+    ///
+    /// The other node answers from its workers: one whose workers are all held by handlers for
+    /// longer than `timeout` (handlers must not block) is taken for hung, as it already was
+    /// when a secret's challenge went unanswered.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
     }
 
     /// Makes every connection, accepted or made, TLS with `config` (see [`crate::tls`]); a
-    /// [`secret`](Self::secret) is then checked inside TLS. A connection whose handshake fails
-    /// or takes over the [handshake timeout](Self::handshake_timeout) is closed, logged and
-    /// counted in `net.dropped.tls`;
-    /// to the node that made it, the peer is unreachable (its linkers get `exited(Lost)`).
+    /// [`secret`](Self::secret) is then checked inside TLS. A connection whose TLS handshake
+    /// fails, or (accepted) takes over the [handshake timeout](Self::handshake_timeout), is
+    /// closed, logged and counted in `net.dropped.tls`; to the node that made it, the peer is
+    /// unreachable (its linkers get `exited(Lost)`).
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: crate::TlsConfig) -> Self {
         self.tls = Some(config);

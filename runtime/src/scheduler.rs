@@ -4,8 +4,9 @@
 //!
 //! # Contract
 //!
-//! A [`Runnable`] (a process cell or an async task) is handed to [`Scheduler::schedule`] when it
-//! becomes runnable, by the one party that flipped its "scheduled" flag, and to
+//! A [`Runnable`] (a process cell or an async task) is handed to [`Scheduler::schedule`] (an
+//! async task: [`Scheduler::schedule_task`]) when it becomes runnable, by the one party that
+//! flipped its "scheduled" flag, and to
 //! [`Scheduler::reschedule`] when it used its budget with work left. The scheduler runs each
 //! handed-over runnable exactly once per hand-over, on one thread.
 

@@ -14,11 +14,11 @@
 //!   while another worker is spinning goes to the shared queue, where that worker takes it at
 //!   once: its system calls then run beside the process instead of after it (a handler that
 //!   streams to another node keeps encoding while the last batch is written). With no worker
-//!   spinning it takes the hand-off slot, since waking a sleeper would cost more than the
-//!   parallelism gains; a task woken by a task takes the slot too, as async code handing a
-//!   value along (a queue's consumer) runs best on the thread that has it in cache. Measured on
-//!   two cores: a 100-byte remote stream 25% faster, the remote ping-pong and the local rows
-//!   unchanged.
+//!   spinning it is scheduled like a process (the hand-off slot, on a worker of its runtime),
+//!   since waking a sleeper would cost more than the parallelism gains; a task woken by a task
+//!   is too, as async code handing a value along (a queue's consumer) runs best on the thread
+//!   that has it in cache. Measured on two cores: a 100-byte remote stream 25% faster, the
+//!   remote ping-pong and the local rows unchanged.
 //! - **Shared queue.** Everything else (work from other threads, requeues after a budget) goes
 //!   to one FIFO under a mutex; idle workers take from it.
 //! - **Pinned queues.** A runnable pinned to worker `w` (see `Runnable::pin`) goes to `w`'s
