@@ -391,12 +391,24 @@ where
     shared.stats.connections.increment();
     let _connected = crate::stats::scopeguard(|| shared.stats.connections.decrement());
     tracing::debug!(peer = %peer.address, "connected");
+    // The frames of the batch being written: lost if the connection ends before they are all
+    // written (an error, the peer gone, the task discarded), and counted as such, so that every
+    // message is counted either out or dropped.
+    let in_flight = AtomicU64::new(0);
+    let _lost = crate::stats::scopeguard(|| {
+        let lost = in_flight.load(Ordering::Relaxed);
+        if lost > 0 {
+            shared.stats.dropped(Reason::Unreachable, lost);
+        }
+    });
     let writing = async {
         while let Some((mut batch, frames)) = peer.next_batch().await {
+            in_flight.store(frames, Ordering::Relaxed);
             let bytes = batch.iter().map(Bytes::len).sum::<usize>();
             write_all_vectored(&mut write, &mut batch).await?;
             // A no-op on TCP; TLS may hold the last record until flushed.
             write.flush().await?;
+            in_flight.store(0, Ordering::Relaxed);
             shared.stats.bytes_out.add(bytes as u64);
             shared.stats.messages_out.add(frames);
         }
