@@ -16,9 +16,10 @@
 //! encoded is dropped and counted as malformed. The buffer is bounded: a message past
 //! [`Config::peer_buffer`] is dropped and counted (links and exit notices are small and always
 //! queued, so no linker waits forever), because a send must not block a handler and a slow peer
-//! must not grow the sender's memory. The writer also watches the connection's read side: the peer
-//! closing it or an I/O error ends the connection, drops what was still queued (counted), and
-//! reports the node lost so every local process linked to one of its processes gets `exited(Lost)`.
+//! must not grow the sender's memory. The writer also watches the connection's read side: the
+//! peer closing it or an I/O error ends the connection, drops what was still queued or being
+//! written (counted: every message is counted out or dropped), and reports the node lost so
+//! every local process linked to one of its processes gets `exited(Lost)`.
 //! The next frame for the node makes a new connection.
 
 use std::future::poll_fn;
