@@ -4,10 +4,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use procession::{send, Message, Runtime, Upid};
-use procession_net::Net;
+use procession::{send, Message, Runtime};
 use serde::{Deserialize, Serialize};
-use support::{counter, PATIENCE};
+use support::{counter, node_and_silent_peer, PATIENCE};
 
 mod support;
 
@@ -28,19 +27,11 @@ fn accounted(runtime: &Runtime) -> (u64, u64, u64) {
 
 #[test]
 fn every_message_is_counted_out_or_dropped_when_the_connection_breaks_mid_write() {
-    let runtime = Runtime::new();
-    let _net = Net::builder()
-        .handshake_timeout(Duration::from_secs(3600))
-        .peer_buffer(64 * 1024)
-        .start(&runtime)
-        .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let sink: Upid = format!("sink@{}", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
+    let (runtime, _net, silent) = node_and_silent_peer();
+    let sink = silent.sink;
     let (accepted, connection) = mpsc::channel();
     std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
+        let (stream, _) = silent.listener.accept().unwrap();
         let _ = accepted.send(stream);
     });
     let _entered = runtime.enter();
