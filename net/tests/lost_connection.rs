@@ -1,12 +1,11 @@
 //! What a node counts when a connection breaks while its writer is in the middle of a batch:
-//! every message is counted either out (`net.messages_out`) or dropped, none silently lost.
+//! every frame is counted either out (`net.messages_out`) or dropped, none silently lost.
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-use procession::{send, Message, Runtime};
+use procession::{send, ExitReason, Message, Runtime};
 use serde::{Deserialize, Serialize};
-use support::{counter, node_and_silent_peer, PATIENCE};
+use support::{counter, node_and_silent_peer, watch, PATIENCE};
 
 mod support;
 
@@ -34,6 +33,8 @@ fn every_message_is_counted_out_or_dropped_when_the_connection_breaks_mid_write(
         let (stream, _) = silent.listener.accept().unwrap();
         let _ = accepted.send(stream);
     });
+    // Told when the node loses the peer: after every drop of the connection is counted.
+    let notices = watch(&runtime, &sink);
     let _entered = runtime.enter();
     // 20 MB for a peer that reads nothing: the kernel's buffers fill, then the 64 KiB queue,
     // and the writer waits inside a write with a batch in hand.
@@ -41,40 +42,16 @@ fn every_message_is_counted_out_or_dropped_when_the_connection_breaks_mid_write(
     for _ in 0..BLOBS {
         send(&sink, Blob("x".repeat(1000)));
     }
-    let stream = connection.recv_timeout(PATIENCE).unwrap();
-    let mut last = accounted(&runtime);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let now = accounted(&runtime);
-        if now == last {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the writer never stopped: {now:?}"
-        );
-        last = now;
-    }
-    let (out, full, _) = last;
-    assert!(
-        out + full < BLOBS,
-        "some frames are still queued or being written"
-    );
     // Closing with bytes unread resets the connection: the write in progress fails.
-    drop(stream);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (out, full, lost) = accounted(&runtime);
-        if out + full + lost == BLOBS {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} messages neither counted out nor dropped ({out} out, {full} at the full queue, \
-             {lost} with the connection)",
-            BLOBS - out - full - lost
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    drop(connection.recv_timeout(PATIENCE).unwrap());
+    assert_eq!(notices.recv_timeout(PATIENCE).unwrap().1, ExitReason::Lost);
+    let (out, full, lost) = accounted(&runtime);
+    assert!(lost > 0, "frames were still queued or being written");
+    // The frames are the messages and the watcher's link.
+    assert_eq!(
+        out + full + lost,
+        BLOBS + 1,
+        "every frame counted once: {out} out, {full} at the full queue, {lost} with the \
+         connection"
+    );
 }
