@@ -8,7 +8,8 @@ use procession::Metrics;
 pub(crate) enum Reason {
     /// The peer's send buffer was full.
     PeerFull,
-    /// The peer could not be reached, or the connection broke with messages still queued.
+    /// The peer could not be reached, or the connection broke with frames still queued or being
+    /// written.
     Unreachable,
     /// Bytes that are not a frame (bad length, version, kind or field), or a frame too large to
     /// encode.
