@@ -91,7 +91,7 @@
 //!   that differ only in it compare equal, so a well-known address parsed from a command line
 //!   (no incarnation) equals the Upid its process sends from. DESIGN.md says the address carries
 //!   the incarnation; here the Upid carries it next to the address, which prints as before.
-//! - **`Transport::send` takes an [`Outgoing`](procession::Outgoing)** (a name and a body encoded
+//! - **`Transport::send` borrows an [`Outgoing`](procession::Outgoing)** (a name and a body encoded
 //!   on demand) rather than encoded bytes, so a transport can serialize a message straight into
 //!   its own buffer, and may hold it until [`Transport::flush`](procession::Transport::flush)
 //!   when [`Outgoing::may_wait`](procession::Outgoing::may_wait) allows: the runtime flushes

@@ -402,19 +402,19 @@ struct Tcp {
 }
 
 impl Transport for Tcp {
-    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+    fn send(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
         if message.may_wait() {
             let large = message
                 .encoded_body()
                 .is_some_and(|body| body.len() >= SHARED_BODY);
             if !large {
-                return held::hold(&self.shared, (from, to), &message);
+                return held::hold(&self.shared, (from, to), message);
             }
             // Queued as it is, at once: after what the handler sent before.
             held::flush();
         }
         let name = message.name();
-        with_body(&message, |body| match body {
+        with_body(message, |body| match body {
             Ok(body) => self.shared.send(Kind::Message, (from, to), name, &body),
             Err(error) => {
                 self.shared.stats.dropped(Reason::Malformed, 1);

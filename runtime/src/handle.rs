@@ -258,11 +258,11 @@ impl Shared {
             let from = &envelope.from;
             return match &envelope.body {
                 Payload::Encoded { name, bytes } => {
-                    self.send_remote(from, to, Outgoing::encoded(name, bytes));
+                    self.send_remote(from, to, &Outgoing::encoded(name, bytes));
                 }
                 Payload::Local { name, value } => {
                     let value = Erased(&**value, encoder);
-                    self.send_remote(from, to, Outgoing::value(name, &value));
+                    self.send_remote(from, to, &Outgoing::value(name, &value));
                 }
             };
         }
@@ -278,9 +278,12 @@ impl Shared {
     }
 
     /// Hands `message` for remote `to` to the transport (which encodes it), or drops it.
-    pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+    pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
         context::with_transport(self, |transport, may_wait| match transport {
-            Some(transport) => transport.send(from, to, message.waiting(may_wait)),
+            Some(transport) => {
+                message.let_wait(may_wait);
+                transport.send(from, to, message);
+            }
             None => self.drop_message(to, message.name(), "remote address and no transport"),
         });
     }

@@ -144,7 +144,7 @@ fn deliver<M: Message>(handle: &Handle, from: &Upid, to: &Upid, message: M) {
         );
     } else {
         // Encoded by the transport straight from here: the value is never boxed.
-        handle.send_remote(from, to, Outgoing::value(M::NAME, &message));
+        handle.send_remote(from, to, &Outgoing::value(M::NAME, &message));
     }
 }
 
@@ -161,7 +161,7 @@ pub(crate) fn deliver_as<V: Any + Send>(
     if handle.is_local(to.address()) {
         enqueue(handle, from, to, name, Box::new(value), encoder);
     } else {
-        handle.send_remote(from, to, Outgoing::value(name, &Erased(&value, encoder)));
+        handle.send_remote(from, to, &Outgoing::value(name, &Erased(&value, encoder)));
     }
 }
 

@@ -16,7 +16,7 @@
 //! #[derive(Default)]
 //! struct Recorder(Mutex<Vec<(Upid, String)>>);
 //! impl Transport for Recorder {
-//!     fn send(&self, _from: &Upid, to: &Upid, message: Outgoing<'_>) {
+//!     fn send(&self, _from: &Upid, to: &Upid, message: &Outgoing<'_>) {
 //!         self.0.lock().unwrap().push((to.clone(), message.name().to_owned()));
 //!     }
 //!     fn link(&self, _linker: &Upid, _to: &Upid) {}
@@ -41,6 +41,7 @@
 //! transport's to drop, log and count.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
@@ -56,7 +57,7 @@ use crate::pid::Upid;
 /// Carries events to processes on other nodes. Implemented by the net crate and the simulation.
 pub trait Transport: Send + Sync + 'static {
     /// Delivers `message` from local `from` to remote `to`.
-    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>);
+    fn send(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>);
 
     /// Asks `to`'s node to report when `to` ends; the answer comes back through
     /// [`Inbound::exited`], or [`Inbound::peer_lost`] if the node becomes unreachable.
@@ -77,7 +78,7 @@ pub trait Transport: Send + Sync + 'static {
 pub struct Outgoing<'a> {
     name: &'a str,
     body: Body<'a>,
-    may_wait: bool,
+    may_wait: Cell<bool>,
 }
 
 enum Body<'a> {
@@ -110,7 +111,7 @@ impl<'a> Outgoing<'a> {
         Outgoing {
             name,
             body: Body::Encoded(body),
-            may_wait: false,
+            may_wait: Cell::new(false),
         }
     }
 
@@ -118,14 +119,14 @@ impl<'a> Outgoing<'a> {
         Outgoing {
             name,
             body: Body::Value(value),
-            may_wait: false,
+            may_wait: Cell::new(false),
         }
     }
 
-    /// Lets the transport hold the message back until its [`Transport::flush`] (see
+    /// Lets the transport hold the message back until its [`Transport::flush`], or not (see
     /// [`may_wait`](Self::may_wait)).
-    pub(crate) fn waiting(self, may_wait: bool) -> Self {
-        Outgoing { may_wait, ..self }
+    pub(crate) fn let_wait(&self, may_wait: bool) {
+        self.may_wait.set(may_wait);
     }
 
     /// Whether the transport may hold the message back, to send it together with the others the
@@ -134,7 +135,7 @@ impl<'a> Outgoing<'a> {
     /// made outside a process's handler (a test's thread, a future's callback): such a message
     /// must go at once.
     pub fn may_wait(&self) -> bool {
-        self.may_wait
+        self.may_wait.get()
     }
 
     /// The message name, by which the receiving node finds the handler.

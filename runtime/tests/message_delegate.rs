@@ -28,7 +28,7 @@ impl Process for Front {
 struct Recorder(Mutex<Vec<(Upid, Upid, String, Bytes)>>);
 
 impl Transport for Recorder {
-    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+    fn send(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
         let body = message.to_bytes().unwrap();
         let name = message.name().to_owned();
         self.0.lock().push((from.clone(), to.clone(), name, body));

@@ -201,7 +201,7 @@ struct Recorder {
 }
 
 impl Transport for Recorder {
-    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+    fn send(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
         let body = message.to_bytes().unwrap();
         let call = (from.clone(), to.clone(), message.name().to_owned(), body);
         self.sends.lock().push(call);

@@ -321,7 +321,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Transport for Endpoint {
-    fn send(&self, from: &Upid, to: &Upid, message: Outgoing<'_>) {
+    fn send(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
         let body = match message.to_bytes() {
             Ok(body) => body,
             Err(error) => {
