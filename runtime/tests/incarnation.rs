@@ -141,7 +141,7 @@ rt_test!(a_link_to_another_run_reports_not_found, |_flavor, rt| {
 #[derive(Default)]
 struct Links(Mutex<Vec<Upid>>);
 impl procession::Transport for Links {
-    fn send(&self, _: &Upid, _: &Upid, _: procession::Outgoing<'_>) {}
+    fn send(&self, _: &Upid, _: &Upid, _: &procession::Outgoing<'_>) {}
     fn link(&self, _: &Upid, to: &Upid) {
         self.0.lock().push(to.clone());
     }

@@ -80,7 +80,7 @@ rt_test!(a_monitor_does_not_affect_its_target, |flavor, rt| {
 struct Links(Mutex<Vec<(Upid, Upid)>>);
 
 impl Transport for Links {
-    fn send(&self, _: &Upid, _: &Upid, _: Outgoing<'_>) {}
+    fn send(&self, _: &Upid, _: &Upid, _: &Outgoing<'_>) {}
     fn link(&self, linker: &Upid, to: &Upid) {
         self.0.lock().push((linker.clone(), to.clone()));
     }
