@@ -8,6 +8,7 @@
 //! best peer. `PROCESSION_BENCH_SCALE` (default 1.0) multiplies every count.
 
 mod actix;
+mod chunk;
 mod kameo;
 mod procession;
 mod ractor;

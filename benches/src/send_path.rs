@@ -10,21 +10,11 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use procession::{dispatch, send, Message, Process, Runtime, Upid};
+use chunk::Chunk;
+use procession::{dispatch, send, Process, Runtime, Upid};
 use procession_net::Net;
-use serde::{Deserialize, Serialize};
 
-/// The remote stream's message.
-#[derive(Serialize, Deserialize)]
-struct Chunk {
-    seq: u64,
-    #[serde(with = "procession::message::shared_bytes")]
-    body: Bytes,
-}
-
-impl Message for Chunk {
-    const NAME: &'static str = "bench::Chunk";
-}
+mod chunk;
 
 struct Streamer {
     to: Upid,

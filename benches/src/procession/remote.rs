@@ -2,6 +2,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::chunk::Chunk;
 
 // Remote: two runtimes in this OS process, each with its own `Net` on loopback ----------------
 
@@ -111,19 +112,6 @@ impl Process for RemotePonger {
         })
         .expect("one handler");
     }
-}
-
-/// One message of the one-way stream. The body is encoded as a byte string (its length, then
-/// the bytes) and decoded on the receiving node as a slice of the bytes received, not a copy.
-#[derive(Serialize, Deserialize)]
-struct Chunk {
-    seq: u64,
-    #[serde(with = "procession::message::shared_bytes")]
-    body: Bytes,
-}
-
-impl Message for Chunk {
-    const NAME: &'static str = "bench::Chunk";
 }
 
 /// The receiver's count of messages received so far.
