@@ -371,8 +371,10 @@ where
         Ok::<_, io::Error>(stream)
     };
     tokio::select! {
-        connected = tokio::time::timeout(shared.config.handshake_timeout, connect) => connected
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting and its handshakes timed out"))?,
+        connected = tokio::time::timeout(shared.config.handshake_timeout, connect) => {
+            let timed_out = "connecting and its handshakes timed out";
+            connected.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, timed_out))?
+        }
         () = peer.stopped.notified() => Err(io::Error::other("the transport is shutting down")),
     }
 }

@@ -256,7 +256,7 @@ impl Shared {
     pub(crate) fn route(&self, to: &Upid, envelope: Envelope, encoder: Encoder) {
         if !self.is_local(to.address()) {
             let from = &envelope.from;
-            return match &envelope.body {
+            match &envelope.body {
                 Payload::Encoded { name, bytes } => {
                     self.send_remote(from, to, &Outgoing::encoded(name, bytes));
                 }
@@ -264,7 +264,8 @@ impl Shared {
                     let value = Erased(&**value, encoder);
                     self.send_remote(from, to, &Outgoing::value(name, &value));
                 }
-            };
+            }
+            return;
         }
         let name = envelope.body.shared_name();
         match self.process(to) {
