@@ -136,17 +136,14 @@ async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> 
         // The frames at the front of the buffer are decoded in place; `parsed` bytes of them.
         let mut parsed = 0;
         loop {
-            match decoder.next(&buffer[parsed..]) {
-                Ok(Some(frame)) => {
-                    let length = frame.length;
-                    run.add(shared, frame, (&mut buffer, &mut parsed));
-                    parsed += length;
-                }
+            let added = match decoder.next(&buffer[parsed..]) {
+                Ok(Some(frame)) => run.add(shared, frame, (&mut buffer, &mut parsed)),
                 Ok(None) => break,
-                Err(error) => {
-                    run.flush(shared, &mut buffer, parsed);
-                    return Some(malformed(shared, &error));
-                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = added {
+                run.flush(shared, &mut buffer, parsed);
+                return Some(malformed(shared, &error));
             }
         }
         // Before waiting for more bytes: what arrived is not held back.
@@ -189,12 +186,13 @@ fn make_room(buffer: &mut BytesMut, missing: usize) {
     }
 }
 
-/// The most messages in one run: a run is one event for its receiver's visit budget, so a
-/// bound on it keeps a stream from holding a worker much longer than separate messages would.
+/// The most messages in one run delivered: a run is one event for its receiver's visit budget,
+/// so a bound on it keeps a stream from holding a worker much longer than separate messages
+/// would.
 const RUN: usize = 256;
 
 /// Consecutive messages of a connection from one sender to one receiver under one name,
-/// delivered together as one [`InboundRun`]: their bodies are ranges of the frames decoded in
+/// delivered together as [`InboundRun`]s: their bodies are ranges of the frames decoded in
 /// place at the front of the receive buffer, cut off as one piece when the run is delivered.
 #[derive(Default)]
 struct Run {
@@ -206,11 +204,20 @@ struct Run {
 type Head = (Upid, Upid, Arc<str>);
 
 impl Run {
-    /// Takes `frame`, decoded at `parsed` in `buffer`, in order: a message joins the run (after
-    /// delivering it if the message is not its like); a link or exit notice is handled after
-    /// the run, which cannot overtake it.
-    fn add(&mut self, shared: &Shared, frame: Received<'_>, at: (&mut BytesMut, &mut usize)) {
-        let (buffer, parsed) = at;
+    /// Takes `frame`, decoded at `parsed` in `buffer`, in order, and moves `parsed` past it: a
+    /// frame of messages joins the run (after delivering it if the messages are not its like,
+    /// or it is long enough); a link or exit notice is handled after the run, which cannot
+    /// overtake it.
+    ///
+    /// # Errors
+    ///
+    /// A frame whose bodies overrun it; none of its messages is delivered.
+    fn add(
+        &mut self,
+        shared: &Shared,
+        frame: Received<'_>,
+        (buffer, parsed): (&mut BytesMut, &mut usize),
+    ) -> Result<(), FrameError> {
         let joins = frame.kind == Kind::Message
             && frame.repeats
             && self
@@ -227,8 +234,16 @@ impl Run {
                     let head = (frame.from.clone(), frame.to.clone(), frame.name.clone());
                     (head, Vec::new())
                 });
-                let body = frame.body;
-                bodies.push(*parsed + body.start..*parsed + body.end);
+                let before = bodies.len();
+                for body in frame.bodies(&buffer[*parsed..]) {
+                    match body {
+                        Ok(body) => bodies.push(*parsed + body.start..*parsed + body.end),
+                        Err(error) => {
+                            bodies.truncate(before);
+                            return Err(error);
+                        }
+                    }
+                }
             }
             Kind::Link => shared.inbound.link(frame.from.clone(), frame.to),
             Kind::Exited => match wire::decode_reason(frame.name) {
@@ -239,20 +254,27 @@ impl Run {
                 }
             },
         }
+        *parsed += frame.length;
+        Ok(())
     }
 
     /// Delivers the run, cutting the first `parsed` bytes (the frames it came from) off the
-    /// buffer; with no run, drops them (a link or exit notice, already handled).
+    /// buffer, in parts of at most [`RUN`] messages; with no run, drops them (a link or exit
+    /// notice, already handled).
     fn flush(&mut self, shared: &Shared, buffer: &mut BytesMut, parsed: usize) {
-        let Some(((from, to, name), bodies)) = self.held.take() else {
+        let Some(((from, to, name), mut bodies)) = self.held.take() else {
             buffer.advance(parsed);
             return;
         };
         let bytes = buffer.split_to(parsed).freeze();
         shared.stats.messages_in.add(bodies.len() as u64);
-        // The bodies were cut from these bytes, so they lie inside them.
-        if let Some(run) = InboundRun::new(from, name, bytes, bodies) {
-            shared.inbound.deliver_run(&to, run);
+        while !bodies.is_empty() {
+            let rest = bodies.split_off(bodies.len().min(RUN));
+            // The bodies were cut from these bytes, so they lie inside them.
+            if let Some(run) = InboundRun::new(from.clone(), name.clone(), bytes.clone(), bodies) {
+                shared.inbound.deliver_run(&to, run);
+            }
+            bodies = rest;
         }
     }
 }

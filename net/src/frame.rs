@@ -4,20 +4,29 @@
 //!
 //! ```text
 //! u32  length of what follows (big-endian), at most the decoder's limit
-//! u8   version (3)
-//! u8   kind: 0 message, 1 link, 2 exited
+//! u8   version (4)
+//! u8   kind: 0 messages, 1 link, 2 exited
 //! u8   repeated: bit 0 `from`, bit 1 `to`, bit 2 `name` is the previous frame's on this
 //!      connection and is left out below
 //! u16  length of `from`, then `from` (a Upid, `id@ip:port#incarnation`, UTF-8)
 //! u16  length of `to`, then `to`
 //! u16  length of `name`, then `name` (the message name; for `exited`, the reason)
-//! ...  body: the rest of the frame (the encoded message; empty for link and exited)
+//! ...  for messages, one or more bodies, each a u32 length (big-endian) and the encoded
+//!      message; link and exited frames end after the name
 //! ```
 //!
-//! A stream of messages between two processes repeats all three fields, so its frames carry 7
-//! bytes of header and the body; the transport's sender leaves out what the previous frame on
-//! the connection had, and its receiver keeps the previous frame's fields to fill them in. A
-//! connection's frames follow the two nodes' [hellos](crate::hello).
+//! A message frame carries a *run*: every message of it has the frame's `from`, `to` and name.
+//! A stream between two processes is then a few frames of many bodies, each body costing 4 bytes
+//! of framing, and a receiver parses one header per run, not per message. The transport's sender
+//! also leaves out what the previous frame on the connection had (a new run of a stream repeats
+//! all three fields: 7 bytes of header), and its receiver keeps the previous frame's fields to
+//! fill them in. A connection's frames follow the two nodes' [hellos](crate::hello).
+//!
+//! The sender keeps a frame of several messages under 64 KiB and under its
+//! [`Builder::max_frame`](crate::Builder::max_frame): a message joins a run under half that
+//! bound, and a message over the other half starts a frame of its own. So a node whose messages
+//! each fit its peer's limit never sends that peer a longer frame, as long as the two nodes
+//! have the same limit.
 //!
 //! ```
 //! use bytes::BytesMut;
@@ -41,26 +50,33 @@
 //!
 //! The decoder never panics and never allocates more than the bytes it was given: a length
 //! prefix over the limit is an error at once (before its bytes arrive), a short buffer is
-//! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. The
+//! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. A
 //! body is a slice of the receive buffer, not a copy.
 
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use procession::Upid;
 
 /// The wire format version this codec speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// Bytes before the frame's content: the length prefix.
 const PREFIX: usize = 4;
 
+/// Bytes before a body in a message frame: its length.
+pub(crate) const BODY_PREFIX: usize = 4;
+
+/// The header of a message frame that repeats the previous frame's `from`, `to` and name: the
+/// length prefix (a placeholder), the version, the kind, all three fields repeated.
+pub(crate) const REPEATING: [u8; 7] = [0, 0, 0, 0, VERSION, 0, 0b111];
+
 /// What a frame carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A message for `to`'s handler named `name`.
+    /// Messages for `to`'s handler named `name` (on the wire, a run of one or more).
     Message,
     /// `from` asks to be told when `to` ends.
     Link,
@@ -87,7 +103,7 @@ impl Kind {
     }
 }
 
-/// One event on the wire.
+/// One event on the wire: a message (one of a frame's run), a link or an exit notice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
     /// What the frame carries.
@@ -98,18 +114,22 @@ pub struct Frame {
     pub to: Upid,
     /// The message name (the reason, for `exited`).
     pub name: String,
-    /// The encoded message.
+    /// The encoded message; empty for a link or an exit notice.
     pub body: Bytes,
 }
 
 impl Frame {
-    /// Appends the encoded frame to `out`.
+    /// Appends the frame to `out`: a message as a run of one.
     ///
     /// # Errors
     ///
-    /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes, and
-    /// [`FrameError::TooLarge`] for a frame over 4 GiB; `out` is then left as it was.
+    /// [`FrameError::Field`] when `from`, `to` or `name` is longer than 65,535 bytes,
+    /// [`FrameError::TooLarge`] for a frame over 4 GiB, and [`FrameError::Bodies`] for a link
+    /// or an exit notice with a body; `out` is then left as it was.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
+        if self.kind != Kind::Message && !self.body.is_empty() {
+            return Err(FrameError::Bodies);
+        }
         let (from, to) = (format!("{:#}", self.from), format!("{:#}", self.to));
         let header = Header {
             kind: self.kind,
@@ -119,8 +139,14 @@ impl Frame {
         };
         let start = out.len();
         header.encode(out)?;
-        out.put_slice(&self.body);
-        let encoded = finish(&mut out[start..], 0);
+        let mut encoded = Ok(());
+        if self.kind == Kind::Message {
+            let body = out.len();
+            out.put_u32(0);
+            out.put_slice(&self.body);
+            encoded = finish(&mut out[body..], 0);
+        }
+        encoded = encoded.and_then(|()| finish(&mut out[start..], 0));
         if encoded.is_err() {
             out.truncate(start);
         }
@@ -128,8 +154,8 @@ impl Frame {
     }
 }
 
-/// A frame's header: everything but the body. What the transport encodes, borrowing the parts
-/// of a send instead of building a [`Frame`]; the body follows it, then [`finish`] sets the
+/// A frame's header: everything but the bodies. What the transport encodes, borrowing the parts
+/// of a send instead of building a [`Frame`]; the bodies follow it, then [`finish`] sets the
 /// length prefix. A field that is `None` repeats the previous frame's on the connection.
 pub(crate) struct Header<'a> {
     pub(crate) kind: Kind,
@@ -143,8 +169,10 @@ impl Header<'_> {
     /// was. See [`Frame::encode`] for the errors.
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), FrameError> {
         if let (None, None, None) = (self.from, self.to, self.name) {
-            // A stream's frame: the placeholder prefix, the version, the kind, all repeated.
-            out.extend_from_slice(&[0, 0, 0, 0, VERSION, self.kind.to_byte(), 0b111]);
+            // A stream's next run: one append.
+            let mut header = REPEATING;
+            header[5] = self.kind.to_byte();
+            out.extend_from_slice(&header);
             return Ok(());
         }
         let fields = [("from", self.from), ("to", self.to), ("name", self.name)];
@@ -171,12 +199,12 @@ impl Header<'_> {
     }
 }
 
-/// Sets the length prefix of `frame` (a header, maybe with its body after it) to count what
-/// follows the prefix plus `more` bytes of body sent separately.
+/// Sets the length prefix of `frame` (a frame, or a body with its length before it) to count
+/// what follows the prefix plus `more` bytes of body sent separately.
 ///
 /// # Errors
 ///
-/// [`FrameError::TooLarge`] for a frame over 4 GiB.
+/// [`FrameError::TooLarge`] for a frame or body over 4 GiB.
 pub(crate) fn finish(frame: &mut [u8], more: usize) -> Result<(), FrameError> {
     let length = frame.len() - PREFIX + more;
     let length = u32::try_from(length).map_err(|_| FrameError::TooLarge {
@@ -205,8 +233,10 @@ pub enum FrameError {
     Repeated(u8),
     /// A field is marked repeated, but no earlier frame on the connection had one.
     NothingToRepeat(&'static str),
-    /// The frame ends inside a field, or is shorter than its header.
+    /// The frame ends inside a field or a body, or is shorter than its header.
     Truncated,
+    /// A message frame without a body, or a link or exit notice with one.
+    Bodies,
     /// A field is not UTF-8 or not a Upid (decoding), or longer than 64 KiB (encoding).
     Field(&'static str),
 }
@@ -223,7 +253,8 @@ impl fmt::Display for FrameError {
             FrameError::NothingToRepeat(field) => {
                 write!(f, "field `{field}` repeats a frame that never came")
             }
-            FrameError::Truncated => f.write_str("frame ends inside a field"),
+            FrameError::Truncated => f.write_str("frame ends inside a field or a body"),
+            FrameError::Bodies => f.write_str("message frame without a body, or notice with one"),
             FrameError::Field(field) => write!(f, "malformed frame field `{field}`"),
         }
     }
@@ -237,6 +268,8 @@ impl std::error::Error for FrameError {}
 pub struct FrameDecoder {
     limit: usize,
     recent: Recent,
+    /// The messages of the last run [`decode`](Self::decode) cut out and has not yet returned.
+    pending: std::collections::VecDeque<Frame>,
 }
 
 impl FrameDecoder {
@@ -246,36 +279,49 @@ impl FrameDecoder {
         FrameDecoder {
             limit,
             recent: Recent::default(),
+            pending: std::collections::VecDeque::new(),
         }
     }
 
-    /// Takes the next whole frame off the front of `buf`.
+    /// Takes the next event off the front of `buf`: the next message of a run whose frame was
+    /// cut out before, or the first of the next whole frame.
     ///
     /// # Errors
     ///
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        let Some(frame) = self.next(buf)? else {
-            return Ok(None);
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(Some(frame));
+        }
+        let (kind, from, to, name, length, bodies) = {
+            let Some(frame) = self.next(buf)? else {
+                return Ok(None);
+            };
+            let bodies = frame.bodies(buf).collect::<Result<Vec<_>, _>>()?;
+            let (from, to, name) = (frame.from.clone(), frame.to.clone(), frame.name.to_string());
+            (frame.kind, from, to, name, frame.length, bodies)
         };
-        let (kind, from, to) = (frame.kind, frame.from.clone(), frame.to.clone());
-        let (name, body) = (frame.name.to_string(), frame.body);
-        buf.advance(body.start);
-        let body = buf.split_to(body.len()).freeze();
-        Ok(Some(Frame {
+        let bytes = buf.split_to(length).freeze();
+        let event = |body: Bytes| Frame {
             kind,
-            from,
-            to,
-            name,
+            from: from.clone(),
+            to: to.clone(),
+            name: name.clone(),
             body,
-        }))
+        };
+        if kind != Kind::Message {
+            return Ok(Some(event(Bytes::new())));
+        }
+        self.pending
+            .extend(bodies.into_iter().map(|body| event(bytes.slice(body))));
+        Ok(self.pending.pop_front())
     }
 
     /// [`decode`](Self::decode) in place, without copies: the next whole frame at the front of
     /// `buf`, its Upids and name the decoder's own (parsed once for a stream between two
-    /// processes, since a frame that repeats them refers to the previous frame's) and its body a
-    /// range of `buf`, which is left as it is.
+    /// processes, since a frame that repeats them refers to the previous frame's) and its bodies
+    /// a range of `buf` ([`Received::bodies`]), which is left as it is.
     pub(crate) fn next(&mut self, buf: &[u8]) -> Result<Option<Received<'_>>, FrameError> {
         let Some(length) = self.length(buf)? else {
             return Ok(None);
@@ -286,7 +332,11 @@ impl FrameDecoder {
         let mut header = &buf[PREFIX..PREFIX + length];
         let mut frame = parse(&mut header, &mut self.recent)?;
         frame.length = PREFIX + length;
-        frame.body = frame.length - header.len()..frame.length;
+        frame.bodies = frame.length - header.len()..frame.length;
+        let has_bodies = !frame.bodies.is_empty();
+        if has_bodies != (frame.kind == Kind::Message) {
+            return Err(FrameError::Bodies);
+        }
         Ok(Some(frame))
     }
 
@@ -320,7 +370,7 @@ impl FrameDecoder {
 }
 
 /// A frame decoded in place: its fields borrowed from the decoder, whether they are all the
-/// previous frame's on the connection, and its body a range of the bytes decoded.
+/// previous frame's on the connection, and where its bodies lie in the bytes decoded.
 pub(crate) struct Received<'r> {
     pub(crate) kind: Kind,
     pub(crate) from: &'r Upid,
@@ -328,9 +378,36 @@ pub(crate) struct Received<'r> {
     pub(crate) name: &'r Arc<str>,
     /// Whether `from`, `to` and the name are all the previous frame's.
     pub(crate) repeats: bool,
-    pub(crate) body: Range<usize>,
+    /// The bodies with their lengths: empty but for a message frame.
+    bodies: Range<usize>,
     /// The frame's length, its prefix included: where the next one starts.
     pub(crate) length: usize,
+}
+
+impl Received<'_> {
+    /// The ranges of the message bodies in `bytes` (the bytes this frame was decoded from, at
+    /// the same place), in order; an error for a body that runs past the frame's end, after
+    /// which there are no more.
+    pub(crate) fn bodies<'b>(
+        &self,
+        bytes: &'b [u8],
+    ) -> impl Iterator<Item = Result<Range<usize>, FrameError>> + 'b {
+        let (mut at, end) = (self.bodies.start, self.bodies.end);
+        std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let body = bytes[at..end]
+                .first_chunk::<BODY_PREFIX>()
+                .map(|length| {
+                    at + BODY_PREFIX..at + BODY_PREFIX + u32::from_be_bytes(*length) as usize
+                })
+                .filter(|body| body.end <= end);
+            // After an error, nothing more: the rest of the frame cannot be read.
+            at = body.as_ref().map_or(end, |body| body.end);
+            Some(body.ok_or(FrameError::Truncated))
+        })
+    }
 }
 
 /// The last `from`, `to` and name a connection's decoder parsed, with a copy of the bytes they
@@ -342,8 +419,8 @@ struct Recent {
     name: Option<(Vec<u8>, Arc<str>)>,
 }
 
-/// Reads the header off the front of `frame` (through `recent`), leaving `frame` at the body;
-/// the frame returned has an empty body.
+/// Reads the header off the front of `frame` (through `recent`), leaving `frame` at the bodies;
+/// the frame returned has none.
 fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, FrameError> {
     match frame.first() {
         Some(&VERSION) => {}
@@ -373,7 +450,7 @@ fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, 
         to,
         name,
         repeats: !(from_changed || to_changed || name_changed),
-        body: 0..0,
+        bodies: 0..0,
         length: 0,
     })
 }

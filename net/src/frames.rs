@@ -1,31 +1,55 @@
-//! Frames encoded one after another for one connection, each leaving out the fields the frame
-//! before it had.
+//! Frames encoded one after another for one connection: each leaves out the fields the frame
+//! before it had, and a message with the same `from`, `to` and name as the one before joins its
+//! run.
 
 use std::fmt::Write as _;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use procession::Upid;
 
-use crate::frame::{self, FrameError, Header, Kind};
+use crate::frame::{self, FrameError, Header, Kind, REPEATING};
 use crate::peer::Body;
 
+/// The longest run of several messages, by default: a receiver takes its frame whole, so a run
+/// must not grow without bound, and past this size per-frame costs no longer matter.
+pub(crate) const RUN_BYTES: usize = 64 * 1024;
+
 /// Frames encoded one after another into one buffer, each leaving out the `from`, `to` and name
-/// that the previous one had (the receiver has them from that frame): a stream between two
-/// processes formats their Upids once, not per frame.
+/// that the previous one had (the receiver has them from that frame), and messages that repeat
+/// all three joining the run of the frame before: a stream between two processes formats their
+/// Upids once, not per frame, and frames a message in 4 bytes.
+///
+/// A frame of several messages holds at most `run` bytes (given with each message): a message
+/// joins a run shorter than half of that, and one longer than the other half is moved to a frame
+/// of its own.
 #[derive(Default)]
 pub(crate) struct Frames {
     pub(crate) bytes: BytesMut,
-    /// How many frames `bytes` holds.
+    /// How many messages (and notices) `bytes` holds.
     pub(crate) count: u64,
-    /// Where each frame ends in `bytes`, when kept (see [`Frames::keeping_ends`]).
-    ends: Option<Vec<usize>>,
+    /// Where each message ends in `bytes` and where its frame begins, when kept (see
+    /// [`Frames::keeping_ends`]).
+    ends: Option<Vec<End>>,
     from: Printed,
     to: Printed,
     name: Option<String>,
+    /// Where the last frame begins while messages may join it: a message frame that ends
+    /// `bytes`.
+    open: Option<usize>,
+    /// Where the frame of the last message or notice encoded begins.
+    last: usize,
+}
+
+/// Where a message ends in the buffer, and where the frame it is in begins.
+#[derive(Clone, Copy)]
+struct End {
+    end: usize,
+    frame: usize,
 }
 
 impl Frames {
-    /// Frames that remember where each ends, so that [`Peer::append`](crate::peer::Peer::append) can keep those that fit.
+    /// Frames that remember where each message ends, so that
+    /// [`copy_fitting`](Self::copy_fitting) can keep those that fit.
     pub(crate) fn keeping_ends() -> Self {
         Frames {
             ends: Some(Vec::new()),
@@ -33,16 +57,18 @@ impl Frames {
         }
     }
 
-    /// Appends a frame: its header, then the body unless it is large (queued after the header
-    /// by the caller). On an error nothing is appended.
+    /// Appends a frame, or a message to the open run: its header, then the body unless it is
+    /// large (queued after the buffer by the caller, who then [takes](Self::take) the buffer).
+    /// On an error nothing is appended.
     pub(crate) fn encode(
         &mut self,
         kind: Kind,
         upids: (&Upid, &Upid),
         name: &str,
+        run: usize,
         body: &Body<'_>,
     ) -> Result<(), FrameError> {
-        self.encode_with(kind, upids, name, |bytes| {
+        self.encode_with(kind, upids, name, run, |bytes| {
             if let Body::Small(small) = body {
                 bytes.extend_from_slice(small);
             }
@@ -50,71 +76,126 @@ impl Frames {
         })
     }
 
-    /// Appends a frame whose body `body` writes after the header, answering how many more bytes
-    /// of it are queued apart. On an error, or if `body` panics, nothing is appended: a frame
-    /// is never left half-written.
+    /// Appends a message (or a notice, whose `body` writes nothing) whose body `body` writes
+    /// after the header, answering how many more bytes of it are queued apart; the message joins
+    /// the open run when it repeats its fields and the run is under half of `run` bytes. On an
+    /// error, or if `body` panics, nothing is appended: a frame is never left half-written.
     pub(crate) fn encode_with<E: From<FrameError>>(
         &mut self,
         kind: Kind,
         (from, to): (&Upid, &Upid),
         name: &str,
+        run: usize,
         body: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
     ) -> Result<(), E> {
         let start = self.bytes.len();
-        let same_name = self.name.as_deref() == Some(name);
-        if !same_name {
-            let last = self.name.get_or_insert_with(String::new);
-            last.clear();
-            last.push_str(name);
-        }
         let header = Header {
             kind,
             from: self.from.field(from),
             to: self.to.field(to),
-            name: (!same_name).then_some(name),
+            name: field(&mut self.name, name),
         };
-        if let Err(error) = header.encode(&mut self.bytes) {
-            self.forget_last();
-            return Err(error.into());
-        }
+        let repeats = matches!((header.from, header.to, header.name), (None, None, None));
+        let joins = kind == Kind::Message
+            && repeats
+            && self.open.is_some_and(|open| start - open < run / 2);
+        let frame = match self.open.filter(|_| joins) {
+            Some(open) => open,
+            None => {
+                if let Err(error) = header.encode(&mut self.bytes) {
+                    self.forget_last();
+                    return Err(error.into());
+                }
+                start
+            }
+        };
         let undo = Undo {
             frames: self,
             start,
+            frame,
         };
-        let apart = body(&mut undo.frames.bytes)?;
-        frame::finish(&mut undo.frames.bytes[start..], apart)?;
+        let bytes = &mut undo.frames.bytes;
+        let body_at = bytes.len();
+        if kind == Kind::Message {
+            bytes.put_u32(0);
+        }
+        let apart = body(bytes)?;
+        let mut frame = frame;
+        if kind == Kind::Message {
+            // The body and its frame, with the 7 bytes of a header, must each fit a u32.
+            let length = bytes.len() - body_at + apart + REPEATING.len();
+            if u32::try_from(length).is_err() {
+                return Err(FrameError::TooLarge {
+                    length,
+                    limit: u32::MAX as usize,
+                }
+                .into());
+            }
+            frame::finish(&mut bytes[body_at..], apart)?;
+            if joins && length > run / 2 {
+                // Too large for a run: the run so far ends, and this message starts a frame.
+                split(bytes, frame, body_at)?;
+                frame = body_at;
+            }
+        }
+        frame::finish(&mut bytes[frame..], apart)?;
         std::mem::forget(undo);
+        self.open = (kind == Kind::Message).then_some(frame);
+        self.last = frame;
         Ok(())
     }
 
-    /// Counts the frame just encoded, which ends the buffer.
+    /// Counts the message just encoded, which ends the buffer.
     pub(crate) fn encoded(&mut self) {
         self.count += 1;
         if let Some(ends) = &mut self.ends {
-            ends.push(self.bytes.len());
+            ends.push(End {
+                end: self.bytes.len(),
+                frame: self.last,
+            });
         }
     }
 
-    /// Takes back a frame begun at `start` (it could not be encoded, or was not kept).
+    /// Takes back a message begun at `start` (it could not be encoded, or was not kept).
     pub(crate) fn undo(&mut self, start: usize) {
         self.bytes.truncate(start);
-        self.forget_last();
+        match self.open {
+            // It had joined the run: the run's frame ends where it did.
+            Some(open) if open < start => {
+                frame::finish(&mut self.bytes[open..], 0).expect("the run's length fitted before");
+            }
+            _ => self.forget_last(),
+        }
     }
 
-    /// Makes the next frame carry every field in full.
+    /// Makes the next frame carry every field in full, and ends the open run.
     pub(crate) fn forget_last(&mut self) {
         self.from.upid = None;
         self.to.upid = None;
         self.name = None;
+        self.open = None;
     }
 
-    pub(crate) fn ends(&self) -> &[usize] {
-        self.ends.as_deref().unwrap_or_default()
+    /// Takes the frames encoded so far (the writer sends them); the next message starts a new
+    /// frame, which may still repeat the last one's fields.
+    pub(crate) fn take(&mut self) -> Bytes {
+        self.open = None;
+        self.bytes.split().freeze()
     }
 
-    /// How many of the frames, from the first, fit in `room` bytes.
-    pub(crate) fn fitting(&self, room: usize) -> usize {
-        self.ends().partition_point(|end| *end <= room)
+    /// Appends to `out` the messages, from the first, that fit in `room` bytes (the frame of the
+    /// last one ending with it) and answers how many they are. Needs the ends kept.
+    pub(crate) fn copy_fitting(&self, room: usize, out: &mut BytesMut) -> usize {
+        let ends = self.ends.as_deref().unwrap_or_default();
+        let kept = ends.partition_point(|end| end.end <= room);
+        if let Some(last) = kept.checked_sub(1).map(|last| ends[last]) {
+            let start = out.len();
+            out.extend_from_slice(&self.bytes[..last.end]);
+            // A run cut short ends with the last message kept.
+            let frame = &mut out[start + last.frame..];
+            frame::finish(frame, 0).expect("a part of a frame that fitted fits");
+        }
+        kept
     }
 
     /// Empties the buffer (keeping its memory); the next frame carries every field in full.
@@ -126,6 +207,27 @@ impl Frames {
         }
         self.forget_last();
     }
+}
+
+/// `None` when `name` is the last one (the frame repeats it), else `name`, which it now is.
+fn field<'a>(last: &mut Option<String>, name: &'a str) -> Option<&'a str> {
+    if last.as_deref() == Some(name) {
+        return None;
+    }
+    let last = last.get_or_insert_with(String::new);
+    last.clear();
+    last.push_str(name);
+    Some(name)
+}
+
+/// Ends the run of the frame at `frame` before the body at `body_at` (the last in `bytes`), which
+/// goes into a frame of its own that repeats the run's fields.
+fn split(bytes: &mut BytesMut, frame: usize, body_at: usize) -> Result<(), FrameError> {
+    let end = bytes.len();
+    bytes.extend_from_slice(&REPEATING);
+    bytes.copy_within(body_at..end, body_at + REPEATING.len());
+    bytes[body_at..body_at + REPEATING.len()].copy_from_slice(&REPEATING);
+    frame::finish(&mut bytes[frame..body_at], 0)
 }
 
 /// A Upid and its text: the last one a frame on the connection carried.
@@ -151,14 +253,202 @@ impl Printed {
     }
 }
 
-/// Takes back the frame begun at `start` unless forgotten: when its encoding fails or panics.
+/// Takes back the message begun at `start` unless forgotten: when its encoding fails or panics.
 struct Undo<'a> {
     frames: &'a mut Frames,
     start: usize,
+    /// Where its frame begins: before `start` when it joined the open run.
+    frame: usize,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
+        if self.frame == self.start {
+            // It began a frame: the open run (if any) ended before it and is left closed.
+            self.frames.open = None;
+        }
         self.frames.undo(self.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frame::FrameDecoder;
+
+    /// A small run bound, so that runs fill and large messages split in few bytes.
+    const RUN: usize = 4096;
+
+    /// One send: which of two senders, receivers and names, the body, and whether its encoding
+    /// fails after writing part of it.
+    #[derive(Clone, Debug)]
+    struct Send {
+        from: usize,
+        to: usize,
+        name: usize,
+        body: Vec<u8>,
+        fails: bool,
+    }
+
+    fn send() -> impl Strategy<Value = Send> {
+        let body = prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..40),
+            1 => proptest::collection::vec(any::<u8>(), 1500..3000),
+        ];
+        (
+            0..2usize,
+            0..2usize,
+            0..2usize,
+            body,
+            proptest::bool::weighted(0.1),
+        )
+            .prop_map(|(from, to, name, body, fails)| Send {
+                from,
+                to,
+                name,
+                body,
+                fails,
+            })
+    }
+
+    fn upid(id: &str, index: usize) -> Upid {
+        format!("{id}{index}@127.0.0.1:{}#{:x}", 4000 + index, index + 1)
+            .parse()
+            .unwrap()
+    }
+
+    /// Encodes `sends` as the transport holds them; answers the frames and the sends kept.
+    fn encode(sends: &[Send]) -> (Frames, Vec<&Send>) {
+        let mut frames = Frames::keeping_ends();
+        let mut kept = Vec::new();
+        for send in sends {
+            let upids = (&upid("from", send.from), &upid("to", send.to));
+            let name = ["a::Name", "b::Other"][send.name];
+            let encoded = frames.encode_with(Kind::Message, upids, name, RUN, |bytes| {
+                bytes.extend_from_slice(&send.body);
+                if send.fails {
+                    return Err(FrameError::Field("body"));
+                }
+                Ok(0)
+            });
+            if encoded.is_ok() {
+                frames.encoded();
+                kept.push(send);
+            }
+        }
+        (frames, kept)
+    }
+
+    /// Decodes every message of `bytes`, with a decoder whose limit is the run bound: no frame
+    /// may be longer.
+    fn decode(bytes: &[u8]) -> Vec<crate::frame::Frame> {
+        let mut buf = BytesMut::from(bytes);
+        let mut decoder = FrameDecoder::new(RUN);
+        let mut decoded = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+            decoded.push(frame);
+        }
+        assert!(buf.is_empty(), "{} bytes left over", buf.len());
+        decoded
+    }
+
+    fn assert_same(decoded: &[crate::frame::Frame], sent: &[&Send]) {
+        assert_eq!(decoded.len(), sent.len());
+        for (frame, send) in decoded.iter().zip(sent) {
+            assert_eq!(frame.from, upid("from", send.from));
+            assert_eq!(frame.to, upid("to", send.to));
+            assert_eq!(frame.name, ["a::Name", "b::Other"][send.name]);
+            assert_eq!(frame.body, send.body);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn runs_decode_to_the_messages_sent(sends in proptest::collection::vec(send(), 1..64)) {
+            let (frames, kept) = encode(&sends);
+            assert_same(&decode(&frames.bytes), &kept);
+        }
+
+        #[test]
+        fn a_copy_cut_short_holds_the_first_messages_whole(
+            sends in proptest::collection::vec(send(), 1..64),
+            room in any::<prop::sample::Index>(),
+        ) {
+            let (frames, kept) = encode(&sends);
+            let mut out = BytesMut::from(&b"earlier"[..]);
+            let copied = frames.copy_fitting(room.index(frames.bytes.len() + 1), &mut out);
+            prop_assert!(out.len() - 7 <= frames.bytes.len());
+            assert_same(&decode(&out[7..]), &kept[..copied]);
+        }
+    }
+
+    #[test]
+    fn a_stream_is_one_frame_until_the_run_is_full() {
+        let sends = vec![
+            Send {
+                from: 0,
+                to: 1,
+                name: 0,
+                body: vec![7; 100],
+                fails: false,
+            };
+            100
+        ];
+        let (frames, _) = encode(&sends);
+        let prefixes = decode_prefixes(&frames.bytes);
+        // A full header, then 4 bytes a body; a new run (7 bytes of header) at half the bound.
+        assert!(prefixes.len() >= 4 && prefixes.len() <= 6, "{prefixes:?}");
+        assert!(prefixes.iter().all(|length| *length <= RUN));
+    }
+
+    #[test]
+    fn a_message_that_fails_leaves_the_run_as_it_was() {
+        let ok = |body: u8| Send {
+            from: 0,
+            to: 0,
+            name: 0,
+            body: vec![body; 10],
+            fails: false,
+        };
+        let failing = Send {
+            fails: true,
+            ..ok(9)
+        };
+        let sends = [ok(1), failing, ok(2)];
+        let (frames, kept) = encode(&sends);
+        assert_eq!(decode_prefixes(&frames.bytes).len(), 1, "one run of two");
+        assert_same(&decode(&frames.bytes), &kept);
+    }
+
+    #[test]
+    fn a_message_taken_back_after_it_joined_leaves_the_run_as_it_was() {
+        let send = Send {
+            from: 1,
+            to: 0,
+            name: 1,
+            body: vec![3; 10],
+            fails: false,
+        };
+        let sends = [send.clone(), send.clone(), send];
+        let (mut frames, kept) = encode(&sends);
+        let third = frames.bytes.len() - 14;
+        frames.undo(third);
+        assert_eq!(decode_prefixes(&frames.bytes).len(), 1);
+        assert_same(&decode(&frames.bytes), &kept[..2]);
+    }
+
+    /// The length prefixes of the frames in `bytes`.
+    fn decode_prefixes(mut bytes: &[u8]) -> Vec<usize> {
+        let mut lengths = Vec::new();
+        while let Some((prefix, rest)) = bytes.split_first_chunk::<4>() {
+            let length = u32::from_be_bytes(*prefix) as usize;
+            lengths.push(length);
+            bytes = &rest[length..];
+        }
+        lengths
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! A message that a process's handler sends to another node
 //! ([`Outgoing::may_wait`](procession::Outgoing::may_wait)) is serialized straight into a buffer
-//! of the thread's own, with no lock taken: its header leaves out what the previous held frame
-//! had, as a connection's frames do. When the handler returns, the runtime flushes the
+//! of the thread's own, with no lock taken: it joins the run of the previous held message when
+//! it has the same sender, receiver and name, and its header leaves out what the previous frame
+//! had otherwise, as a connection's frames do. When the handler returns, the runtime flushes the
 //! transport and the frames join the peer's send buffer under one lock, the first with every
 //! field in full. A stream of small messages then costs one lock, one map lookup and one copy
 //! per handler instead of per message. A `Serialize` that fails or panics leaves nothing of its
@@ -16,7 +17,8 @@
 //! handler runs only after the flush. A send made meanwhile on another thread in the process's
 //! name (a timer's or a task's `post`) is another sender: it may arrive first. Memory is
 //! bounded: past [`HOLD`] bytes the frames go at once. The peer buffer's bound applies at the
-//! flush: the frames that do not fit are dropped and counted, from the first that does not on.
+//! flush: the messages that do not fit are dropped and counted, from the first that does not on
+//! (a run cut short ends with the last message kept).
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -124,9 +126,10 @@ impl Held {
             };
             self.target = Some((shared.clone(), peer));
         }
+        let run = shared.config.run();
         let encoded = self
             .frames
-            .encode_with(Kind::Message, (from, to), name, |bytes| {
+            .encode_with(Kind::Message, (from, to), name, run, |bytes| {
                 body(bytes).map_err(Unsendable::Body)
             });
         match encoded {

@@ -1,7 +1,7 @@
 //! The hello: what each end of a new connection says of itself before any frame.
 //!
 //! ```text
-//! u8   version (the frame format's, 3)
+//! u8   version (the frame format's, 4)
 //! u64  incarnation of the sending node (big-endian, nonzero)
 //! u8   length of the address, then the node's address (`ip:port`, UTF-8)
 //! ```

@@ -39,12 +39,13 @@
 //!   it, kept, and made again after it breaks; frames arrive on the peer's inbound connections.
 //!   Senders never wait: each peer has a bounded queue of encoded frames, written in batches.
 //! - **Frames** ([`frame`]): length-prefixed, versioned, with the sender, receiver and message
-//!   name (left out when the previous frame on the connection had the same); bodies are the
-//!   serde + bincode encoding, serialized straight into the peer's queue and decoded by the
-//!   receiving handler's type (a `Bytes` field marked
-//!   `#[serde(with = "procession::message::shared_bytes")]` as a slice of the received bytes).
-//!   Consecutive messages of a connection from one process to another under one name are
-//!   delivered as one run (`procession::InboundRun`): one mailbox event for many.
+//!   name (left out when the previous frame on the connection had the same) and a run of one
+//!   or more message bodies, each with its length: consecutive messages from one process to
+//!   another under one name share a frame. Bodies are the serde + bincode encoding, serialized
+//!   straight into the peer's queue and decoded by the receiving handler's type (a `Bytes`
+//!   field marked `#[serde(with = "procession::message::shared_bytes")]` as a slice of the
+//!   received bytes). A run is delivered as one `procession::InboundRun`: one mailbox event
+//!   for many messages.
 //! - **Request/reply.** `procession::request(&upid, req)` works across nodes as it does
 //!   locally: the answer comes back to the asking node, and a lost node abandons the request.
 //! - **Incarnations** ([`hello`]). Every connection starts with each node saying its address
@@ -87,6 +88,11 @@
 //!
 //! # Departures from DESIGN.md
 //!
+//! - **A frame carries a run of messages**, not one: DESIGN.md has one message a frame. The
+//!   messages of a run share the frame's sender, receiver and name and each keep their own
+//!   body; a 100-byte stream then pays 4 bytes of framing a message instead of 11, and its
+//!   receiver parses a header a run instead of a message (about 15% more messages a second on
+//!   two cores). Runs stay under [`Builder::max_frame`] (see [`frame`]).
 //! - **The incarnation is not part of a Upid's identity** (see [`Upid`](procession::Upid)): two Upids
 //!   that differ only in it compare equal, so a well-known address parsed from a command line
 //!   (no incarnation) equals the Upid its process sends from. DESIGN.md says the address carries

@@ -144,7 +144,8 @@ impl Peer {
                 return false;
             }
             let before = queue.frames.bytes.len();
-            let encoded = queue.frames.encode(kind, (from, to), name, body);
+            let run = shared.config.run();
+            let encoded = queue.frames.encode(kind, (from, to), name, run, body);
             if let Err(error) = encoded {
                 drop(guard);
                 shared.stats.dropped(Reason::Malformed, 1);
@@ -163,7 +164,7 @@ impl Peer {
                 return true;
             }
             if let Some(bytes) = apart {
-                let header = queue.frames.bytes.split().freeze();
+                let header = queue.frames.take();
                 queue.segments.push(header);
                 queue.segments.push(bytes.clone());
             }
@@ -189,9 +190,9 @@ impl Peer {
                 return false;
             }
             let room = shared.config.peer_buffer.saturating_sub(queue.queued);
-            let kept = held.fitting(room);
-            let length = kept.checked_sub(1).map_or(0, |last| held.ends()[last]);
-            queue.frames.bytes.extend_from_slice(&held.bytes[..length]);
+            let before = queue.frames.bytes.len();
+            let kept = held.copy_fitting(room, &mut queue.frames.bytes);
+            let length = queue.frames.bytes.len() - before;
             // The next frame queued here must not repeat fields of a frame it did not see.
             queue.frames.forget_last();
             queue.queued += length;
@@ -216,9 +217,8 @@ impl Peer {
             let mut queue = self.queue.lock();
             queue.closed = true;
             queue.segments = Vec::new();
-            queue.frames.bytes = BytesMut::new();
             queue.queued = 0;
-            std::mem::take(&mut queue.frames.count)
+            std::mem::take(&mut queue.frames).count
         };
         if dropped > 0 {
             shared.stats.dropped(Reason::Unreachable, dropped);
@@ -239,7 +239,7 @@ impl Peer {
             }
             let mut batch = std::mem::take(&mut queue.segments);
             if !queue.frames.bytes.is_empty() {
-                batch.push(queue.frames.bytes.split().freeze());
+                batch.push(queue.frames.take());
             }
             queue.queued = 0;
             let frames = std::mem::take(&mut queue.frames.count);

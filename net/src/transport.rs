@@ -37,6 +37,14 @@ pub(crate) struct Config {
     pub(crate) tls: Option<crate::TlsConfig>,
 }
 
+impl Config {
+    /// The most bytes in a frame of several messages: under the frame limit, which the peer
+    /// shares (see the [frame format](crate::frame)).
+    pub(crate) fn run(&self) -> usize {
+        crate::frames::RUN_BYTES.min(self.max_frame)
+    }
+}
+
 /// Options for [`Net`]: where to listen, what address to advertise, the shared secret, the
 /// bounds and (feature `tls`) TLS. Made by [`Net::builder`].
 #[derive(Debug)]

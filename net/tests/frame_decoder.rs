@@ -27,7 +27,11 @@ fn frame() -> impl Strategy<Value = Frame> {
             from,
             to,
             name,
-            body: Bytes::from(body),
+            // A link or an exit notice carries no body.
+            body: match kind {
+                Kind::Message => Bytes::from(body),
+                Kind::Link | Kind::Exited => Bytes::new(),
+            },
         })
 }
 
@@ -162,4 +166,62 @@ fn unknown_repeated_bits_and_a_repeat_of_nothing_are_errors() {
         decoder.decode(&mut raw(&[VERSION, 0, 0b001])),
         Err(FrameError::NothingToRepeat("from"))
     );
+}
+
+/// A message frame from `a@127.0.0.1:1` to `b@127.0.0.1:2` named `N` whose bodies are
+/// `bodies`: the bytes after its name, as given (so a test can make one overrun the frame).
+fn run_frame(bodies: &[u8]) -> BytesMut {
+    let mut content = vec![VERSION, 0, 0];
+    for field in [&b"a@127.0.0.1:1"[..], b"b@127.0.0.1:2", b"N"] {
+        content.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        content.extend_from_slice(field);
+    }
+    content.extend_from_slice(bodies);
+    raw(&content)
+}
+
+#[test]
+fn a_run_is_decoded_message_by_message() {
+    let mut decoder = FrameDecoder::new(LIMIT);
+    let mut buf = run_frame(b"\0\0\0\x03one\0\0\0\0\0\0\0\x05three");
+    let mut bodies = Vec::new();
+    while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+        assert_eq!((frame.kind, frame.name.as_str()), (Kind::Message, "N"));
+        assert_eq!(frame.to.to_string(), "b@127.0.0.1:2");
+        bodies.push(frame.body);
+    }
+    assert_eq!(bodies, [&b"one"[..], b"", b"three"]);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn a_body_past_its_frame_and_a_wrong_count_of_bodies_are_errors() {
+    for (bodies, error) in [
+        (&b"\0\0\0\x03one\0\0\0\x09two"[..], FrameError::Truncated),
+        (b"\0\0\0\x03one\0\0", FrameError::Truncated),
+        (b"", FrameError::Bodies),
+    ] {
+        let decoded = FrameDecoder::new(LIMIT).decode(&mut run_frame(bodies));
+        assert_eq!(decoded, Err(error), "bodies {bodies:?}");
+    }
+    let mut link_with_body = run_frame(b"\0\0\0\x03one");
+    link_with_body[5] = 1;
+    assert_eq!(
+        FrameDecoder::new(LIMIT).decode(&mut link_with_body),
+        Err(FrameError::Bodies)
+    );
+}
+
+#[test]
+fn a_notice_with_a_body_cannot_be_encoded() {
+    let notice = Frame {
+        kind: Kind::Link,
+        from: "a@127.0.0.1:1".parse().unwrap(),
+        to: "b@127.0.0.1:2".parse().unwrap(),
+        name: String::new(),
+        body: Bytes::from_static(b"x"),
+    };
+    let mut out = BytesMut::new();
+    assert_eq!(notice.encode(&mut out), Err(FrameError::Bodies));
+    assert!(out.is_empty());
 }
