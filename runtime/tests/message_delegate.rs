@@ -38,9 +38,7 @@ impl Transport for Recorder {
 }
 
 fn decode(bytes: &Bytes) -> Job {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .unwrap()
-        .0
+    procession::message::decode(bytes).unwrap()
 }
 
 #[test]
@@ -57,8 +55,7 @@ fn delegated_messages_reach_a_remote_process_from_their_sender() {
         procession::post(&sender, &front.upid(), Job(1));
     }
     // ... and bytes from the network travel on as they came, never decoded here.
-    let wire =
-        Bytes::from(bincode::serde::encode_to_vec(Job(2), bincode::config::standard()).unwrap());
+    let wire = procession::message::encode(&Job(2)).unwrap();
     runtime
         .inbound()
         .deliver(sender.clone(), &front.upid(), Job::NAME, wire.clone());

@@ -218,15 +218,11 @@ impl Transport for Recorder {
 }
 
 fn encode<M: Message>(message: &M) -> Bytes {
-    bincode::serde::encode_to_vec(message, bincode::config::standard())
-        .unwrap()
-        .into()
+    procession::message::encode(message).unwrap()
 }
 
 fn decode<M: Message>(bytes: &[u8]) -> M {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .unwrap()
-        .0
+    procession::message::decode(bytes).unwrap()
 }
 
 const NODE: &str = "10.0.0.1:5050";
@@ -403,3 +399,23 @@ rt_test!(
         assert_eq!(*alice_seen.exits.lock(), [(master, ExitReason::Lost)]);
     }
 );
+
+#[test]
+fn integers_and_lengths_travel_at_their_full_width() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Wide {
+        small: u64,
+        text: String,
+    }
+    impl Message for Wide {
+        const NAME: &'static str = "tests::Wide";
+    }
+    let wide = Wide {
+        small: 1,
+        text: "ab".into(),
+    };
+    let bytes = encode(&wide);
+    // 8 bytes of integer, 8 of length, 2 of text, little-endian: no variable-length integers.
+    assert_eq!(&bytes[..], b"\x01\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0ab");
+    assert_eq!(decode::<Wide>(&bytes), wide);
+}
