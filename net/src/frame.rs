@@ -22,7 +22,7 @@
 //! all three fields: 7 bytes of header), and its receiver keeps the previous frame's fields to
 //! fill them in. A connection's frames follow the two nodes' [hellos](crate::hello).
 //!
-//! The sender keeps a frame of several messages under 64 KiB and under its
+//! The sender keeps a frame of several messages under 16 KiB and under its
 //! [`Builder::max_frame`](crate::Builder::max_frame): a message joins a run under half that
 //! bound, and a message over the other half starts a frame of its own. So a node whose messages
 //! each fit its peer's limit never sends that peer a longer frame, as long as the two nodes

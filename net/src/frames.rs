@@ -10,9 +10,11 @@ use procession::Upid;
 use crate::frame::{self, FrameError, Header, Kind, REPEATING};
 use crate::peer::Body;
 
-/// The longest run of several messages, by default: a receiver takes its frame whole, so a run
-/// must not grow without bound, and past this size per-frame costs no longer matter.
-pub(crate) const RUN_BYTES: usize = 64 * 1024;
+/// The longest frame of several messages, by default. A receiver takes a frame whole: one that
+/// straddles the end of its receive buffer is copied into the next, so a longer run costs the
+/// receiver copies (measured: 64 KiB runs spent 5% of a stream's time there) while saving
+/// nothing more, since per-frame costs are already small against 16 KiB of messages.
+pub(crate) const RUN_BYTES: usize = 16 * 1024;
 
 /// Frames encoded one after another into one buffer, each leaving out the `from`, `to` and name
 /// that the previous one had (the receiver has them from that frame), and messages that repeat
