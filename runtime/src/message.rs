@@ -84,6 +84,10 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 /// # Panics
 ///
 /// Panics if no runtime is current.
+// Inlined so that the caller builds the message where `deliver` reads it: passed by value
+// through one more call it was copied, and the copy stalled on the caller's stores (4% of a
+// remote stream's sending time).
+#[inline]
 pub fn send<M: Message>(to: &Upid, message: M) {
     if let Some(sender) = context::current_sender() {
         return deliver(&sender.handle, &sender.upid, to, message);
