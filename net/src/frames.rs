@@ -91,26 +91,14 @@ impl Frames {
         body: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
     ) -> Result<(), E> {
         let start = self.bytes.len();
-        let header = Header {
-            kind,
-            from: self.from.field(from),
-            to: self.to.field(to),
-            name: field(&mut self.name, name),
-        };
-        let repeats = matches!((header.from, header.to, header.name), (None, None, None));
-        let joins = kind == Kind::Message
-            && repeats
-            && self.open.is_some_and(|open| start - open < run / 2);
-        let frame = match self.open.filter(|_| joins) {
+        let frame = match self.open_run(kind, (from, to), name, run) {
             Some(open) => open,
             None => {
-                if let Err(error) = header.encode(&mut self.bytes) {
-                    self.forget_last();
-                    return Err(error.into());
-                }
+                self.begin(kind, (from, to), name)?;
                 start
             }
         };
+        let joins = frame != start;
         let undo = Undo {
             frames: self,
             start,
@@ -145,6 +133,47 @@ impl Frames {
         self.open = (kind == Kind::Message).then_some(frame);
         self.last = frame;
         Ok(())
+    }
+
+    /// Where the open run begins, if a message of `kind` from `from` to `to` named `name` joins
+    /// it: it repeats the last frame's fields, and the run is under half of `run` bytes.
+    #[inline]
+    fn open_run(
+        &self,
+        kind: Kind,
+        (from, to): (&Upid, &Upid),
+        name: &str,
+        run: usize,
+    ) -> Option<usize> {
+        let open = self.open?;
+        let joins = kind == Kind::Message
+            && self.bytes.len() - open < run / 2
+            && self.from.is(from)
+            && self.to.is(to)
+            && self.name.as_deref() == Some(name);
+        joins.then_some(open)
+    }
+
+    /// Appends the header of a frame that begins here, leaving out the fields the last frame
+    /// had; on an error nothing is appended, and the next frame carries every field.
+    #[inline(never)]
+    fn begin(
+        &mut self,
+        kind: Kind,
+        (from, to): (&Upid, &Upid),
+        name: &str,
+    ) -> Result<(), FrameError> {
+        let header = Header {
+            kind,
+            from: self.from.field(from),
+            to: self.to.field(to),
+            name: field(&mut self.name, name),
+        };
+        let begun = header.encode(&mut self.bytes);
+        if begun.is_err() {
+            self.forget_last();
+        }
+        begun
     }
 
     /// Counts the message just encoded, which ends the buffer.
@@ -240,12 +269,19 @@ struct Printed {
 }
 
 impl Printed {
+    /// Whether `upid` is the last one: equal, and of the same incarnation (Upids equal but for
+    /// their incarnations are not the same field).
+    #[inline]
+    fn is(&self, upid: &Upid) -> bool {
+        self.upid
+            .as_ref()
+            .is_some_and(|last| last == upid && last.incarnation() == upid.incarnation())
+    }
+
     /// `None` when `upid` is the last one (the frame repeats it), else its text, which it now
     /// is.
     fn field(&mut self, upid: &Upid) -> Option<&str> {
-        // Upids equal but for their incarnations are not the same field.
-        let same = |last: &Upid| last == upid && last.incarnation() == upid.incarnation();
-        if self.upid.as_ref().is_some_and(same) {
+        if self.is(upid) {
             return None;
         }
         self.text.clear();
