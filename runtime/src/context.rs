@@ -151,6 +151,15 @@ pub(crate) fn with_transport<R>(
         // Not this runtime's handler (a test's thread, a task, another runtime's callback).
         return f(handle.transport().as_ref(), false);
     }
+    with_handler_transport(handle, f)
+}
+
+/// [`with_transport`] for a send that the running handler makes through its own runtime, as
+/// [`current_sender`] found: the transport may hold it back.
+pub(crate) fn with_handler_transport<R>(
+    handle: &crate::handle::Shared,
+    f: impl FnOnce(Option<&Arc<dyn Transport>>, bool) -> R,
+) -> R {
     // Taken out while in use (a send made inside this one looks it up) and put back even if
     // `f` panics, so that the handler's flush still finds what it held.
     let Some(transport) = HOLDING.take().or_else(|| handle.transport()) else {

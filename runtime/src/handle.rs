@@ -280,13 +280,33 @@ impl Shared {
 
     /// Hands `message` for remote `to` to the transport (which encodes it), or drops it.
     pub(crate) fn send_remote(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
-        context::with_transport(self, |transport, may_wait| match transport {
+        context::with_transport(self, |transport, may_wait| {
+            self.hand_over(transport, may_wait, (from, to), message);
+        });
+    }
+
+    /// [`send_remote`](Self::send_remote) from the running handler of one of this runtime's
+    /// processes, as [`context::current_sender`] found it.
+    pub(crate) fn send_remote_from_handler(&self, from: &Upid, to: &Upid, message: &Outgoing<'_>) {
+        context::with_handler_transport(self, |transport, may_wait| {
+            self.hand_over(transport, may_wait, (from, to), message);
+        });
+    }
+
+    fn hand_over(
+        &self,
+        transport: Option<&Arc<dyn Transport>>,
+        may_wait: bool,
+        (from, to): (&Upid, &Upid),
+        message: &Outgoing<'_>,
+    ) {
+        match transport {
             Some(transport) => {
                 message.let_wait(may_wait);
                 transport.send(from, to, message);
             }
             None => self.drop_message(to, message.name(), "remote address and no transport"),
-        });
+        }
     }
 
     /// Delivers a message that arrived from a transport to local `to`, or drops and counts it.

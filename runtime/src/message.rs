@@ -90,11 +90,11 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
 #[inline]
 pub fn send<M: Message>(to: &Upid, message: M) {
     if let Some(sender) = context::current_sender() {
-        return deliver(&sender.handle, &sender.upid, to, message);
+        return deliver(&sender.handle, (&sender.upid, true), to, message);
     }
     let handle = context::expect_current("send");
     let from = context::current_upid().unwrap_or_else(|| anonymous(&handle));
-    deliver(&handle, &from, to, message);
+    deliver(&handle, (&from, false), to, message);
 }
 
 /// Sends `message` to `to` as if `from` had sent it. The receiver's handler sees `from` as the
@@ -134,10 +134,17 @@ pub fn send<M: Message>(to: &Upid, message: M) {
 /// ```
 pub fn post<M: Message>(from: &Upid, to: &Upid, message: M) {
     let handle = context::expect_current("post");
-    deliver(&handle, from, to, message);
+    deliver(&handle, (from, false), to, message);
 }
 
-fn deliver<M: Message>(handle: &Handle, from: &Upid, to: &Upid, message: M) {
+/// Delivers `message` from `from` to `to`; `from_handler` says that `from` is the running
+/// process of `handle` sending from its handler (the transport needs no more checks then).
+fn deliver<M: Message>(
+    handle: &Handle,
+    (from, from_handler): (&Upid, bool),
+    to: &Upid,
+    message: M,
+) {
     if handle.is_local(to.address()) {
         enqueue(
             handle,
@@ -149,7 +156,12 @@ fn deliver<M: Message>(handle: &Handle, from: &Upid, to: &Upid, message: M) {
         );
     } else {
         // Encoded by the transport straight from here: the value is never boxed.
-        handle.send_remote(from, to, &Outgoing::value(M::NAME, &message));
+        let outgoing = Outgoing::value(M::NAME, &message);
+        if from_handler {
+            handle.send_remote_from_handler(from, to, &outgoing);
+        } else {
+            handle.send_remote(from, to, &outgoing);
+        }
     }
 }
 
