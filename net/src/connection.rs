@@ -136,14 +136,13 @@ async fn read_frames(shared: &Shared, stream: &mut (impl AsyncRead + Unpin)) -> 
         // The frames at the front of the buffer are decoded in place; `parsed` bytes of them.
         let mut parsed = 0;
         loop {
-            let added = match decoder.next(&buffer[parsed..]) {
+            match decoder.next(&buffer[parsed..]) {
                 Ok(Some(frame)) => run.add(shared, frame, (&mut buffer, &mut parsed)),
                 Ok(None) => break,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = added {
-                run.flush(shared, &mut buffer, parsed);
-                return Some(malformed(shared, &error));
+                Err(error) => {
+                    run.flush(shared, &mut buffer, parsed);
+                    return Some(malformed(shared, &error));
+                }
             }
         }
         // Before waiting for more bytes: what arrived is not held back.
@@ -206,44 +205,40 @@ type Head = (Upid, Upid, Arc<str>);
 impl Run {
     /// Takes `frame`, decoded at `parsed` in `buffer`, in order, and moves `parsed` past it: a
     /// frame of messages joins the run (after delivering it if the messages are not its like,
-    /// or it is long enough); a link or exit notice is handled after the run, which cannot
+    /// or would make it too long); a link or exit notice is handled after the run, which cannot
     /// overtake it.
-    ///
-    /// # Errors
-    ///
-    /// A frame whose bodies overrun it; none of its messages is delivered.
-    fn add(
-        &mut self,
-        shared: &Shared,
-        frame: Received<'_>,
-        (buffer, parsed): (&mut BytesMut, &mut usize),
-    ) -> Result<(), FrameError> {
+    fn add(&mut self, shared: &Shared, frame: Received<'_>, at: (&mut BytesMut, &mut usize)) {
+        let (buffer, parsed) = at;
         let joins = frame.kind == Kind::Message
             && frame.repeats
             && self
                 .held
                 .as_ref()
-                .is_some_and(|(_, bodies)| bodies.len() < RUN);
+                .is_some_and(|(_, bodies)| bodies.len() + frame.count <= RUN);
         if !joins {
             self.flush(shared, buffer, *parsed);
             *parsed = 0;
         }
+        let head = || (frame.from.clone(), frame.to.clone(), frame.name.clone());
         match frame.kind {
-            Kind::Message => {
-                let (_, bodies) = self.held.get_or_insert_with(|| {
-                    let head = (frame.from.clone(), frame.to.clone(), frame.name.clone());
-                    (head, Vec::new())
-                });
-                let before = bodies.len();
-                for body in frame.bodies(&buffer[*parsed..]) {
-                    match body {
-                        Ok(body) => bodies.push(*parsed + body.start..*parsed + body.end),
-                        Err(error) => {
-                            bodies.truncate(before);
-                            return Err(error);
-                        }
+            Kind::Message if frame.count > RUN => {
+                // Longer than a run (not from a procession sender): its own runs, in turn.
+                let bytes = buffer.split_to(frame.length).freeze();
+                let mut bodies = frame.bodies(&bytes);
+                loop {
+                    let part = bodies.by_ref().take(RUN).collect::<Vec<_>>();
+                    if part.is_empty() {
+                        return;
                     }
+                    self.held = Some((head(), part));
+                    self.deliver(shared, bytes.clone());
                 }
+            }
+            Kind::Message => {
+                let (_, bodies) = self.held.get_or_insert_with(|| (head(), Vec::new()));
+                let frame_bytes = &buffer[*parsed..*parsed + frame.length];
+                let at = *parsed;
+                bodies.extend(frame.bodies(frame_bytes).map(|b| at + b.start..at + b.end));
             }
             Kind::Link => shared.inbound.link(frame.from.clone(), frame.to),
             Kind::Exited => match wire::decode_reason(frame.name) {
@@ -255,26 +250,26 @@ impl Run {
             },
         }
         *parsed += frame.length;
-        Ok(())
     }
 
     /// Delivers the run, cutting the first `parsed` bytes (the frames it came from) off the
-    /// buffer, in parts of at most [`RUN`] messages; with no run, drops them (a link or exit
-    /// notice, already handled).
+    /// buffer; with no run, drops them (a link or exit notice, already handled).
     fn flush(&mut self, shared: &Shared, buffer: &mut BytesMut, parsed: usize) {
-        let Some(((from, to, name), mut bodies)) = self.held.take() else {
-            buffer.advance(parsed);
+        if self.held.is_none() {
+            return buffer.advance(parsed);
+        }
+        self.deliver(shared, buffer.split_to(parsed).freeze());
+    }
+
+    /// Delivers the run, whose bodies are ranges of `bytes`.
+    fn deliver(&mut self, shared: &Shared, bytes: bytes::Bytes) {
+        let Some(((from, to, name), bodies)) = self.held.take() else {
             return;
         };
-        let bytes = buffer.split_to(parsed).freeze();
         shared.stats.messages_in.add(bodies.len() as u64);
-        while !bodies.is_empty() {
-            let rest = bodies.split_off(bodies.len().min(RUN));
-            // The bodies were cut from these bytes, so they lie inside them.
-            if let Some(run) = InboundRun::new(from.clone(), name.clone(), bytes.clone(), bodies) {
-                shared.inbound.deliver_run(&to, run);
-            }
-            bodies = rest;
+        // The bodies were cut from these bytes, so they lie inside them.
+        if let Some(run) = InboundRun::new(from, name, bytes, bodies) {
+            shared.inbound.deliver_run(&to, run);
         }
     }
 }

@@ -50,8 +50,8 @@
 //!
 //! The decoder never panics and never allocates more than the bytes it was given: a length
 //! prefix over the limit is an error at once (before its bytes arrive), a short buffer is
-//! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong. A
-//! body is a slice of the receive buffer, not a copy.
+//! `Ok(None)` (wait for more), and anything malformed is an error naming what was wrong, before
+//! any message of its frame is returned. A body is a slice of the receive buffer, not a copy.
 
 use std::fmt;
 use std::ops::Range;
@@ -268,8 +268,19 @@ impl std::error::Error for FrameError {}
 pub struct FrameDecoder {
     limit: usize,
     recent: Recent,
-    /// The messages of the last run [`decode`](Self::decode) cut out and has not yet returned.
-    pending: std::collections::VecDeque<Frame>,
+    /// The run [`decode`](Self::decode) cut out last, while it has messages not yet returned.
+    pending: Option<Pending>,
+}
+
+/// A run cut out of the buffer: its messages' shared fields, its bytes, and where the next
+/// body's length is in them.
+#[derive(Clone, Debug)]
+struct Pending {
+    from: Upid,
+    to: Upid,
+    name: String,
+    bytes: Bytes,
+    next: Range<usize>,
 }
 
 impl FrameDecoder {
@@ -279,43 +290,63 @@ impl FrameDecoder {
         FrameDecoder {
             limit,
             recent: Recent::default(),
-            pending: std::collections::VecDeque::new(),
+            pending: None,
         }
     }
 
     /// Takes the next event off the front of `buf`: the next message of a run whose frame was
-    /// cut out before, or the first of the next whole frame.
+    /// cut out before, or the first of the next whole frame. A frame is checked whole before
+    /// its first message is returned.
     ///
     /// # Errors
     ///
     /// A [`FrameError`] for a malformed or oversized frame; the connection that sent it should be
     /// closed, since the stream cannot be resynchronised. `Ok(None)` means more bytes are needed.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        if let Some(frame) = self.pending.pop_front() {
+        if let Some(frame) = self.next_pending() {
             return Ok(Some(frame));
         }
-        let (kind, from, to, name, length, bodies) = {
-            let Some(frame) = self.next(buf)? else {
-                return Ok(None);
-            };
-            let bodies = frame.bodies(buf).collect::<Result<Vec<_>, _>>()?;
-            let (from, to, name) = (frame.from.clone(), frame.to.clone(), frame.name.to_string());
-            (frame.kind, from, to, name, frame.length, bodies)
+        let Some(frame) = self.next(buf)? else {
+            return Ok(None);
         };
+        let (kind, from, to) = (frame.kind, frame.from.clone(), frame.to.clone());
+        let (name, length, next) = (frame.name.to_string(), frame.length, frame.bodies.clone());
         let bytes = buf.split_to(length).freeze();
-        let event = |body: Bytes| Frame {
-            kind,
-            from: from.clone(),
-            to: to.clone(),
-            name: name.clone(),
-            body,
-        };
         if kind != Kind::Message {
-            return Ok(Some(event(Bytes::new())));
+            let body = Bytes::new();
+            return Ok(Some(Frame {
+                kind,
+                from,
+                to,
+                name,
+                body,
+            }));
         }
-        self.pending
-            .extend(bodies.into_iter().map(|body| event(bytes.slice(body))));
-        Ok(self.pending.pop_front())
+        self.pending = Some(Pending {
+            from,
+            to,
+            name,
+            bytes,
+            next,
+        });
+        Ok(self.next_pending())
+    }
+
+    /// The next message of the pending run, if it has one more.
+    fn next_pending(&mut self) -> Option<Frame> {
+        let pending = self.pending.as_mut()?;
+        let Some(body) = bodies(&pending.bytes, pending.next.clone()).next() else {
+            self.pending = None;
+            return None;
+        };
+        pending.next.start = body.end;
+        Some(Frame {
+            kind: Kind::Message,
+            from: pending.from.clone(),
+            to: pending.to.clone(),
+            name: pending.name.clone(),
+            body: pending.bytes.slice(body),
+        })
     }
 
     /// [`decode`](Self::decode) in place, without copies: the next whole frame at the front of
@@ -333,8 +364,8 @@ impl FrameDecoder {
         let mut frame = parse(&mut header, &mut self.recent)?;
         frame.length = PREFIX + length;
         frame.bodies = frame.length - header.len()..frame.length;
-        let has_bodies = !frame.bodies.is_empty();
-        if has_bodies != (frame.kind == Kind::Message) {
+        frame.count = count(&buf[..frame.length], frame.bodies.clone())?;
+        if (frame.count > 0) != (frame.kind == Kind::Message) {
             return Err(FrameError::Bodies);
         }
         Ok(Some(frame))
@@ -369,8 +400,9 @@ impl FrameDecoder {
     }
 }
 
-/// A frame decoded in place: its fields borrowed from the decoder, whether they are all the
-/// previous frame's on the connection, and where its bodies lie in the bytes decoded.
+/// A whole, well-formed frame decoded in place: its fields borrowed from the decoder, whether
+/// they are all the previous frame's on the connection, and where its bodies lie in the bytes
+/// decoded.
 pub(crate) struct Received<'r> {
     pub(crate) kind: Kind,
     pub(crate) from: &'r Upid,
@@ -380,34 +412,53 @@ pub(crate) struct Received<'r> {
     pub(crate) repeats: bool,
     /// The bodies with their lengths: empty but for a message frame.
     bodies: Range<usize>,
+    /// How many bodies the frame has.
+    pub(crate) count: usize,
     /// The frame's length, its prefix included: where the next one starts.
     pub(crate) length: usize,
 }
 
 impl Received<'_> {
-    /// The ranges of the message bodies in `bytes` (the bytes this frame was decoded from, at
-    /// the same place), in order; an error for a body that runs past the frame's end, after
-    /// which there are no more.
-    pub(crate) fn bodies<'b>(
-        &self,
-        bytes: &'b [u8],
-    ) -> impl Iterator<Item = Result<Range<usize>, FrameError>> + 'b {
-        let (mut at, end) = (self.bodies.start, self.bodies.end);
-        std::iter::from_fn(move || {
-            if at >= end {
-                return None;
-            }
-            let body = bytes[at..end]
-                .first_chunk::<BODY_PREFIX>()
-                .map(|length| {
-                    at + BODY_PREFIX..at + BODY_PREFIX + u32::from_be_bytes(*length) as usize
-                })
-                .filter(|body| body.end <= end);
-            // After an error, nothing more: the rest of the frame cannot be read.
-            at = body.as_ref().map_or(end, |body| body.end);
-            Some(body.ok_or(FrameError::Truncated))
-        })
+    /// The ranges of the message bodies in `frame` (the bytes this frame was decoded from,
+    /// from its start), in order.
+    pub(crate) fn bodies<'b>(&self, frame: &'b [u8]) -> impl Iterator<Item = Range<usize>> + 'b {
+        bodies(frame, self.bodies.clone())
     }
+}
+
+/// How many bodies `frame[bodies]` holds, each its length and its bytes.
+///
+/// # Errors
+///
+/// [`FrameError::Truncated`] for a body that runs past the end.
+fn count(frame: &[u8], bodies: Range<usize>) -> Result<usize, FrameError> {
+    let (mut at, mut count) = (bodies.start, 0);
+    while at < bodies.end {
+        at = body_at(frame, at, bodies.end)
+            .ok_or(FrameError::Truncated)?
+            .end;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The ranges of the bodies in `frame[bodies]`, as [`count`] found them (an inconsistent one
+/// ends the list).
+fn bodies(frame: &[u8], bodies: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = bodies.start;
+    std::iter::from_fn(move || {
+        let body = body_at(frame, at, bodies.end)?;
+        at = body.end;
+        Some(body)
+    })
+}
+
+/// The range of the body whose length is at `frame[at..]`, if it ends by `end`.
+fn body_at(frame: &[u8], at: usize, end: usize) -> Option<Range<usize>> {
+    let length = frame.get(at..end)?.first_chunk::<BODY_PREFIX>()?;
+    let start = at + BODY_PREFIX;
+    let body = start..start.checked_add(u32::from_be_bytes(*length) as usize)?;
+    (body.end <= end).then_some(body)
 }
 
 /// The last `from`, `to` and name a connection's decoder parsed, with a copy of the bytes they
@@ -451,6 +502,7 @@ fn parse<'r>(frame: &mut &[u8], recent: &'r mut Recent) -> Result<Received<'r>, 
         name,
         repeats: !(from_changed || to_changed || name_changed),
         bodies: 0..0,
+        count: 0,
         length: 0,
     })
 }

@@ -418,9 +418,18 @@ mod tests {
         ) {
             let (frames, kept) = encode(&sends);
             let mut out = BytesMut::from(&b"earlier"[..]);
-            let copied = frames.copy_fitting(room.index(frames.bytes.len() + 1), &mut out);
-            prop_assert!(out.len() - 7 <= frames.bytes.len());
+            let room = room.index(frames.bytes.len() + 1);
+            let copied = frames.copy_fitting(room, &mut out);
+            prop_assert!(out.len() - 7 <= room);
             assert_same(&decode(&out[7..]), &kept[..copied]);
+            // As many as fit: with one more, the copy would not have.
+            if copied < kept.len() {
+                let mut more = BytesMut::new();
+                let everything = frames.copy_fitting(frames.bytes.len(), &mut more);
+                prop_assert_eq!(everything, kept.len());
+                let next_end = decode_ends(&frames.bytes)[copied];
+                prop_assert!(next_end > room, "message {} ends at {}", copied, next_end);
+            }
         }
     }
 
@@ -477,6 +486,96 @@ mod tests {
         frames.undo(third);
         assert_eq!(decode_prefixes(&frames.bytes).len(), 1);
         assert_same(&decode(&frames.bytes), &kept[..2]);
+    }
+
+    /// Where each message of `bytes` ends (frames decoded by hand).
+    fn decode_ends(mut bytes: &[u8]) -> Vec<usize> {
+        let (mut ends, mut offset) = (Vec::new(), 0);
+        while let Some((prefix, rest)) = bytes.split_first_chunk::<4>() {
+            let length = u32::from_be_bytes(*prefix) as usize;
+            let frame = &rest[..length];
+            // The header: version, kind, repeated bits, then the fields not repeated.
+            let mut at = 3;
+            for bit in 0..3 {
+                if frame[2] & (1 << bit) == 0 {
+                    at += 2 + u16::from_be_bytes([frame[at], frame[at + 1]]) as usize;
+                }
+            }
+            while at < length {
+                at += 4 + u32::from_be_bytes(frame[at..at + 4].try_into().unwrap()) as usize;
+                ends.push(offset + 4 + at);
+            }
+            offset += 4 + length;
+            bytes = &rest[length..];
+        }
+        ends
+    }
+
+    #[test]
+    fn after_a_take_the_next_message_starts_a_frame_that_repeats_the_fields() {
+        let send = Send {
+            from: 0,
+            to: 1,
+            name: 0,
+            body: vec![5; 10],
+            fails: false,
+        };
+        let (mut frames, _) = encode(&[send.clone(), send.clone()]);
+        let taken = frames.take();
+        let upids = (&upid("from", 0), &upid("to", 1));
+        frames
+            .encode_with(Kind::Message, upids, "a::Name", RUN, |bytes| {
+                bytes.extend_from_slice(&send.body);
+                Ok::<_, FrameError>(0)
+            })
+            .unwrap();
+        assert_eq!(
+            &frames.bytes[4..7],
+            &REPEATING[4..],
+            "a header of repeated fields"
+        );
+        assert_eq!(
+            decode_prefixes(&taken).len(),
+            1,
+            "the taken frame is untouched"
+        );
+        let mut all = taken.to_vec();
+        all.extend_from_slice(&frames.bytes);
+        assert_same(&decode(&all), &[&send, &send, &send]);
+    }
+
+    #[test]
+    fn a_large_message_split_off_a_run_and_taken_back_leaves_the_run_whole() {
+        let small = Send {
+            from: 1,
+            to: 1,
+            name: 0,
+            body: vec![1; 20],
+            fails: false,
+        };
+        let large = Send {
+            body: vec![2; 2500],
+            ..small.clone()
+        };
+        let sends = [small.clone(), small.clone(), large];
+        let (mut frames, kept) = encode(&sends);
+        assert_eq!(
+            decode_prefixes(&frames.bytes).len(),
+            2,
+            "split off into a frame"
+        );
+        let third = decode_ends(&frames.bytes)[1];
+        frames.undo(third);
+        assert_same(&decode(&frames.bytes), &kept[..2]);
+        // The next message joins nothing stale.
+        let upids = (&upid("from", 1), &upid("to", 1));
+        frames
+            .encode_with(Kind::Message, upids, "a::Name", RUN, |bytes| {
+                bytes.extend_from_slice(&small.body);
+                Ok::<_, FrameError>(0)
+            })
+            .unwrap();
+        assert_same(&decode(&frames.bytes), &[&small, &small, &small]);
     }
 
     /// The length prefixes of the frames in `bytes`.

@@ -90,7 +90,7 @@
 //!
 //! - **A frame carries a run of messages**, not one: DESIGN.md has one message a frame. The
 //!   messages of a run share the frame's sender, receiver and name and each keep their own
-//!   body; a 100-byte stream then pays 4 bytes of framing a message instead of 11, and its
+//!   body; a 100-byte stream then pays 4 bytes of framing a message instead of 7, and its
 //!   receiver parses a header a run instead of a message (about 15% more messages a second on
 //!   two cores). Runs stay under [`Builder::max_frame`] (see [`frame`]).
 //! - **The incarnation is not part of a Upid's identity** (see [`Upid`](procession::Upid)): two Upids

@@ -160,7 +160,7 @@ impl Peer {
                 queue.frames.undo(before);
                 drop(guard);
                 shared.stats.dropped(Reason::PeerFull, 1);
-                tracing::warn!(peer = %self.address, name, "peer send buffer full; frame dropped");
+                tracing::warn!(peer = %self.address, name, "peer send buffer full; message dropped");
                 return true;
             }
             if let Some(bytes) = apart {
@@ -180,7 +180,7 @@ impl Peer {
 
     /// Queues the messages of `held` (frames encoded apart from the connection's, the first
     /// with every field in full) and empties it; false if this connection has ended (the
-    /// caller makes a new one). The frames that would take the buffer past its bound are
+    /// caller makes a new one). The messages that would take the buffer past its bound are
     /// dropped and counted, from the first that does not fit on.
     pub(crate) fn append(&self, shared: &Shared, held: &mut Frames) -> bool {
         let (waker, dropped) = {
@@ -203,7 +203,7 @@ impl Peer {
         };
         if dropped > 0 {
             shared.stats.dropped(Reason::PeerFull, dropped);
-            tracing::warn!(peer = %self.address, dropped, "peer send buffer full; frames dropped");
+            tracing::warn!(peer = %self.address, dropped, "peer send buffer full; messages dropped");
         }
         if let Some(waker) = waker {
             waker.wake();
@@ -225,8 +225,8 @@ impl Peer {
         }
     }
 
-    /// The next batch of encoded frames, in order, and how many frames it holds; `None` once
-    /// the peer is closed.
+    /// The next batch of encoded frames, in order, and how many messages and notices it holds;
+    /// `None` once the peer is closed.
     async fn next_batch(&self) -> Option<(Vec<Bytes>, u64)> {
         poll_fn(|cx| {
             let mut queue = self.queue.lock();

@@ -86,6 +86,32 @@ fn garbage_and_broken_frames_close_only_their_connection() {
 }
 
 #[test]
+fn a_run_with_a_broken_body_delivers_none_of_its_messages() {
+    let (runtime, net) = support::node();
+    let (notes, received) = mpsc::channel();
+    let inbox = runtime.spawn(Inbox(notes)).upid();
+    // A frame of two messages, the second's length running past the frame's end.
+    let mut run = frame(
+        &inbox,
+        Note::NAME,
+        procession::message::encode(&Note(1)).unwrap(),
+    );
+    run.extend_from_slice(&1000u32.to_be_bytes());
+    run.extend_from_slice(&procession::message::encode(&Note(2)).unwrap());
+    let length = u32::from_be_bytes(run[..4].try_into().unwrap()) + 4 + 8;
+    run[..4].copy_from_slice(&length.to_be_bytes());
+    closed_after(&net, &run);
+    assert_eq!(malformed(&runtime), 1);
+    let good = frame(
+        &inbox,
+        Note::NAME,
+        procession::message::encode(&Note(5)).unwrap(),
+    );
+    support::introduced(&net).0.write_all(&good).unwrap();
+    assert_eq!(received.recv_timeout(support::PATIENCE).unwrap(), 5);
+}
+
+#[test]
 fn a_connection_without_a_valid_hello_is_closed_and_counted() {
     let (runtime, net) = support::node();
     let hello = Hello {

@@ -225,3 +225,18 @@ fn a_notice_with_a_body_cannot_be_encoded() {
     assert_eq!(notice.encode(&mut out), Err(FrameError::Bodies));
     assert!(out.is_empty());
 }
+
+#[test]
+fn a_long_run_is_returned_one_message_a_call_and_the_next_frame_after_it() {
+    let mut decoder = FrameDecoder::new(LIMIT);
+    let mut buf = run_frame(&[0; 4 * 10_000]);
+    buf.extend_from_slice(&run_frame(b"\0\0\0\x04last"));
+    let mut bodies = Vec::new();
+    while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+        bodies.push(frame.body);
+    }
+    assert_eq!(bodies.len(), 10_001);
+    assert!(bodies[..10_000].iter().all(Bytes::is_empty));
+    assert_eq!(bodies[10_000], &b"last"[..]);
+    assert!(buf.is_empty());
+}

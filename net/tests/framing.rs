@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use procession::{send, Context, Message, Process, Upid};
-use procession_net::frame::{Frame, Kind};
+use procession_net::frame::{Frame, Kind, VERSION};
 use serde::{Deserialize, Serialize};
 
 mod support;
@@ -118,6 +118,48 @@ fn many_small_frames_in_one_write_all_arrive_in_order() {
     let (mut stream, _) = support::introduced(&net);
     stream.write_all(&all).unwrap();
     expect_in_order(&received, 2_000, |seq| (seq % 50) as usize);
+}
+
+/// The wire bytes of one frame to `to` that carries the blobs `0..count` as a run: a frame
+/// of more messages than the node delivers as one event.
+fn run_wire(to: &Upid, count: u64, length: impl Fn(u64) -> usize) -> Vec<u8> {
+    let mut content = vec![VERSION, 0, 0];
+    for field in [
+        "writer@127.0.0.1:9".to_owned(),
+        format!("{to:#}"),
+        Blob::NAME.to_owned(),
+    ] {
+        content.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        content.extend_from_slice(field.as_bytes());
+    }
+    for seq in 0..count {
+        let body = pattern(seq, length(seq));
+        let body = procession::message::encode(&Blob { seq, body }).unwrap();
+        content.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        content.extend_from_slice(&body);
+    }
+    let mut wire = (content.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(&content);
+    wire
+}
+
+#[test]
+fn a_run_of_more_messages_than_one_delivery_arrives_whole_and_in_order() {
+    let (runtime, net) = support::node();
+    let (blobs, received) = mpsc::channel();
+    let inbox = runtime.spawn(Inbox(blobs)).upid();
+    let (mut stream, _) = support::introduced(&net);
+    // 1,000 messages in one frame (a node delivers at most 256 as one event), then the same
+    // again in pieces that cut bodies and their lengths.
+    stream
+        .write_all(&run_wire(&inbox, 1_000, |seq| (seq % 30) as usize))
+        .unwrap();
+    expect_in_order(&received, 1_000, |seq| (seq % 30) as usize);
+    for piece in run_wire(&inbox, 1_000, |seq| (seq % 30) as usize).chunks(777) {
+        stream.write_all(piece).unwrap();
+    }
+    expect_in_order(&received, 1_000, |seq| (seq % 30) as usize);
+    assert_eq!(counter(&runtime, "net.messages_in"), 2_000);
 }
 
 /// Sends every blob `0..count` from a process on one node to a process on another.
