@@ -225,7 +225,7 @@ fn anonymous(handle: &Handle) -> Upid {
 /// size limit) with fixed-width integers, not variable-length ones. An integer or a length costs
 /// its full width on the wire (8 bytes for a `u64` or a length), and in exchange encoding and
 /// decoding it is a plain copy without a branch a byte: measured on a stream of 100-byte
-/// messages, 13% less time in the sending handler and 15% more messages a second.
+/// messages between two nodes, 6% less time in the sending handler and 7% less CPU a message.
 pub(crate) const CONFIG: Configuration<LittleEndian, Fixint, NoLimit> =
     bincode::config::standard().with_fixed_int_encoding();
 
