@@ -360,23 +360,40 @@ mod tests {
     /// Encodes `sends` as the transport holds them; answers the frames and the sends kept.
     fn encode(sends: &[Send]) -> (Frames, Vec<&Send>) {
         let mut frames = Frames::keeping_ends();
-        let mut kept = Vec::new();
-        for send in sends {
-            let upids = (&upid("from", send.from), &upid("to", send.to));
-            let name = ["a::Name", "b::Other"][send.name];
-            let encoded = frames.encode_with(Kind::Message, upids, name, RUN, |bytes| {
-                bytes.extend_from_slice(&send.body);
-                if send.fails {
-                    return Err(FrameError::Field("body"));
-                }
-                Ok(0)
-            });
-            if encoded.is_ok() {
-                frames.encoded();
-                kept.push(send);
-            }
-        }
+        let kept = sends
+            .iter()
+            .filter(|send| push(&mut frames, send))
+            .collect();
         (frames, kept)
+    }
+
+    /// Encodes `send` into `frames` as the transport holds it; whether it was kept.
+    fn push(frames: &mut Frames, send: &Send) -> bool {
+        let upids = (&upid("from", send.from), &upid("to", send.to));
+        let name = ["a::Name", "b::Other"][send.name];
+        let encoded = frames.encode_with(Kind::Message, upids, name, RUN, |bytes| {
+            bytes.extend_from_slice(&send.body);
+            if send.fails {
+                return Err(FrameError::Field("body"));
+            }
+            Ok(0)
+        });
+        if encoded.is_ok() {
+            frames.encoded();
+        }
+        encoded.is_ok()
+    }
+
+    /// A send from sender `from` to receiver `to` under the first name, of `length` bytes
+    /// `byte`, that encodes.
+    fn ok(from: usize, to: usize, byte: u8, length: usize) -> Send {
+        Send {
+            from,
+            to,
+            name: 0,
+            body: vec![byte; length],
+            fails: false,
+        }
     }
 
     /// Decodes every message of `bytes`, with a decoder whose limit is the run bound: no frame
@@ -435,16 +452,7 @@ mod tests {
 
     #[test]
     fn a_stream_is_one_frame_until_the_run_is_full() {
-        let sends = vec![
-            Send {
-                from: 0,
-                to: 1,
-                name: 0,
-                body: vec![7; 100],
-                fails: false,
-            };
-            100
-        ];
+        let sends = vec![ok(0, 1, 7, 100); 100];
         let (frames, _) = encode(&sends);
         let prefixes = decode_prefixes(&frames.bytes);
         // A full header, then 4 bytes a body; a new run (7 bytes of header) at half the bound.
@@ -454,18 +462,11 @@ mod tests {
 
     #[test]
     fn a_message_that_fails_leaves_the_run_as_it_was() {
-        let ok = |body: u8| Send {
-            from: 0,
-            to: 0,
-            name: 0,
-            body: vec![body; 10],
-            fails: false,
-        };
         let failing = Send {
             fails: true,
-            ..ok(9)
+            ..ok(0, 0, 9, 10)
         };
-        let sends = [ok(1), failing, ok(2)];
+        let sends = [ok(0, 0, 1, 10), failing, ok(0, 0, 2, 10)];
         let (frames, kept) = encode(&sends);
         assert_eq!(decode_prefixes(&frames.bytes).len(), 1, "one run of two");
         assert_same(&decode(&frames.bytes), &kept);
@@ -473,13 +474,7 @@ mod tests {
 
     #[test]
     fn a_message_taken_back_after_it_joined_leaves_the_run_as_it_was() {
-        let send = Send {
-            from: 1,
-            to: 0,
-            name: 1,
-            body: vec![3; 10],
-            fails: false,
-        };
+        let send = ok(1, 0, 3, 10);
         let sends = [send.clone(), send.clone(), send];
         let (mut frames, kept) = encode(&sends);
         let third = frames.bytes.len() - 14;
@@ -513,22 +508,10 @@ mod tests {
 
     #[test]
     fn after_a_take_the_next_message_starts_a_frame_that_repeats_the_fields() {
-        let send = Send {
-            from: 0,
-            to: 1,
-            name: 0,
-            body: vec![5; 10],
-            fails: false,
-        };
+        let send = ok(0, 1, 5, 10);
         let (mut frames, _) = encode(&[send.clone(), send.clone()]);
         let taken = frames.take();
-        let upids = (&upid("from", 0), &upid("to", 1));
-        frames
-            .encode_with(Kind::Message, upids, "a::Name", RUN, |bytes| {
-                bytes.extend_from_slice(&send.body);
-                Ok::<_, FrameError>(0)
-            })
-            .unwrap();
+        assert!(push(&mut frames, &send));
         assert_eq!(
             &frames.bytes[4..7],
             &REPEATING[4..],
@@ -546,35 +529,15 @@ mod tests {
 
     #[test]
     fn a_large_message_split_off_a_run_and_taken_back_leaves_the_run_whole() {
-        let small = Send {
-            from: 1,
-            to: 1,
-            name: 0,
-            body: vec![1; 20],
-            fails: false,
-        };
-        let large = Send {
-            body: vec![2; 2500],
-            ..small.clone()
-        };
-        let sends = [small.clone(), small.clone(), large];
+        let small = ok(1, 1, 1, 20);
+        let sends = [small.clone(), small.clone(), ok(1, 1, 2, 2500)];
         let (mut frames, kept) = encode(&sends);
-        assert_eq!(
-            decode_prefixes(&frames.bytes).len(),
-            2,
-            "split off into a frame"
-        );
-        let third = decode_ends(&frames.bytes)[1];
-        frames.undo(third);
+        let split = decode_prefixes(&frames.bytes).len();
+        assert_eq!(split, 2, "split off into a frame");
+        frames.undo(decode_ends(&frames.bytes)[1]);
         assert_same(&decode(&frames.bytes), &kept[..2]);
         // The next message joins nothing stale.
-        let upids = (&upid("from", 1), &upid("to", 1));
-        frames
-            .encode_with(Kind::Message, upids, "a::Name", RUN, |bytes| {
-                bytes.extend_from_slice(&small.body);
-                Ok::<_, FrameError>(0)
-            })
-            .unwrap();
+        assert!(push(&mut frames, &small));
         assert_same(&decode(&frames.bytes), &[&small, &small, &small]);
     }
 

@@ -2,13 +2,15 @@
 //! (queued without a copy and gathered into writes) between small ones, in order and intact.
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use procession::{send, Context, Message, Process, Upid};
+use procession::{send, Context, Message, Process, Runtime, Upid};
 use procession_net::frame::{Frame, Kind, VERSION};
+use procession_net::Net;
 use serde::{Deserialize, Serialize};
 
 mod support;
@@ -74,28 +76,49 @@ fn expect_in_order(received: &mpsc::Receiver<Blob>, count: u64, length: impl Fn(
     }
 }
 
-#[test]
-fn a_frame_split_across_many_reads_arrives_whole() {
+/// A node with an [`Inbox`], the blobs it receives, and a connection to the node past the
+/// hellos.
+struct Node {
+    runtime: Runtime,
+    _net: Net,
+    inbox: Upid,
+    received: mpsc::Receiver<Blob>,
+    stream: TcpStream,
+}
+
+fn node_with_inbox() -> Node {
     let (runtime, net) = support::node();
     let (blobs, received) = mpsc::channel();
     let inbox = runtime.spawn(Inbox(blobs)).upid();
-    let (mut stream, _) = support::introduced(&net);
-    stream.set_nodelay(true).unwrap();
+    let (stream, _) = support::introduced(&net);
+    Node {
+        runtime,
+        _net: net,
+        inbox,
+        received,
+        stream,
+    }
+}
+
+#[test]
+fn a_frame_split_across_many_reads_arrives_whole() {
+    let mut node = node_with_inbox();
+    node.stream.set_nodelay(true).unwrap();
     // A large frame in uneven pieces, the first inside the length prefix, each written only
     // once the node has read all before it: the node reads it in exactly these parts.
-    let frame = wire(&inbox, 0, 100_000);
+    let frame = wire(&node.inbox, 0, 100_000);
     let mut rest = &frame[..];
-    let mut written = counter(&runtime, "net.bytes_in");
+    let mut written = counter(&node.runtime, "net.bytes_in");
     for piece in [2, 1, 7, 30, 1_000, 5_000, 20_000].into_iter().cycle() {
         let (now, later) = rest.split_at(piece.min(rest.len()));
-        stream.write_all(now).unwrap();
+        node.stream.write_all(now).unwrap();
         written += now.len() as u64;
         rest = later;
         if rest.is_empty() {
             break;
         }
         let start = Instant::now();
-        while counter(&runtime, "net.bytes_in") < written {
+        while counter(&node.runtime, "net.bytes_in") < written {
             assert!(
                 start.elapsed() < PATIENCE,
                 "the node never read piece {written}"
@@ -103,21 +126,18 @@ fn a_frame_split_across_many_reads_arrives_whole() {
             thread::yield_now();
         }
     }
-    expect_in_order(&received, 1, |_| 100_000);
+    expect_in_order(&node.received, 1, |_| 100_000);
 }
 
 #[test]
 fn many_small_frames_in_one_write_all_arrive_in_order() {
-    let (runtime, net) = support::node();
-    let (blobs, received) = mpsc::channel();
-    let inbox = runtime.spawn(Inbox(blobs)).upid();
+    let mut node = node_with_inbox();
     let mut all = BytesMut::new();
     for seq in 0..2_000 {
-        all.extend_from_slice(&wire(&inbox, seq, (seq % 50) as usize));
+        all.extend_from_slice(&wire(&node.inbox, seq, (seq % 50) as usize));
     }
-    let (mut stream, _) = support::introduced(&net);
-    stream.write_all(&all).unwrap();
-    expect_in_order(&received, 2_000, |seq| (seq % 50) as usize);
+    node.stream.write_all(&all).unwrap();
+    expect_in_order(&node.received, 2_000, |seq| (seq % 50) as usize);
 }
 
 /// The wire bytes of one frame to `to` that carries the blobs `0..count` as a run: a frame
@@ -145,21 +165,18 @@ fn run_wire(to: &Upid, count: u64, length: impl Fn(u64) -> usize) -> Vec<u8> {
 
 #[test]
 fn a_run_of_more_messages_than_one_delivery_arrives_whole_and_in_order() {
-    let (runtime, net) = support::node();
-    let (blobs, received) = mpsc::channel();
-    let inbox = runtime.spawn(Inbox(blobs)).upid();
-    let (mut stream, _) = support::introduced(&net);
+    let mut node = node_with_inbox();
     // 1,000 messages in one frame (a node delivers at most 256 as one event), then the same
     // again in pieces that cut bodies and their lengths.
-    stream
-        .write_all(&run_wire(&inbox, 1_000, |seq| (seq % 30) as usize))
+    node.stream
+        .write_all(&run_wire(&node.inbox, 1_000, |seq| (seq % 30) as usize))
         .unwrap();
-    expect_in_order(&received, 1_000, |seq| (seq % 30) as usize);
-    for piece in run_wire(&inbox, 1_000, |seq| (seq % 30) as usize).chunks(777) {
-        stream.write_all(piece).unwrap();
+    expect_in_order(&node.received, 1_000, |seq| (seq % 30) as usize);
+    for piece in run_wire(&node.inbox, 1_000, |seq| (seq % 30) as usize).chunks(777) {
+        node.stream.write_all(piece).unwrap();
     }
-    expect_in_order(&received, 1_000, |seq| (seq % 30) as usize);
-    assert_eq!(counter(&runtime, "net.messages_in"), 2_000);
+    expect_in_order(&node.received, 1_000, |seq| (seq % 30) as usize);
+    assert_eq!(counter(&node.runtime, "net.messages_in"), 2_000);
 }
 
 /// Sends every blob `0..count` from a process on one node to a process on another.
