@@ -10,7 +10,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use procession::{InboundRun, Upid};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -262,7 +262,7 @@ impl Run {
     }
 
     /// Delivers the run, whose bodies are ranges of `bytes`.
-    fn deliver(&mut self, shared: &Shared, bytes: bytes::Bytes) {
+    fn deliver(&mut self, shared: &Shared, bytes: Bytes) {
         let Some(((from, to, name), bodies)) = self.held.take() else {
             return;
         };
