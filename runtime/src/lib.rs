@@ -48,6 +48,7 @@
 //! - [`select`] answers with the index and value of the winner rather than a future of a future.
 
 #![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod address;

@@ -2,25 +2,39 @@
 //!
 //! # Protocol
 //!
-//! A cell holds the outcome in a [`OnceLock`] (written once, then read without a lock) and, under
-//! a mutex, what only matters while the future is pending: the completion callbacks, the discard
-//! flag, the upstream future a discard request is passed to, and the discard callbacks.
+//! One state word orders everything. The outcome and the first callback live in slots beside it,
+//! each written by one party at a time as the word's bits say; everything else (later and
+//! removable callbacks, discard callbacks, the upstream a discard request is passed to) sits
+//! behind a mutex.
 //!
-//! - **Completing** (only the promise, once): lock; if `completed` is set, give up; write the
-//!   outcome; set `completed`; drop the discard wiring; unlock; then run the callbacks (see
-//!   below).
-//! - **Registering a callback**: lock; if `completed` is set, unlock and run the callback at once
-//!   in the caller (even if earlier callbacks still wait on the trampoline: "at once" wins over
-//!   registration order, so a blocking wait inside a callback cannot deadlock); otherwise push it.
-//!   The outcome is written before `completed` is set, both under the lock, so a registrant that
-//!   sees `completed` can read the outcome.
-//! - **Requesting a discard**: lock; if the future is completed or a discard was already
-//!   requested, do nothing; set `discard`; take the upstream link and the discard callbacks;
-//!   unlock; run the callbacks, then do the same for the upstream cell, in a loop rather than by
-//!   recursion, so discarding the end of a million-step chain uses constant stack.
+//! - `CLAIMED`: a completer won the right to write the outcome. Set once with `fetch_or`; a
+//!   completer that finds it set gives up, so the cell completes once.
+//! - `COMPLETE`: the outcome is written (before the bit, with `Release`); whoever sees the bit
+//!   (with `Acquire`) may read it. It is never written again.
+//! - `WRITING` / `FIRST`: the first callback's slot. A registrant that finds none of `COMPLETE`,
+//!   `WRITING`, `FIRST`, `SLOW` sets `WRITING` by compare-and-swap and so owns the slot; it stores
+//!   its callback, then in one step clears `WRITING` and, unless `COMPLETE` landed meanwhile,
+//!   sets `FIRST`. A completer whose `COMPLETE` lands on `FIRST` runs that callback; one that
+//!   lands on `WRITING` leaves it, and the registrant, seeing `COMPLETE` as it clears `WRITING`,
+//!   runs its callback itself. Both are read-modify-writes of one word, so exactly one runs it.
+//! - `SLOW`: the mutex holds something completion must see. A registrant of anything but a
+//!   first callback or a first upstream link locks the mutex, sets `SLOW`, and reads what was
+//!   there: if `COMPLETE` was set it acts at once (runs its callback, drops its discard callback),
+//!   else it leaves its item under the lock. The completer locks the mutex only if `SLOW` was set when its `COMPLETE`
+//!   landed; the lock then waits out any registrant still inside, and the completer takes all.
+//! - `DISCARD`: a discard was requested while pending; set under the mutex, read without it.
 //!
-//! No callback ever runs while the lock is held, so a callback may touch the same future or
-//! promise again (register, discard, read) without deadlock.
+//! So the common future, one callback and one completion, costs three read-modify-writes of one
+//! word and no lock. A registrant that arrives after completion runs its callback at once in the
+//! caller, even if earlier callbacks still wait on the trampoline: "at once" wins over
+//! registration order, so a blocking wait inside a callback cannot deadlock. No callback ever runs
+//! while the lock is held, so a callback may touch the same future or promise again.
+//!
+//! A discard request sets `DISCARD` unless the cell completed or one was made, takes the upstream
+//! link and the discard callbacks, runs the callbacks, then does the same for the upstream cell,
+//! in a loop rather than by recursion, so discarding the end of a million-step chain uses
+//! constant stack. Completion drops the discard wiring unrun; a first upstream link, a `Weak` that
+//! holds nothing up, may stay until the cell drops, so setting it costs no `SLOW`.
 //!
 //! # Trampoline
 //!
@@ -45,17 +59,17 @@
 //! # Allocation
 //!
 //! The first callback and the upstream discard link live inline, so a future in a chain (one
-//! observer, one upstream) costs its `Arc` and its boxed callback, nothing more.
+//! observer, one upstream) costs its `Arc` and its boxed callback, nothing more. The mutex's
+//! vectors stay empty, and unallocated, unless a second callback or a discard callback comes.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock, Weak};
-
-use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 
 use crate::error::Error;
+use crate::sync::{AtomicU64, Mutex, Ordering, UnsafeCell};
 
 /// What a completed future holds.
 pub(crate) type Outcome<T> = Result<T, Error>;
@@ -76,38 +90,52 @@ pub(crate) trait Discard: Send + Sync {
     fn discard_step(&self) -> Option<Arc<dyn Discard>>;
 }
 
+// The state word's bits; see the protocol above.
+const CLAIMED: u64 = 1;
+const COMPLETE: u64 = 1 << 1;
+const WRITING: u64 = 1 << 2;
+const FIRST: u64 = 1 << 3;
+const SLOW: u64 = 1 << 4;
+const DISCARD: u64 = 1 << 5;
+
 pub(crate) struct Cell<T> {
-    outcome: OnceLock<Outcome<T>>,
-    waiters: Mutex<Waiters<T>>,
+    state: AtomicU64,
+    outcome: UnsafeCell<Option<Outcome<T>>>,
+    first: UnsafeCell<Option<Callback<T>>>,
+    slow: Mutex<Slow<T>>,
 }
 
-struct Waiters<T> {
-    /// Set once the outcome is written; excludes any further completion.
-    completed: bool,
-    /// Set by the first discard request while pending; never cleared.
-    discard: bool,
-    first: Option<Callback<T>>,
-    /// Later callbacks, each with a key (0 for those that cannot be removed).
+// SAFETY: the slots are shared only as the protocol above allows: `outcome` is written by the one
+// completer holding `CLAIMED`, before `COMPLETE`, and read only after `COMPLETE` is seen, by
+// reference from any thread (hence `T: Sync`); `first` is written by the one registrant holding
+// `WRITING` and taken by exactly one party, the completer or that registrant. Callbacks are
+// `Send`, and the outcome moves out only through an owned cell (hence `T: Send`).
+unsafe impl<T: Send + Sync> Sync for Cell<T> {}
+
+/// What completion must see besides the first callback, under the mutex.
+struct Slow<T> {
+    /// Callbacks after the first, or removable ones, each with a key (0: cannot be removed).
     rest: Vec<Keyed<T>>,
     next_key: u64,
     upstream: Option<Weak<dyn Discard>>,
     on_discard: Vec<DiscardCallback>,
 }
 
-impl<T> Waiters<T> {
-    fn take_callbacks(&mut self) -> (Option<Callback<T>>, Vec<Keyed<T>>) {
-        (self.first.take(), mem::take(&mut self.rest))
-    }
-}
-
 impl<T: Send + Sync + 'static> Cell<T> {
     pub(crate) fn pending() -> Self {
+        Cell::with_state(0, None)
+    }
+
+    pub(crate) fn completed(outcome: Outcome<T>) -> Self {
+        Cell::with_state(CLAIMED | COMPLETE, Some(outcome))
+    }
+
+    fn with_state(state: u64, outcome: Option<Outcome<T>>) -> Self {
         Cell {
-            outcome: OnceLock::new(),
-            waiters: Mutex::new(Waiters {
-                completed: false,
-                discard: false,
-                first: None,
+            state: AtomicU64::new(state),
+            outcome: UnsafeCell::new(outcome),
+            first: UnsafeCell::new(None),
+            slow: Mutex::new(Slow {
                 rest: Vec::new(),
                 next_key: 1,
                 upstream: None,
@@ -116,89 +144,136 @@ impl<T: Send + Sync + 'static> Cell<T> {
         }
     }
 
-    pub(crate) fn completed(outcome: Outcome<T>) -> Self {
-        let mut cell = Cell::pending();
-        let _ = cell.outcome.set(outcome);
-        cell.waiters.get_mut().completed = true;
-        cell
-    }
-
     pub(crate) fn outcome(&self) -> Option<&Outcome<T>> {
-        self.outcome.get()
+        if self.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            return None;
+        }
+        // SAFETY: `COMPLETE` is set and was read with `Acquire`, so the outcome's write is
+        // visible, and nothing writes it again while `self` lives.
+        self.outcome.with(|outcome| unsafe { (*outcome).as_ref() })
     }
 
     pub(crate) fn into_outcome(self) -> Option<Outcome<T>> {
-        self.outcome.into_inner()
+        // SAFETY: the cell is owned, so nothing else reaches the slot.
+        self.outcome
+            .with_mut(|outcome| unsafe { (*outcome).take() })
     }
 
     pub(crate) fn has_discard(&self) -> bool {
-        self.waiters.lock().discard
+        self.state.load(Ordering::Acquire) & DISCARD != 0
     }
 
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.
     pub(crate) fn complete(self: &Arc<Self>, outcome: Outcome<T>) -> bool {
         // Whoever sees the outcome sees what the handler completing it sent before.
         crate::context::flush_held();
-        let draining = TRAMPOLINE.with(|t| t.borrow().is_some());
-        let (first, rest) = {
-            let mut waiters = self.waiters.lock();
-            if waiters.completed {
-                return false;
+        if self.state.fetch_or(CLAIMED, Ordering::Acquire) & CLAIMED != 0 {
+            return false;
+        }
+        super::outcomes::record(&outcome);
+        // SAFETY: `CLAIMED` is ours, so no one else writes the slot, and no one reads it before
+        // `COMPLETE`, set below.
+        self.outcome
+            .with_mut(|slot| unsafe { *slot = Some(outcome) });
+        let state = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
+        if state & (FIRST | SLOW) == 0 {
+            return true;
+        }
+        if TRAMPOLINE.with(|t| t.borrow().is_some()) {
+            if state & SLOW != 0 {
+                drop(self.take_discard_wiring());
             }
-            super::outcomes::record(&outcome);
-            let _ = self.outcome.set(outcome);
-            waiters.completed = true;
-            waiters.upstream = None;
-            let on_discard = mem::take(&mut waiters.on_discard);
-            if waiters.first.is_none() && waiters.rest.is_empty() {
-                drop(waiters);
-                drop(on_discard);
-                return true;
-            }
-            if draining {
-                drop(waiters);
-                drop(on_discard);
-                TRAMPOLINE.with(|t| {
-                    let mut t = t.borrow_mut();
-                    t.as_mut().expect("checked above").push_back(self.clone());
-                });
-                return true;
-            }
-            waiters.take_callbacks()
-        };
+            TRAMPOLINE.with(|t| {
+                let mut t = t.borrow_mut();
+                t.as_mut().expect("checked above").push_back(self.clone());
+            });
+            return true;
+        }
+        let (first, rest) = self.take_callbacks(state);
         let outcome = self.outcome().expect("completed cell has an outcome");
         drain_from(move || run_callbacks(first, rest, outcome));
         true
     }
 
+    /// The callbacks a completion whose `COMPLETE` landed on `state` runs; drops the discard
+    /// wiring. `FIRST` never changes once `COMPLETE` is set, so a batch may read it again.
+    fn take_callbacks(&self, state: u64) -> (Option<Callback<T>>, Vec<Keyed<T>>) {
+        let first = if state & FIRST != 0 {
+            // SAFETY: `FIRST` was set when `COMPLETE` landed: the registrant finished writing the
+            // slot and handed it to the completion, which takes it once.
+            self.first.with_mut(|slot| unsafe { (*slot).take() })
+        } else {
+            None
+        };
+        if state & SLOW == 0 {
+            return (first, Vec::new());
+        }
+        let (rest, wiring) = {
+            let mut slow = self.slow.lock();
+            (mem::take(&mut slow.rest), take_wiring(&mut slow))
+        };
+        drop(wiring);
+        (first, rest)
+    }
+
+    /// Takes the discard callbacks and the upstream link, to be dropped after the lock.
+    fn take_discard_wiring(&self) -> (Option<Weak<dyn Discard>>, Vec<DiscardCallback>) {
+        take_wiring(&mut self.slow.lock())
+    }
+
     /// Runs `callback` on completion, or at once if the cell is already complete.
     pub(crate) fn on_complete(&self, callback: Callback<T>) {
+        let state = self.state.load(Ordering::Relaxed);
+        if state & (COMPLETE | WRITING | FIRST | SLOW) == 0
+            && self
+                .state
+                .compare_exchange(state, state | WRITING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
-            let mut waiters = self.waiters.lock();
-            if !waiters.completed {
-                if waiters.first.is_none() && waiters.rest.is_empty() {
-                    waiters.first = Some(callback);
-                } else {
-                    waiters.rest.push((0, callback));
-                }
+            // SAFETY: `WRITING` is ours: no one else touches the slot until it is cleared.
+            self.first
+                .with_mut(|slot| unsafe { *slot = Some(callback) });
+            let before = self
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    let cleared = s & !WRITING;
+                    Some(if s & COMPLETE != 0 {
+                        cleared
+                    } else {
+                        cleared | FIRST
+                    })
+                })
+                .expect("the update always applies");
+            if before & COMPLETE == 0 {
                 return;
             }
+            // SAFETY: the completion landed on `WRITING` and left the slot to us; `FIRST` was
+            // never set, so no one else will take it.
+            let callback = self.first.with_mut(|slot| unsafe { (*slot).take() });
+            let callback = callback.expect("stored above");
+            callback(self.outcome().expect("completed cell has an outcome"));
+            return;
         }
+        let mut slow = self.slow.lock();
+        if self.state.fetch_or(SLOW, Ordering::AcqRel) & COMPLETE == 0 {
+            slow.rest.push((0, callback));
+            return;
+        }
+        drop(slow);
         callback(self.outcome().expect("completed cell has an outcome"));
     }
 
     /// Like [`on_complete`](Self::on_complete), but the registration can be withdrawn with
     /// [`remove_callback`](Self::remove_callback) while pending; `None` if it ran at once.
     pub(crate) fn on_complete_removable(&self, callback: Callback<T>) -> Option<u64> {
-        {
-            let mut waiters = self.waiters.lock();
-            if !waiters.completed {
-                let key = waiters.next_key;
-                waiters.next_key += 1;
-                waiters.rest.push((key, callback));
-                return Some(key);
-            }
+        let mut slow = self.slow.lock();
+        if self.state.fetch_or(SLOW, Ordering::AcqRel) & COMPLETE == 0 {
+            let key = slow.next_key;
+            slow.next_key += 1;
+            slow.rest.push((key, callback));
+            return Some(key);
         }
+        drop(slow);
         callback(self.outcome().expect("completed cell has an outcome"));
         None
     }
@@ -206,9 +281,9 @@ impl<T: Send + Sync + 'static> Cell<T> {
     /// Withdraws a pending registration (a no-op once the callbacks were taken to run).
     pub(crate) fn remove_callback(&self, key: u64) {
         let removed = {
-            let mut waiters = self.waiters.lock();
-            let index = waiters.rest.iter().position(|(k, _)| *k == key);
-            index.map(|index| waiters.rest.remove(index))
+            let mut slow = self.slow.lock();
+            let index = slow.rest.iter().position(|(k, _)| *k == key);
+            index.map(|index| slow.rest.remove(index))
         };
         drop(removed);
     }
@@ -225,12 +300,16 @@ impl<T: Send + Sync + 'static> Cell<T> {
     /// This cell's part of a discard request: the upstream cell to pass it to, if any.
     fn discard_step(&self) -> Option<Arc<dyn Discard>> {
         let (upstream, callbacks) = {
-            let mut waiters = self.waiters.lock();
-            if waiters.completed || waiters.discard {
+            let mut slow = self.slow.lock();
+            let marked = self
+                .state
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    (s & (COMPLETE | DISCARD) == 0).then_some(s | DISCARD)
+                });
+            if marked.is_err() {
                 return None;
             }
-            waiters.discard = true;
-            (waiters.upstream.take(), mem::take(&mut waiters.on_discard))
+            take_wiring(&mut slow)
         };
         for callback in callbacks {
             guarded(callback);
@@ -241,44 +320,55 @@ impl<T: Send + Sync + 'static> Cell<T> {
     /// Runs `callback` when a discard is requested, or at once if one already was (and the cell is
     /// still pending). Dropped unrun if the cell completes first.
     pub(crate) fn on_discard(&self, callback: DiscardCallback) {
-        {
-            let mut waiters = self.waiters.lock();
-            if waiters.completed {
-                return;
-            }
-            if !waiters.discard {
-                waiters.on_discard.push(callback);
-                return;
-            }
+        let mut slow = self.slow.lock();
+        let state = self.state.fetch_or(SLOW, Ordering::AcqRel);
+        if state & (COMPLETE | DISCARD) == 0 {
+            slow.on_discard.push(callback);
+            return;
         }
-        callback();
+        drop(slow);
+        if state & COMPLETE == 0 {
+            callback();
+        }
     }
 
     /// Passes discard requests on this cell to `upstream` (at once if one was already made),
     /// without keeping `upstream` alive.
     pub(crate) fn forward_discard_to(&self, upstream: Weak<dyn Discard>) {
-        {
-            let mut waiters = self.waiters.lock();
-            if waiters.completed {
+        let mut slow = self.slow.lock();
+        // The first link needs no `SLOW`: completion may leave it (a `Weak` holds nothing up),
+        // and a discard request reads it under this lock, which orders it against `DISCARD`.
+        let state = if slow.upstream.is_none() {
+            let state = self.state.load(Ordering::Acquire);
+            if state & (COMPLETE | DISCARD) == 0 {
+                slow.upstream = Some(upstream);
                 return;
             }
-            if !waiters.discard {
-                if waiters.upstream.is_none() {
-                    waiters.upstream = Some(upstream);
-                } else {
-                    waiters.on_discard.push(Box::new(move || {
-                        if let Some(upstream) = upstream.upgrade() {
-                            upstream.request_discard();
-                        }
-                    }));
-                }
+            state
+        } else {
+            let state = self.state.fetch_or(SLOW, Ordering::AcqRel);
+            if state & (COMPLETE | DISCARD) == 0 {
+                slow.on_discard.push(Box::new(move || {
+                    if let Some(upstream) = upstream.upgrade() {
+                        upstream.request_discard();
+                    }
+                }));
                 return;
             }
-        }
-        if let Some(upstream) = upstream.upgrade() {
-            upstream.request_discard();
+            state
+        };
+        drop(slow);
+        if state & COMPLETE == 0 {
+            if let Some(upstream) = upstream.upgrade() {
+                upstream.request_discard();
+            }
         }
     }
+}
+
+/// The discard callbacks and upstream link, taken to be dropped (or run) outside the lock.
+fn take_wiring<T>(slow: &mut Slow<T>) -> (Option<Weak<dyn Discard>>, Vec<DiscardCallback>) {
+    (slow.upstream.take(), mem::take(&mut slow.on_discard))
 }
 
 impl<T: Send + Sync + 'static> Discard for Cell<T> {
@@ -316,7 +406,7 @@ trait Batch {
 
 impl<T: Send + Sync + 'static> Batch for Cell<T> {
     fn run_batch(&self) {
-        let (first, rest) = self.waiters.lock().take_callbacks();
+        let (first, rest) = self.take_callbacks(self.state.load(Ordering::Acquire));
         let outcome = self.outcome().expect("a batched cell is complete");
         run_callbacks(first, rest, outcome);
     }
