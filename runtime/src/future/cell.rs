@@ -27,14 +27,17 @@
 //! So the common future, one callback and one completion, costs three read-modify-writes of one
 //! word and no lock. A registrant that arrives after completion runs its callback at once in the
 //! caller, even if earlier callbacks still wait on the trampoline: "at once" wins over
-//! registration order, so a blocking wait inside a callback cannot deadlock. No callback ever runs
+//! registration order, so a blocking wait inside a callback cannot deadlock. A first callback
+//! whose `WRITING` a completion lands on counts as arriving after it, and runs the same way. No callback ever runs
 //! while the lock is held, so a callback may touch the same future or promise again.
 //!
 //! A discard request sets `DISCARD` unless the cell completed or one was made, takes the upstream
 //! link and the discard callbacks, runs the callbacks, then does the same for the upstream cell,
 //! in a loop rather than by recursion, so discarding the end of a million-step chain uses
-//! constant stack. Completion drops the discard wiring unrun; a first upstream link, a `Weak` that
-//! holds nothing up, may stay until the cell drops, so setting it costs no `SLOW`.
+//! constant stack. Completion drops the discard wiring unrun, except a first upstream link: that
+//! one costs no `SLOW` (a chain sets one on every step) and stays until the cell drops. It is a
+//! `Weak`, so it keeps the upstream cell's allocation (its size, not what its value owns), never
+//! the upstream's value.
 //!
 //! # Trampoline
 //!
@@ -110,7 +113,7 @@ pub(crate) struct Cell<T> {
 // reference from any thread (hence `T: Sync`); `first` is written by the one registrant holding
 // `WRITING` and taken by exactly one party, the completer or that registrant. Callbacks are
 // `Send`, and the outcome moves out only through an owned cell (hence `T: Send`).
-unsafe impl<T: Send + Sync> Sync for Cell<T> {}
+unsafe impl<T> Sync for Cell<T> where Outcome<T>: Send + Sync {}
 
 /// What completion must see besides the first callback, under the mutex.
 struct Slow<T> {
@@ -179,7 +182,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
         if state & (FIRST | SLOW) == 0 {
             return true;
         }
-        if TRAMPOLINE.with(|t| t.borrow().is_some()) {
+        if draining() {
             if state & SLOW != 0 {
                 drop(self.take_discard_wiring());
             }
@@ -336,8 +339,8 @@ impl<T: Send + Sync + 'static> Cell<T> {
     /// without keeping `upstream` alive.
     pub(crate) fn forward_discard_to(&self, upstream: Weak<dyn Discard>) {
         let mut slow = self.slow.lock();
-        // The first link needs no `SLOW`: completion may leave it (a `Weak` holds nothing up),
-        // and a discard request reads it under this lock, which orders it against `DISCARD`.
+        // The first link needs no `SLOW`: completion may leave it (see the protocol), and a
+        // discard request reads it under this lock, which orders it against `DISCARD`.
         let state = if slow.upstream.is_none() {
             let state = self.state.load(Ordering::Acquire);
             if state & (COMPLETE | DISCARD) == 0 {
@@ -412,15 +415,38 @@ impl<T: Send + Sync + 'static> Batch for Cell<T> {
     }
 }
 
+/// Completed cells whose callbacks wait their turn on this thread.
+type Trampoline = RefCell<Option<VecDeque<Arc<dyn Batch>>>>;
+
+#[cfg(not(procession_loom))]
 thread_local! {
     /// `Some` while an outermost completion is draining on this thread.
-    static TRAMPOLINE: RefCell<Option<VecDeque<Arc<dyn Batch>>>> = const { RefCell::new(None) };
+    static TRAMPOLINE: Trampoline = const { RefCell::new(None) };
+}
+
+// loom runs a model's threads on one OS thread: each needs loom's thread-local of its own.
+#[cfg(procession_loom)]
+loom::thread_local! {
+    static TRAMPOLINE: Trampoline = RefCell::new(None);
+}
+
+/// Whether an outermost completion is draining on this thread (never, while the thread's locals
+/// are being destroyed: a promise dropped then runs its callbacks at once).
+fn draining() -> bool {
+    TRAMPOLINE
+        .try_with(|t| t.borrow().is_some())
+        .unwrap_or(false)
 }
 
 /// Runs `job` as the outermost completion on this thread, then every batch it (transitively)
 /// queued, in order. Callbacks are guarded one by one, so nothing here unwinds.
 fn drain_from(job: impl FnOnce()) {
-    TRAMPOLINE.with(|t| *t.borrow_mut() = Some(VecDeque::new()));
+    if TRAMPOLINE
+        .try_with(|t| *t.borrow_mut() = Some(VecDeque::new()))
+        .is_err()
+    {
+        return job();
+    }
     job();
     loop {
         let next = TRAMPOLINE.with(|t| {

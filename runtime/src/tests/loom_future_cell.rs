@@ -10,7 +10,11 @@ use std::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use crate::future::cell::{Callback, Cell};
+// Counters live in loom's `Arc`, which each callback holds: a callback leaked (neither run nor
+// dropped) fails the model. The cells stay in std's `Arc`, which their methods take.
+type Counter = loom::sync::Arc<AtomicUsize>;
+
+use crate::future::cell::{Callback, Cell, Discard};
 
 /// Explores every interleaving with up to three preemptions: each race here needs at most two,
 /// and the bound keeps the three-thread models to seconds.
@@ -21,7 +25,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 /// A callback that counts itself into `runs` and checks that it sees `Ok(7)`.
-fn counting(runs: &Arc<AtomicUsize>) -> Callback<u32> {
+fn counting(runs: &Counter) -> Callback<u32> {
     let runs = runs.clone();
     Box::new(move |outcome| {
         assert_eq!(
@@ -37,7 +41,7 @@ fn counting(runs: &Arc<AtomicUsize>) -> Callback<u32> {
 fn loom_future_cell_first_callback_races_completion() {
     model(|| {
         let cell = Arc::new(Cell::<u32>::pending());
-        let runs = Arc::new(AtomicUsize::new(0));
+        let runs = Counter::new(AtomicUsize::new(0));
         let registrant = {
             let (cell, callback) = (cell.clone(), counting(&runs));
             thread::spawn(move || cell.on_complete(callback))
@@ -54,7 +58,7 @@ fn loom_future_cell_first_callback_races_completion() {
 fn loom_future_cell_two_registrants_race_completion() {
     model(|| {
         let cell = Arc::new(Cell::<u32>::pending());
-        let runs = Arc::new(AtomicUsize::new(0));
+        let runs = Counter::new(AtomicUsize::new(0));
         let registrants: Vec<_> = (0..2)
             .map(|_| {
                 let (cell, callback) = (cell.clone(), counting(&runs));
@@ -73,7 +77,7 @@ fn loom_future_cell_two_registrants_race_completion() {
 fn loom_future_cell_completions_race_and_one_wins() {
     model(|| {
         let cell = Arc::new(Cell::<u32>::pending());
-        let runs = Arc::new(AtomicUsize::new(0));
+        let runs = Counter::new(AtomicUsize::new(0));
         cell.on_complete(counting(&runs));
         let other = {
             let cell = cell.clone();
@@ -90,8 +94,8 @@ fn loom_future_cell_completions_race_and_one_wins() {
 fn loom_future_cell_discard_races_completion() {
     model(|| {
         let cell = Arc::new(Cell::<u32>::pending());
-        let runs = Arc::new(AtomicUsize::new(0));
-        let discards = Arc::new(AtomicUsize::new(0));
+        let runs = Counter::new(AtomicUsize::new(0));
+        let discards = Counter::new(AtomicUsize::new(0));
         cell.on_complete(counting(&runs));
         let discarder = {
             let (cell, discards) = (cell.clone(), discards.clone());
@@ -121,7 +125,7 @@ fn loom_future_cell_completion_on_the_trampoline_races_registration() {
     model(|| {
         let outer = Arc::new(Cell::<u32>::pending());
         let inner = Arc::new(Cell::<u32>::pending());
-        let runs = Arc::new(AtomicUsize::new(0));
+        let runs = Counter::new(AtomicUsize::new(0));
         // Completing `inner` inside `outer`'s callback queues it on this thread's trampoline, so
         // its callbacks are taken later, by reading the state word again.
         let nested = inner.clone();
@@ -135,5 +139,43 @@ fn loom_future_cell_completion_on_the_trampoline_races_registration() {
         outer.complete(Ok(1));
         registrant.join().unwrap();
         assert_eq!(runs.load(Ordering::Relaxed), 1, "the callback ran once");
+    });
+}
+
+#[test]
+fn loom_future_cell_discard_passes_upstream_only_while_pending() {
+    model(|| {
+        let upstream = Arc::new(Cell::<u32>::pending());
+        let cell = Arc::new(Cell::<u32>::pending());
+        let link: Arc<dyn Discard> = upstream.clone();
+        cell.forward_discard_to(Arc::downgrade(&link));
+        let discarder = {
+            let cell = cell.clone();
+            thread::spawn(move || cell.request_discard())
+        };
+        cell.complete(Ok(7));
+        discarder.join().unwrap();
+        assert_eq!(
+            upstream.has_discard(),
+            cell.has_discard(),
+            "the request reached upstream exactly when it came while pending"
+        );
+    });
+}
+
+#[test]
+fn loom_future_cell_removable_callback_races_completion_and_removal() {
+    model(|| {
+        let cell = Arc::new(Cell::<u32>::pending());
+        let runs = Counter::new(AtomicUsize::new(0));
+        let key = cell.on_complete_removable(counting(&runs));
+        let completer = {
+            let cell = cell.clone();
+            thread::spawn(move || cell.complete(Ok(7)))
+        };
+        cell.remove_callback(key.expect("registered while pending"));
+        assert!(completer.join().unwrap(), "the one completion wins");
+        // Removed before the completion took it, or run by it: once at most, never leaked.
+        assert!(runs.load(Ordering::Relaxed) <= 1, "the callback ran twice");
     });
 }
