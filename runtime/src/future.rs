@@ -58,8 +58,8 @@
 //!   [`then`](Future::then)) need `T: Clone`; a value with one owner travels as [`Owned`].
 //! - Dropping a handle never discards: discarding is explicit.
 
-// The one module with unsafe code: a future's slots, guarded by its state word (see its docs),
-// model-checked under loom (tests/loom_future_cell.rs).
+// Unsafe code: a future's slots, guarded by its state word (see its docs), model-checked under
+// loom (tests/loom_future_cell.rs).
 #[allow(unsafe_code)]
 pub(crate) mod cell;
 mod chain;

@@ -267,7 +267,7 @@ impl<P: Process> ProcessCell<P> {
             // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
             if let Some(ending) = slot.stopping.take_if(|_| resume).map(|e| *e) {
-                let _running = context::enter_process(self.clone(), 0);
+                let _running = context::enter_process(self, 0);
                 self.finish_ending(slot, ending);
             }
         } else if slot.process.is_none() {
@@ -276,7 +276,7 @@ impl<P: Process> ProcessCell<P> {
         } else {
             // The events taken for this visit use its budget up front (see `budget_spent`).
             let left = budget.saturating_sub(slot.batch.len());
-            let _running = context::enter_process(self.clone(), left);
+            let _running = context::enter_process(self, left);
             let ended = match slot.initialized {
                 true => self.run_batch(slot),
                 false => self.initialize(slot).or_else(|| self.run_batch(slot)),
