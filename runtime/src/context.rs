@@ -6,9 +6,9 @@
 //! they are registered ([`Captured`]) so they run with the runtime their registrant saw.
 //!
 //! The running process is kept as a pointer, not an `Arc`: a visit lends its own `Arc` for as
-//! long as its [`ProcessGuard`] lives, which saves an atomic increment and decrement a visit (12% of a
-//! ping-pong's round trip, 15% of a ring's hop rate, measured). Reading it is the module's one
-//! `unsafe` step; `current_process` makes an owning `Arc` from it when one is needed.
+//! long as its [`ProcessGuard`] lives, which saves an atomic increment and decrement a visit
+//! (12% of a ping-pong's round trip, 15% of a ring's hop rate, measured). Reading it is the
+//! module's only unsafe code; `current_process` makes an owning `Arc` from it when one is needed.
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
