@@ -260,8 +260,9 @@ impl<P: Process> ProcessCell<P> {
             let Mailbox { bound, queue, .. } = &mut *mailbox;
             (bound.as_mut().map(|bound| bound.refill(queue)), resume)
         };
-        for promise in queued.into_iter().flatten() {
-            promise.set(());
+        // Senders waiting for room at the bound; none for an unbounded mailbox.
+        if let Some(queued) = queued {
+            queued.into_iter().for_each(|promise| promise.set(()));
         }
         if slot.stopping.is_some() {
             // Ending, children first: finish once they have all ended.
