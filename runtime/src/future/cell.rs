@@ -167,6 +167,10 @@ impl<T: Send + Sync + 'static> Cell<T> {
     }
 
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.
+    ///
+    /// Inlined, so the caller builds the outcome in the slot: passed through memory to an
+    /// out-of-line copy, it cost a store-forwarding stall per completion.
+    #[inline]
     pub(crate) fn complete(self: &Arc<Self>, outcome: Outcome<T>) -> bool {
         // Whoever sees the outcome sees what the handler completing it sent before.
         crate::context::flush_held();
@@ -175,12 +179,19 @@ impl<T: Send + Sync + 'static> Cell<T> {
         }
         super::outcomes::record(&outcome);
         // SAFETY: `CLAIMED` is ours, so no one else writes the slot, and no one reads it before
-        // `COMPLETE`, set below.
+        // `COMPLETE`, set in `publish`.
         self.outcome
             .with_mut(|slot| unsafe { *slot = Some(outcome) });
+        self.publish();
+        true
+    }
+
+    /// Sets `COMPLETE` over the written outcome and runs the callbacks it landed on, or queues
+    /// them on the trampoline.
+    fn publish(self: &Arc<Self>) {
         let state = self.state.fetch_or(COMPLETE, Ordering::AcqRel);
         if state & (FIRST | SLOW) == 0 {
-            return true;
+            return;
         }
         if draining() {
             if state & SLOW != 0 {
@@ -190,33 +201,38 @@ impl<T: Send + Sync + 'static> Cell<T> {
                 let mut t = t.borrow_mut();
                 t.as_mut().expect("checked above").push_back(self.clone());
             });
-            return true;
+            return;
         }
-        let (first, rest) = self.take_callbacks(state);
-        let outcome = self.outcome().expect("completed cell has an outcome");
-        drain_from(move || run_callbacks(first, rest, outcome));
-        true
+        drain_from(|| self.run_callbacks(state));
     }
 
-    /// The callbacks a completion whose `COMPLETE` landed on `state` runs; drops the discard
-    /// wiring. `FIRST` never changes once `COMPLETE` is set, so a batch may read it again.
-    fn take_callbacks(&self, state: u64) -> (Option<Callback<T>>, Vec<Keyed<T>>) {
-        let first = if state & FIRST != 0 {
-            // SAFETY: `FIRST` was set when `COMPLETE` landed: the registrant finished writing the
-            // slot and handed it to the completion, which takes it once.
-            self.first.with_mut(|slot| unsafe { (*slot).take() })
+    /// Runs the callbacks of a completion whose `COMPLETE` landed on `state`, dropping the
+    /// discard wiring first. `FIRST` never changes once `COMPLETE` is set, so a batch on the
+    /// trampoline may read the word again. Each callback is guarded (see [Panics in
+    /// callbacks](self#panics-in-callbacks)).
+    fn run_callbacks(&self, state: u64) {
+        let rest = if state & SLOW != 0 {
+            let (rest, wiring) = {
+                let mut slow = self.slow.lock();
+                (mem::take(&mut slow.rest), take_wiring(&mut slow))
+            };
+            drop(wiring);
+            rest
         } else {
-            None
+            Vec::new()
         };
-        if state & SLOW == 0 {
-            return (first, Vec::new());
+        let outcome = self.outcome().expect("completed cell has an outcome");
+        if state & FIRST != 0 {
+            // SAFETY: `FIRST` was set when `COMPLETE` landed: the registrant finished writing the
+            // slot and handed it to the completion, which takes it once (here).
+            let first = self.first.with_mut(|slot| unsafe { (*slot).take() });
+            if let Some(first) = first {
+                guarded(|| first(outcome));
+            }
         }
-        let (rest, wiring) = {
-            let mut slow = self.slow.lock();
-            (mem::take(&mut slow.rest), take_wiring(&mut slow))
-        };
-        drop(wiring);
-        (first, rest)
+        for (_, callback) in rest {
+            guarded(|| callback(outcome));
+        }
     }
 
     /// Takes the discard callbacks and the upstream link, to be dropped after the lock.
@@ -384,16 +400,6 @@ impl<T: Send + Sync + 'static> Discard for Cell<T> {
     }
 }
 
-/// Runs every callback; see [Panics in callbacks](self#panics-in-callbacks).
-fn run_callbacks<T>(first: Option<Callback<T>>, rest: Vec<Keyed<T>>, outcome: &Outcome<T>) {
-    for callback in first
-        .into_iter()
-        .chain(rest.into_iter().map(|(_, callback)| callback))
-    {
-        guarded(|| callback(outcome));
-    }
-}
-
 /// Runs a callback, catching and logging a panic.
 fn guarded(callback: impl FnOnce()) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
@@ -409,9 +415,7 @@ trait Batch {
 
 impl<T: Send + Sync + 'static> Batch for Cell<T> {
     fn run_batch(&self) {
-        let (first, rest) = self.take_callbacks(self.state.load(Ordering::Acquire));
-        let outcome = self.outcome().expect("a batched cell is complete");
-        run_callbacks(first, rest, outcome);
+        self.run_callbacks(self.state.load(Ordering::Acquire));
     }
 }
 
