@@ -104,10 +104,17 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Fails for zero workers or a zero event budget, and if the OS refuses a thread.
+    /// Fails for zero workers or more than 65,535, for a zero event budget, and if the OS refuses
+    /// a thread.
     pub fn build(self) -> Result<Runtime, BuildError> {
         if self.workers == Some(0) {
             return Err(BuildError::new("a runtime needs at least one worker"));
+        }
+        if self
+            .workers
+            .is_some_and(|workers| workers > usize::from(u16::MAX))
+        {
+            return Err(BuildError::new("a runtime has at most 65,535 workers"));
         }
         if self.budget == 0 {
             return Err(BuildError::new("the event budget must be at least one"));

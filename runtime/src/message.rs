@@ -354,24 +354,32 @@ impl std::error::Error for InstallError {}
 /// [`shared_bytes`] source by the caller.
 pub(crate) type Handler<P> = Box<dyn FnMut(&mut P, &Upid, Body<'_>) -> Result<(), String> + Send>;
 
-// Boxed so a process without handlers pays one pointer, not an empty map's 48 bytes.
-#[allow(clippy::box_collection)]
-type HandlerMap<P> = Option<Box<HashMap<&'static str, Handler<P>, foldhash::fast::RandomState>>>;
+type HandlerMap<P> = HashMap<&'static str, Handler<P>, foldhash::fast::RandomState>;
 
 /// A process's message handlers by name, and its request handlers by request name (a request
 /// travels under one name of its own, [`ASKED`](crate::request::ASKED), so that a message and
-/// a request of one type never meet each other's handler); each map is allocated on its first
-/// handler.
+/// a request of one type never meet each other's handler). Both maps are allocated together on
+/// the first handler, so a process without handlers pays one pointer.
 pub(crate) struct Handlers<P> {
-    map: HandlerMap<P>,
-    requests: HandlerMap<P>,
+    maps: Option<Box<Maps<P>>>,
 }
 
 impl<P> Default for Handlers<P> {
     fn default() -> Self {
-        Handlers {
-            map: None,
-            requests: None,
+        Handlers { maps: None }
+    }
+}
+
+struct Maps<P> {
+    messages: HandlerMap<P>,
+    requests: HandlerMap<P>,
+}
+
+impl<P> Default for Maps<P> {
+    fn default() -> Self {
+        Maps {
+            messages: HandlerMap::default(),
+            requests: HandlerMap::default(),
         }
     }
 }
@@ -382,7 +390,7 @@ impl<P: Process> Handlers<P> {
         M: Message,
         F: FnMut(&mut P, &Upid, M) + Send + 'static,
     {
-        let map = self.map.get_or_insert_with(Default::default);
+        let map = &mut self.maps.get_or_insert_with(Default::default).messages;
         // Requests' own name: a plain handler for it could never run.
         if map.contains_key(M::NAME) || M::NAME == crate::request::ASKED {
             return Err(InstallError { name: M::NAME });
@@ -407,7 +415,7 @@ impl<P: Process> Handlers<P> {
         name: &'static str,
         handler: Handler<P>,
     ) -> Result<(), InstallError> {
-        let requests = self.requests.get_or_insert_with(Default::default);
+        let requests = &mut self.maps.get_or_insert_with(Default::default).requests;
         if requests.contains_key(name) {
             return Err(InstallError { name });
         }
@@ -421,7 +429,7 @@ impl<P: Process> Handlers<P> {
         runtime: Weak<Shared>,
         to: Upid,
     ) -> Result<(), InstallError> {
-        let map = self.map.get_or_insert_with(Default::default);
+        let map = &mut self.maps.get_or_insert_with(Default::default).messages;
         if map.contains_key(M::NAME) {
             return Err(InstallError { name: M::NAME });
         }
@@ -478,7 +486,10 @@ impl<P: Process> Handlers<P> {
             Body::Encoded(&run.bytes[range.clone()])
         });
         shared_bytes::decoding(&run.bytes, || {
-            let handler = self.map.as_mut().and_then(|map| map.get_mut(&*run.name));
+            let handler = self
+                .maps
+                .as_mut()
+                .and_then(|m| m.messages.get_mut(&*run.name));
             match handler {
                 Some(handler) if &*run.name != crate::request::ASKED => {
                     for body in bodies {
@@ -503,12 +514,15 @@ impl<P: Process> Handlers<P> {
         (from, mut name): (&Upid, &str),
         body: Body<'_>,
     ) {
-        let mut handlers = &mut self.map;
-        if name == crate::request::ASKED {
+        let asked = name == crate::request::ASKED;
+        if asked {
             name = crate::request::asked_name(&body).unwrap_or(name);
-            handlers = &mut self.requests;
         }
-        let Some(handler) = handlers.as_mut().and_then(|map| map.get_mut(name)) else {
+        let handler = self.maps.as_mut().and_then(|maps| match asked {
+            true => maps.requests.get_mut(name),
+            false => maps.messages.get_mut(name),
+        });
+        let Some(handler) = handler else {
             let name = name.to_owned();
             cell.handle()
                 .drop_message(&cell.upid(), &name, "no handler installed");

@@ -64,6 +64,14 @@ impl Scheduler {
         }
     }
 
+    /// The number of worker threads (1 in the deterministic mode, whose one thread runs all).
+    pub(crate) fn workers(&self) -> usize {
+        match self {
+            Scheduler::Threaded(s) => s.workers(),
+            Scheduler::Deterministic(_) => 1,
+        }
+    }
+
     /// Workers asleep on the condition variable, waiting for work.
     pub(crate) fn sleeping_workers(&self) -> usize {
         match self {

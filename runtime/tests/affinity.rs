@@ -97,6 +97,29 @@ fn a_pinned_process_runs_only_on_its_worker() {
     }
 }
 
+#[test]
+fn any_pin_index_is_taken_modulo_the_worker_count() {
+    let rt = runtime("modulo", 3);
+    // 2^64 - 1 and 65,537 modulo 3: workers 0 and 2, whatever the width the cell keeps.
+    for (index, worker) in [(usize::MAX, "modulo-worker-0"), (65_537, "modulo-worker-2")] {
+        let pinned = rt
+            .spawn_with(Recorder::default(), SpawnOptions::new().pin(index))
+            .unwrap();
+        let _entered = rt.enter();
+        (0..100).for_each(|_| record(&pinned, 0));
+        rt.clock().settle();
+        assert_eq!(seen(&rt, &pinned), (100, only(worker)));
+    }
+}
+
+#[test]
+fn a_runtime_refuses_zero_workers_and_more_than_65535() {
+    for workers in [0, 65_536] {
+        let refused = Runtime::builder().workers(workers).build();
+        assert!(refused.is_err(), "{workers} workers were accepted");
+    }
+}
+
 /// A chain of `len` recorders pinned to `worker`, first to last.
 fn chain(rt: &Runtime, len: usize, worker: usize) -> Vec<Pid<Recorder>> {
     let mut chain: Vec<Pid<Recorder>> = Vec::new();

@@ -126,6 +126,10 @@ impl Threaded {
     }
 
     /// The worker a runnable is pinned to, if any.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
     fn pin_of(&self, task: &Task) -> Option<usize> {
         task.pin().map(|pin| pin % self.workers)
     }
