@@ -110,12 +110,6 @@ impl Builder {
         if self.workers == Some(0) {
             return Err(BuildError::new("a runtime needs at least one worker"));
         }
-        if self
-            .workers
-            .is_some_and(|workers| workers > usize::from(u16::MAX))
-        {
-            return Err(BuildError::new("a runtime has at most 65,535 workers"));
-        }
         if self.budget == 0 {
             return Err(BuildError::new("the event budget must be at least one"));
         }
@@ -130,6 +124,9 @@ impl Builder {
                 .workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         };
+        if workers > usize::from(u16::MAX) {
+            return Err(BuildError::new("a runtime has at most 65,535 workers"));
+        }
         let scheduler = match self.seed {
             Some(seed) => Scheduler::Deterministic(Deterministic::new(seed)),
             None => Scheduler::Threaded(Threaded::new(id, self.budget, workers)),

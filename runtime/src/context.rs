@@ -6,7 +6,7 @@
 //! they are registered ([`Captured`]) so they run with the runtime their registrant saw.
 //!
 //! The running process is kept as a pointer, not an `Arc`: a visit lends its own `Arc` for as
-//! long as its [`ProcessGuard`] lives, which saves an atomic increment and decrement a visit
+//! long as it runs (see [`running`]), which saves an atomic increment and decrement a visit
 //! (12% of a ping-pong's round trip, 15% of a ring's hop rate, measured). Reading it is the
 //! module's only unsafe code; `current_process` makes an owning `Arc` from it when one is needed.
 
@@ -25,7 +25,7 @@ use crate::transport::Transport;
 thread_local! {
     static RUNTIME: RefCell<Option<Handle>> = const { RefCell::new(None) };
     /// The process whose event this thread runs: a pointer into the `Arc` that the running
-    /// visit borrows for as long as it is here (see [`enter_process`]), so that entering and
+    /// visit borrows for as long as it is here (see [`running`]), so that entering and
     /// leaving count no references.
     static PROCESS: Cell<Option<NonNull<dyn AnyCell>>> = const { Cell::new(None) };
     /// `(runtime id, worker index)` on a worker thread.
@@ -108,10 +108,11 @@ impl Captured {
 #[allow(unsafe_code)]
 fn with_process<R>(f: impl FnOnce(Option<&dyn AnyCell>) -> R) -> R {
     let running = PROCESS.with(Cell::get);
-    // SAFETY: only `enter_process` puts a pointer in `PROCESS`, taken from an `Arc` that its
-    // `ProcessGuard<'a>` borrows for `'a`; the guard puts the previous pointer back when it drops,
-    // before the borrow ends (guards live in locals of the two visit paths, which never forget
-    // them, and drop in reverse order of entry on this thread). So the cell is alive here.
+    // SAFETY: only `running` puts a pointer in `PROCESS`, taken from the `Arc` it borrows, and
+    // its `Restore` puts the previous one back before it returns or unwinds, so before that
+    // borrow ends; runs nest, so each restores in reverse order of entry on this thread. A
+    // pointer found here therefore belongs to a `running` call still on this thread's stack,
+    // whose cell is alive.
     f(running.map(|cell| unsafe { cell.as_ref() }))
 }
 
@@ -119,9 +120,10 @@ fn with_process<R>(f: impl FnOnce(Option<&dyn AnyCell>) -> R) -> R {
 #[allow(unsafe_code)]
 pub(crate) fn current_process() -> Option<Arc<dyn AnyCell>> {
     let running = PROCESS.with(Cell::get)?;
-    // SAFETY: the cell is alive (see `with_process`), and the pointer came from `Arc::as_ptr` on
-    // the `Arc` it lives in. One more strong count, taken as an `Arc`, is a new owner, as
-    // `Arc::clone` makes.
+    // SAFETY: the cell is alive (see `with_process`), and the pointer is `Arc::as_ptr` of the
+    // `Arc` it lives in, unsized to `dyn AnyCell` (what `Arc::into_raw` of that `Arc`, coerced,
+    // would give). One more strong count, taken as an `Arc`, is a new owner, as `Arc::clone`
+    // makes.
     Some(unsafe {
         Arc::increment_strong_count(running.as_ptr());
         Arc::from_raw(running.as_ptr())
@@ -138,32 +140,39 @@ pub(crate) fn current_upid() -> Option<Upid> {
     with_process(|cell| cell.map(|cell| cell.upid()))
 }
 
-/// Marks `cell` as the running process, on a visit with `left` units of its budget left (see
-/// [`budget_spent`](crate::budget_spent)), until the guard drops; the guard borrows `cell`, so
-/// the cell outlives its time as the running process.
-pub(crate) fn enter_process<C: AnyCell + 'static>(cell: &Arc<C>, left: usize) -> ProcessGuard<'_> {
+/// Runs `f` with `cell` as the running process, on a visit with `left` units of its budget left
+/// (see [`budget_spent`](crate::budget_spent)), then puts back what was running before, also
+/// when `f` or the transport's flush panics. A closure rather than a guard the caller holds, so
+/// that no caller can keep the pointer past its borrow of `cell` by forgetting the guard.
+pub(crate) fn running<C: AnyCell + 'static, R>(
+    cell: &Arc<C>,
+    left: usize,
+    f: impl FnOnce() -> R,
+) -> R {
     let running: *const C = Arc::as_ptr(cell);
     let running: *const dyn AnyCell = running;
     let running = NonNull::new(running.cast_mut()).expect("an Arc's pointer is never null");
-    let previous = PROCESS.with(|p| p.replace(Some(running)));
     SENDER.with(|s| s.borrow_mut().take());
     let visit = budget::start_visit(left);
-    ProcessGuard {
-        previous,
+    let _restore = Restore {
+        previous: PROCESS.with(|p| p.replace(Some(running))),
         visit,
-        _cell: PhantomData,
-    }
+    };
+    let result = f();
+    // Inside `_restore`'s scope: a panic in a transport's flush still puts the pointer back.
+    flush_held();
+    result
 }
 
-pub(crate) struct ProcessGuard<'a> {
+/// What [`running`] puts back when it returns or unwinds: the previous process first, so the
+/// pointer never outlives the borrow it came from.
+struct Restore {
     previous: Option<NonNull<dyn AnyCell>>,
     visit: Option<usize>,
-    _cell: PhantomData<&'a ()>,
 }
 
-impl Drop for ProcessGuard<'_> {
+impl Drop for Restore {
     fn drop(&mut self) {
-        flush_held();
         PROCESS.with(|p| p.set(self.previous));
         SENDER.with(|s| s.borrow_mut().take());
         budget::end_visit(self.visit);

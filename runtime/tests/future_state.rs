@@ -312,6 +312,40 @@ fn a_panicking_callback_does_not_strand_the_others() {
     assert_eq!(future.get(), Some(1));
 }
 
+/// A value whose drop panics: outside any callback, so nothing contains it.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("a value's drop panicked");
+    }
+}
+
+#[test]
+fn a_panic_while_draining_completions_does_not_stall_later_ones() {
+    // The inner completion queues on the trampoline; the last handle to its future is the
+    // queued one, so its value drops (and panics) inside the drain, outside every callback.
+    let outer = Promise::<u32>::new();
+    let inner = Promise::<Bomb>::new();
+    inner.future().on_any(|_| ());
+    outer.future().on_any(move |_| inner.set(Bomb));
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outer.set(1)));
+    assert!(unwound.is_err(), "the drop's panic reached the completer");
+    // A later completion on this thread still runs its callbacks at once.
+    let later = Promise::<u32>::new();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    later.future().on_any(move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    later.set(2);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the trampoline was left open"
+    );
+}
+
 /// Counts drops, so a test can tell a value was dropped exactly once.
 struct DropCount(Arc<AtomicUsize>);
 

@@ -203,24 +203,17 @@ impl<T: Send + Sync + 'static> Cell<T> {
             });
             return;
         }
-        drain_from(|| self.run_callbacks(state));
+        // The discard wiring is dropped before the trampoline starts, so that what its drop
+        // completes (a promise a discard callback held) runs at once, as the outermost.
+        let rest = self.take_rest(state);
+        drain_from(|| self.run_callbacks(state, rest));
     }
 
-    /// Runs the callbacks of a completion whose `COMPLETE` landed on `state`, dropping the
-    /// discard wiring first. `FIRST` never changes once `COMPLETE` is set, so a batch on the
-    /// trampoline may read the word again. Each callback is guarded (see [Panics in
+    /// Runs the callbacks of a completion whose `COMPLETE` landed on `state`: the first, then
+    /// `rest` (from [`take_rest`](Self::take_rest)). `FIRST` never changes once `COMPLETE` is
+    /// set, so a batch on the trampoline may read the word again. Each callback is guarded (see [Panics in
     /// callbacks](self#panics-in-callbacks)).
-    fn run_callbacks(&self, state: u64) {
-        let rest = if state & SLOW != 0 {
-            let (rest, wiring) = {
-                let mut slow = self.slow.lock();
-                (mem::take(&mut slow.rest), take_wiring(&mut slow))
-            };
-            drop(wiring);
-            rest
-        } else {
-            Vec::new()
-        };
+    fn run_callbacks(&self, state: u64, rest: Vec<Keyed<T>>) {
         let outcome = self.outcome().expect("completed cell has an outcome");
         if state & FIRST != 0 {
             // SAFETY: `FIRST` was set when `COMPLETE` landed: the registrant finished writing the
@@ -233,6 +226,20 @@ impl<T: Send + Sync + 'static> Cell<T> {
         for (_, callback) in rest {
             guarded(|| callback(outcome));
         }
+    }
+
+    /// The callbacks after the first, taken (with the discard wiring, dropped) if `SLOW` was set
+    /// when `COMPLETE` landed on `state`.
+    fn take_rest(&self, state: u64) -> Vec<Keyed<T>> {
+        if state & SLOW == 0 {
+            return Vec::new();
+        }
+        let (rest, wiring) = {
+            let mut slow = self.slow.lock();
+            (mem::take(&mut slow.rest), take_wiring(&mut slow))
+        };
+        drop(wiring);
+        rest
     }
 
     /// Takes the discard callbacks and the upstream link, to be dropped after the lock.
@@ -415,7 +422,8 @@ trait Batch {
 
 impl<T: Send + Sync + 'static> Batch for Cell<T> {
     fn run_batch(&self) {
-        self.run_callbacks(self.state.load(Ordering::Acquire));
+        let state = self.state.load(Ordering::Acquire);
+        self.run_callbacks(state, self.take_rest(state));
     }
 }
 
@@ -451,18 +459,22 @@ fn drain_from(job: impl FnOnce()) {
     {
         return job();
     }
+    // Callbacks are guarded, but a drop outside them may still panic: the trampoline is closed
+    // on the way out whatever happens, or every later completion here would queue forever.
+    let _close = CloseTrampoline;
     job();
     loop {
-        let next = TRAMPOLINE.with(|t| {
-            let mut t = t.borrow_mut();
-            let queue = t.as_mut().expect("trampoline is active");
-            let next = queue.pop_front();
-            if next.is_none() {
-                *t = None;
-            }
-            next
-        });
+        let next = TRAMPOLINE.with(|t| t.borrow_mut().as_mut().and_then(VecDeque::pop_front));
         let Some(batch) = next else { break };
         batch.run_batch();
+    }
+}
+
+/// Closes this thread's trampoline when dropped (see [`drain_from`]).
+struct CloseTrampoline;
+
+impl Drop for CloseTrampoline {
+    fn drop(&mut self) {
+        let _ = TRAMPOLINE.try_with(|t| t.borrow_mut().take());
     }
 }

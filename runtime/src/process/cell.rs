@@ -274,8 +274,7 @@ impl<P: Process> ProcessCell<P> {
             // Ending, children first: finish once they have all ended.
             self.drop_batch(slot);
             if let Some(ending) = slot.stopping.take_if(|_| resume).map(|e| *e) {
-                let _running = context::enter_process(self, 0);
-                self.finish_ending(slot, ending);
+                context::running(self, 0, || self.finish_ending(slot, ending));
             }
         } else if slot.process.is_none() {
             // Ended in an earlier visit: only stragglers pushed before `terminated` was set.
@@ -283,14 +282,15 @@ impl<P: Process> ProcessCell<P> {
         } else {
             // The events taken for this visit use its budget up front (see `budget_spent`).
             let left = budget.saturating_sub(slot.batch.len());
-            let _running = context::enter_process(self, left);
-            let ended = match slot.initialized {
-                true => self.run_batch(slot),
-                false => self.initialize(slot).or_else(|| self.run_batch(slot)),
-            };
-            if let Some(ending) = ended {
-                self.begin_ending(slot, ending);
-            }
+            context::running(self, left, || {
+                let ended = match slot.initialized {
+                    true => self.run_batch(slot),
+                    false => self.initialize(slot).or_else(|| self.run_batch(slot)),
+                };
+                if let Some(ending) = ended {
+                    self.begin_ending(slot, ending);
+                }
+            });
         }
         self.end_visit();
     }

@@ -125,11 +125,11 @@ impl Threaded {
         self.shared.lock().sleeping
     }
 
-    /// The worker a runnable is pinned to, if any.
     pub(crate) fn workers(&self) -> usize {
         self.workers
     }
 
+    /// The worker a runnable is pinned to, if any.
     fn pin_of(&self, task: &Task) -> Option<usize> {
         task.pin().map(|pin| pin % self.workers)
     }
