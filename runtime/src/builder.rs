@@ -104,8 +104,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// Fails for zero workers or more than 65,535, for a zero event budget, and if the OS refuses
-    /// a thread.
+    /// Fails for zero workers or more than 65,535 (the default, one per core, included; a seeded
+    /// runtime runs on one thread and ignores the count), for a zero event budget, and if the OS
+    /// refuses a thread.
     pub fn build(self) -> Result<Runtime, BuildError> {
         if self.workers == Some(0) {
             return Err(BuildError::new("a runtime needs at least one worker"));

@@ -155,6 +155,9 @@ pub(crate) fn running<C: AnyCell + 'static, R>(
     let running: *const C = Arc::as_ptr(cell);
     let running: *const dyn AnyCell = running;
     let running = NonNull::new(running.cast_mut()).expect("an Arc's pointer is never null");
+    // What an enclosing handler held goes now: its transport may be another runtime's, and
+    // this visit's sends must not go through it.
+    flush_held();
     SENDER.with(|s| s.borrow_mut().take());
     let visit = budget::start_visit(left);
     let _restore = Restore {

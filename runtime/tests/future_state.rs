@@ -323,27 +323,33 @@ impl Drop for Bomb {
 
 #[test]
 fn a_panic_while_draining_completions_does_not_stall_later_ones() {
-    // The inner completion queues on the trampoline; the last handle to its future is the
-    // queued one, so its value drops (and panics) inside the drain, outside every callback.
+    // Both inner completions queue on the trampoline. The last handle to the first's future is
+    // the queued one, so its value drops (and panics) inside the drain, outside every callback;
+    // the second still runs its callback, and the panic then reaches the completer.
     let outer = Promise::<u32>::new();
-    let inner = Promise::<Bomb>::new();
-    inner.future().on_any(|_| ());
-    outer.future().on_any(move |_| inner.set(Bomb));
+    let bomb = Promise::<Bomb>::new();
+    let after = Promise::<u32>::new();
+    let ran = Arc::new(AtomicUsize::new(0));
+    bomb.future().on_any(|_| ());
+    let r = ran.clone();
+    after.future().on_any(move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    outer.future().on_any(move |_| {
+        bomb.set(Bomb);
+        after.set(3);
+    });
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outer.set(1)));
     assert!(unwound.is_err(), "the drop's panic reached the completer");
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "a batch after the panic ran");
     // A later completion on this thread still runs its callbacks at once.
     let later = Promise::<u32>::new();
-    let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     later.future().on_any(move |_| {
         r.fetch_add(1, Ordering::SeqCst);
     });
     later.set(2);
-    assert_eq!(
-        ran.load(Ordering::SeqCst),
-        1,
-        "the trampoline was left open"
-    );
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "the trampoline was left open");
 }
 
 /// Counts drops, so a test can tell a value was dropped exactly once.

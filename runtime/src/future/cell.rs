@@ -211,8 +211,8 @@ impl<T: Send + Sync + 'static> Cell<T> {
 
     /// Runs the callbacks of a completion whose `COMPLETE` landed on `state`: the first, then
     /// `rest` (from [`take_rest`](Self::take_rest)). `FIRST` never changes once `COMPLETE` is
-    /// set, so a batch on the trampoline may read the word again. Each callback is guarded (see [Panics in
-    /// callbacks](self#panics-in-callbacks)).
+    /// set, so a batch on the trampoline may read the word again. Each callback is guarded
+    /// (see [Panics in callbacks](self#panics-in-callbacks)).
     fn run_callbacks(&self, state: u64, rest: Vec<Keyed<T>>) {
         let outcome = self.outcome().expect("completed cell has an outcome");
         if state & FIRST != 0 {
@@ -451,7 +451,9 @@ fn draining() -> bool {
 }
 
 /// Runs `job` as the outermost completion on this thread, then every batch it (transitively)
-/// queued, in order. Callbacks are guarded one by one, so nothing here unwinds.
+/// queued, in order. Callbacks are guarded one by one; a drop outside them (a value's, as the
+/// last handle goes) may still panic: the drain then goes on with the other batches, closes the
+/// trampoline, and passes the first such panic on to the completer.
 fn drain_from(job: impl FnOnce()) {
     if TRAMPOLINE
         .try_with(|t| *t.borrow_mut() = Some(VecDeque::new()))
@@ -459,14 +461,20 @@ fn drain_from(job: impl FnOnce()) {
     {
         return job();
     }
-    // Callbacks are guarded, but a drop outside them may still panic: the trampoline is closed
-    // on the way out whatever happens, or every later completion here would queue forever.
+    // Closed on the way out whatever happens, or every later completion here would queue
+    // forever.
     let _close = CloseTrampoline;
-    job();
+    let mut panicked = panic::catch_unwind(AssertUnwindSafe(job)).err();
     loop {
         let next = TRAMPOLINE.with(|t| t.borrow_mut().as_mut().and_then(VecDeque::pop_front));
         let Some(batch) = next else { break };
-        batch.run_batch();
+        // The batch is moved in, so that its drop (maybe the cell's last) is caught too.
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || batch.run_batch())) {
+            panicked.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = panicked {
+        panic::resume_unwind(payload);
     }
 }
 
