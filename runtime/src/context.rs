@@ -155,15 +155,16 @@ pub(crate) fn running<C: AnyCell + 'static, R>(
     let running: *const C = Arc::as_ptr(cell);
     let running: *const dyn AnyCell = running;
     let running = NonNull::new(running.cast_mut()).expect("an Arc's pointer is never null");
-    // What an enclosing handler held goes now: its transport may be another runtime's, and
-    // this visit's sends must not go through it.
-    flush_held();
+    let previous = PROCESS.with(Cell::get);
+    if previous.is_some() {
+        // Inside another handler: what it held goes now, as its transport may be another
+        // runtime's and this visit's sends must not go through it.
+        flush_held();
+    }
     SENDER.with(|s| s.borrow_mut().take());
     let visit = budget::start_visit(left);
-    let _restore = Restore {
-        previous: PROCESS.with(|p| p.replace(Some(running))),
-        visit,
-    };
+    PROCESS.with(|p| p.set(Some(running)));
+    let _restore = Restore { previous, visit };
     let result = f();
     // Inside `_restore`'s scope: a panic in a transport's flush still puts the pointer back.
     flush_held();

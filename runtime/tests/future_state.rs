@@ -349,7 +349,11 @@ fn a_panic_while_draining_completions_does_not_stall_later_ones() {
         r.fetch_add(1, Ordering::SeqCst);
     });
     later.set(2);
-    assert_eq!(ran.load(Ordering::SeqCst), 2, "the trampoline was left open");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "the trampoline was left open"
+    );
 }
 
 /// Counts drops, so a test can tell a value was dropped exactly once.
