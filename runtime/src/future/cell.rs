@@ -44,14 +44,16 @@
 //! Completing a future from inside a callback (the usual case in a `then` chain) does not run the
 //! next callbacks on top of the current stack: the completed cell (one `Arc`, no allocation) is
 //! queued on a per-thread trampoline, and the outermost completion drains the queue before it
-//! returns, taking each cell's callbacks under its lock and running them. A chain of a million
-//! `then`s therefore completes in constant stack.
+//! returns, taking each cell's callbacks (the first from its slot, the rest under its lock) and
+//! running them. A chain of a million `then`s therefore completes in constant stack.
 //!
 //! # Panics in callbacks
 //!
 //! A callback that panics is caught and logged; the other callbacks run, and the panic never
 //! reaches whoever completed the future (a worker, the timer thread, a promise dropped while
-//! unwinding), which must not be taken down by an observer's bug.
+//! unwinding), which must not be taken down by an observer's bug. A panic outside every callback,
+//! in a value's drop as its last handle goes, does reach the completer, but only after the drain
+//! has run every other completion it had queued, and with the trampoline closed.
 //!
 //! # Accounting
 //!
