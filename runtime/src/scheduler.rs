@@ -64,7 +64,8 @@ impl Scheduler {
         }
     }
 
-    /// The number of worker threads (1 in the deterministic mode, whose one thread runs all).
+    /// The number of worker threads, never zero (the builder refuses zero; 1 in the deterministic
+    /// mode, whose one thread runs all).
     pub(crate) fn workers(&self) -> usize {
         match self {
             Scheduler::Threaded(s) => s.workers(),

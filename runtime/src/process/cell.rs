@@ -183,7 +183,7 @@ pub(crate) trait AnyCell: Runnable {
 impl<P: Process> ProcessCell<P> {
     pub(crate) fn new(id: Arc<str>, handle: Handle, process: P, pin: Option<usize>) -> Self {
         let pin = pin.map(|worker| {
-            let worker = worker % handle.scheduler().workers().max(1);
+            let worker = worker % handle.scheduler().workers();
             u16::try_from(worker).expect("the builder allows at most u16::MAX workers")
         });
         ProcessCell {
