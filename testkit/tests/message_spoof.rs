@@ -119,15 +119,21 @@ fn view(runtime: &Runtime, master: &Pid<Master>) -> (Vec<(String, String)>, Vec<
 /// agent that failed to recover would send it. The master must replace the old agent.
 fn a_registration_replayed_from_a_gone_agent(runtime: &Runtime) {
     let master = runtime.spawn(Master::default());
+    // Both filters go in before the agent starts: its registration and the reply may be
+    // delivered before `spawn` returns. The reply is matched by its sender for that reason.
     let registration = future_message(runtime, Match::message::<Register>().to(&master));
+    let registered = future_message(runtime, Match::message::<Registered>().from(&master));
     let agent = agent(runtime, &master, None);
-    let registered = future_message(runtime, Match::message::<Registered>().to(&agent));
     let caught = await_ready(&registration);
     assert_eq!(
         (caught.from.clone(), caught.message.id.clone()),
         (agent.upid(), None)
     );
-    assert_eq!(await_ready(&registered).message.id, "agent-1");
+    let reply = await_ready(&registered);
+    assert_eq!(
+        (reply.to, reply.message.id),
+        (agent.upid(), "agent-1".to_owned())
+    );
 
     terminate(&agent);
     await_ready(&wait(&agent));
@@ -155,9 +161,13 @@ fn spoofed_registration_on_every_seed() {
 #[procession::test(paused)]
 fn a_replay_with_a_changed_field_is_refused(runtime: &Runtime) {
     let master = runtime.spawn(Master::default());
+    let registered = future_message(runtime, Match::message::<Registered>().from(&master));
     let first = agent(runtime, &master, None);
-    let registered = future_message(runtime, Match::message::<Registered>().to(&first));
-    assert_eq!(await_ready(&registered).message.id, "agent-1");
+    let reply = await_ready(&registered);
+    assert_eq!(
+        (reply.to, reply.message.id),
+        (first.upid(), "agent-1".to_owned())
+    );
 
     // The agent restarts at a new address and re-registers; hold its registration back.
     let held = drop_message(runtime, Match::message::<Register>().to(&master));
