@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -229,9 +230,18 @@ impl Drop for PutBack {
 /// Flushes the transport if the handler running on this thread sent through it: when the
 /// handler returns, and before it completes a future (a dispatch's answer, say), so that what
 /// it sent is on its way before anyone can see that it ran.
+///
+/// A flush that panics is the transport's bug, not the process's: it is logged, and what the
+/// transport held is its own to account for. Caught here because a flush runs between events,
+/// outside any handler's `catch_unwind`, where a panic would end the worker thread.
 pub(crate) fn flush_held() {
     if let Some(transport) = HOLDING.take() {
-        transport.flush();
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| transport.flush())) {
+            tracing::error!(
+                panic = crate::future::panic_message(&*payload),
+                "a transport's flush panicked; the sends it held back are its own to account for"
+            );
+        }
     }
 }
 

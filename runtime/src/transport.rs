@@ -70,6 +70,9 @@ pub trait Transport: Send + Sync + 'static {
     /// [`Outgoing::may_wait`]). The runtime calls it on the thread that sent them, when the
     /// handler or callback that sent them returns. The default holds nothing back, so does
     /// nothing.
+    ///
+    /// A panic here is caught and logged; the process that sent goes on, and what the transport
+    /// held is its own to send, count or drop.
     fn flush(&self) {}
 }
 
