@@ -22,7 +22,7 @@
 //!     .collect();
 //! let total = collect(replies)
 //!     .map(|counts| counts.iter().sum::<u64>())
-//!     .after(Duration::from_secs(1), |_| Future::failed("too slow"));
+//!     .after(Duration::from_secs(10), |_| Future::failed("too slow"));
 //! assert_eq!(runtime.block_on(total).unwrap(), 4);
 //! ```
 //!

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use procession::metrics::Value;
-use procession::{link, Context, ExitReason, Process, Runtime, Upid};
+use procession::{dispatch, link, Context, ExitReason, Process, Runtime, Upid};
 use procession_net::hello::Hello;
 use procession_net::Net;
 
@@ -96,10 +96,15 @@ impl Process for Watcher {
 /// Spawns a process on `runtime` linked to `target`; the receiver gets its `exited` notices.
 pub fn watch(runtime: &Runtime, target: &Upid) -> mpsc::Receiver<(Upid, ExitReason)> {
     let (notices, received) = mpsc::channel();
-    runtime.spawn(Watcher {
+    let watcher = runtime.spawn(Watcher {
         target: target.clone(),
         notices,
     });
+    // Once this answers, `initialize` has run and its link is on its way, ahead of anything
+    // the caller sends to the target's node next.
+    runtime
+        .block_on(dispatch(&watcher, |_: &mut Watcher| ()))
+        .expect("the watcher answers");
     received
 }
 
