@@ -62,6 +62,9 @@
 // loom (tests/loom_future_cell.rs).
 #[allow(unsafe_code)]
 pub(crate) mod cell;
+// Unsafe code: a small callback kept in place, its type erased (see its docs).
+#[allow(unsafe_code)]
+pub(crate) mod callback;
 mod chain;
 mod collect;
 mod interop;
@@ -73,6 +76,7 @@ mod repeat;
 use std::fmt;
 use std::sync::Arc;
 
+use self::callback::Callback;
 use self::cell::Cell;
 use crate::context::Captured;
 use crate::error::{Error, Failure};
@@ -200,7 +204,7 @@ impl<T: Send + Sync + 'static> Future<T> {
     pub fn on_any(&self, f: impl FnOnce(&Result<T, Error>) + Send + 'static) -> &Self {
         let captured = Captured::current();
         self.cell
-            .on_complete(Box::new(move |outcome| captured.run(|| f(outcome))));
+            .on_complete(Callback::new(move |outcome| captured.run(|| f(outcome))));
         self
     }
 
@@ -213,7 +217,7 @@ impl<T: Send + Sync + 'static> Future<T> {
     /// [`on_any`](Self::on_any) without capturing the runtime: for the crate's own plumbing,
     /// which runs no user code directly.
     pub(crate) fn when_complete(&self, f: impl FnOnce(&Result<T, Error>) + Send + 'static) {
-        self.cell.on_complete(Box::new(f));
+        self.cell.on_complete(Callback::new(f));
     }
 
     /// [`on_discard`](Self::on_discard) without capturing the runtime, for the crate's plumbing.

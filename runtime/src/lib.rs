@@ -47,10 +47,10 @@
 //!   have an associated function and a method of the same name.
 //! - [`select`] answers with the index and value of the winner rather than a future of a future.
 
-// Unsafe code is allowed in two places only, each with SAFETY lines a reviewer can check: a
-// future's cell (its slots, guarded by a state word; loom models in `tests/`) and the running
-// process's pointer in `context` (borrowed from the visit's `Arc`, so a visit counts no
-// references).
+// Unsafe code is allowed in three places only, each with SAFETY lines a reviewer can check: a
+// future's cell (its slots, guarded by a state word; loom models in `tests/`), a future's
+// callback (a small closure kept in place, its type erased), and the running process's pointer
+// in `context` (borrowed from the visit's `Arc`, so a visit counts no references).
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]

@@ -64,7 +64,8 @@
 //! # Allocation
 //!
 //! The first callback and the upstream discard link live inline, so a future in a chain (one
-//! observer, one upstream) costs its `Arc` and its boxed callback, nothing more. The mutex's
+//! observer, one upstream) costs its `Arc`, nothing more: a callback of up to three words is
+//! kept in place too (see [`Callback`]), and only a larger one is boxed. The mutex's
 //! vectors stay empty, and unallocated, unless a second callback or a discard callback comes.
 
 use std::cell::RefCell;
@@ -73,14 +74,12 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
 
+use super::callback::Callback;
 use crate::error::Error;
 use crate::sync::{AtomicU64, Mutex, Ordering, UnsafeCell};
 
 /// What a completed future holds.
 pub(crate) type Outcome<T> = Result<T, Error>;
-
-/// A completion callback.
-pub(crate) type Callback<T> = Box<dyn FnOnce(&Outcome<T>) + Send>;
 
 /// A callback with the key that withdraws it.
 type Keyed<T> = (u64, Callback<T>);
@@ -222,11 +221,11 @@ impl<T: Send + Sync + 'static> Cell<T> {
             // slot and handed it to the completion, which takes it once (here).
             let first = self.first.with_mut(|slot| unsafe { (*slot).take() });
             if let Some(first) = first {
-                guarded(|| first(outcome));
+                guarded(|| first.call(outcome));
             }
         }
         for (_, callback) in rest {
-            guarded(|| callback(outcome));
+            guarded(|| callback.call(outcome));
         }
     }
 
@@ -279,7 +278,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
             // never set, so no one else will take it.
             let callback = self.first.with_mut(|slot| unsafe { (*slot).take() });
             let callback = callback.expect("stored above");
-            callback(self.outcome().expect("completed cell has an outcome"));
+            callback.call(self.outcome().expect("completed cell has an outcome"));
             return;
         }
         let mut slow = self.slow.lock();
@@ -288,7 +287,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
             return;
         }
         drop(slow);
-        callback(self.outcome().expect("completed cell has an outcome"));
+        callback.call(self.outcome().expect("completed cell has an outcome"));
     }
 
     /// Like [`on_complete`](Self::on_complete), but the registration can be withdrawn with
@@ -302,7 +301,7 @@ impl<T: Send + Sync + 'static> Cell<T> {
             return Some(key);
         }
         drop(slow);
-        callback(self.outcome().expect("completed cell has an outcome"));
+        callback.call(self.outcome().expect("completed cell has an outcome"));
         None
     }
 

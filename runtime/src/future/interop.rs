@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
+use super::callback::Callback;
 use super::Future;
 use crate::error::Error;
 
@@ -67,11 +68,14 @@ impl<T: Clone + Send + Sync + 'static> std::future::Future for Wait<T> {
                 let slot = Arc::new(Mutex::new(Some(cx.waker().clone())));
                 let wake = slot.clone();
                 self.waker = Some(slot);
-                self.key = self.future.cell.on_complete_removable(Box::new(move |_| {
-                    if let Some(waker) = wake.lock().take() {
-                        waker.wake();
-                    }
-                }));
+                self.key = self
+                    .future
+                    .cell
+                    .on_complete_removable(Callback::new(move |_| {
+                        if let Some(waker) = wake.lock().take() {
+                            waker.wake();
+                        }
+                    }));
             }
         }
         // The callback may have run between the first check and the registration.
@@ -107,7 +111,7 @@ impl<T: Send + Sync + 'static> Future<T> {
         let waker = Waker::from(parker.clone());
         let key = self
             .cell
-            .on_complete_removable(Box::new(move |_| waker.wake()));
+            .on_complete_removable(Callback::new(move |_| waker.wake()));
         let completed = parker.park(runtime.as_ref(), Some(deadline)) || !self.is_pending();
         if let Some(key) = key.filter(|_| !completed) {
             self.cell.remove_callback(key);

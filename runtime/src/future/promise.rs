@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::callback::Callback;
 use super::cell::Cell;
 use super::Future;
 use crate::error::{Error, Failure};
@@ -88,7 +89,7 @@ impl<T: Send + Sync + 'static> Promise<T> {
         super::chain::forward_discard(&self.future(), &source);
         source
             .cell
-            .on_complete(Box::new(move |outcome| self.complete(outcome.clone())));
+            .on_complete(Callback::new(move |outcome| self.complete(outcome.clone())));
     }
 }
 

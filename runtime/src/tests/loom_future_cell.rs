@@ -14,7 +14,8 @@ use loom::thread;
 // dropped) fails the model. The cells stay in std's `Arc`, which their methods take.
 type Counter = loom::sync::Arc<AtomicUsize>;
 
-use crate::future::cell::{Callback, Cell, Discard};
+use crate::future::callback::Callback;
+use crate::future::cell::{Cell, Discard};
 
 /// Explores every interleaving with up to three preemptions: each race here needs at most two,
 /// and the bound keeps the three-thread models to seconds.
@@ -27,7 +28,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// A callback that counts itself into `runs` and checks that it sees `Ok(7)`.
 fn counting(runs: &Counter) -> Callback<u32> {
     let runs = runs.clone();
-    Box::new(move |outcome| {
+    Callback::new(move |outcome| {
         assert_eq!(
             outcome.as_ref().ok(),
             Some(&7),
@@ -129,7 +130,7 @@ fn loom_future_cell_completion_on_the_trampoline_races_registration() {
         // Completing `inner` inside `outer`'s callback queues it on this thread's trampoline, so
         // its callbacks are taken later, by reading the state word again.
         let nested = inner.clone();
-        outer.on_complete(Box::new(move |_| {
+        outer.on_complete(Callback::new(move |_| {
             nested.complete(Ok(7));
         }));
         let registrant = {
