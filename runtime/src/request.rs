@@ -40,6 +40,12 @@
 //!   undeliverable message, and the future stays pending while the target lives. Requests are
 //!   not time-limited by themselves; bound one with [`Future::after`](crate::Future::after).
 //! - Discarding the future forgets the request: a late answer is dropped.
+//! - The runtime's requester (the process answers come back to) is killed: its pending requests
+//!   end abandoned, and the next request starts a new one. A request made while the old one is
+//!   still ending, its name taken, ends abandoned at once. Ids go on across requesters, so a
+//!   late answer to an abandoned request matches no later one.
+//! - An answer whose sender is not the process asked under its id (a forgery, a stray) is
+//!   dropped and counted; it completes nothing.
 //!
 //! A request travels under one message name of its own, [`ASKED`], with the request's name and
 //! id before its body, and meets only handlers installed with `install_request`: a request to
@@ -90,8 +96,9 @@ pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
     }
     let client = handle.requests(|current| match current {
         Some(client) if !client.pending.lock().closed => client.clone(),
-        // First request, or the requester ended (killed, or failed): a new one.
-        _ => start(),
+        // First request, or the requester ended (killed, or failed): a new one, whose ids go on
+        // from the old one's, so that a late answer to an abandoned request matches nothing.
+        current => start(current.map_or(0, |old| old.next.load(Ordering::Relaxed))),
     });
     let id = client.next.fetch_add(1, Ordering::Relaxed);
     let complete: Complete = Box::new(move |ending| match ending {
@@ -316,11 +323,11 @@ fn abandon(pending: Vec<Pending>) {
 /// The requester's name: one per runtime.
 const REQUESTER: &str = "procession::requester";
 
-/// Spawns the current runtime's requester.
-fn start() -> Arc<Client> {
+/// Spawns the current runtime's requester, numbering its requests from `first_id`.
+fn start(first_id: u64) -> Arc<Client> {
     let client = Arc::new(Client {
         id: Arc::from(REQUESTER),
-        next: AtomicU64::new(0),
+        next: AtomicU64::new(first_id),
         pending: Mutex::new(Pendings::default()),
     });
     let requester = Requester {
@@ -347,21 +354,40 @@ struct Requester {
 impl Process for Requester {
     fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
         let installed = ctx
-            .install(|me: &mut Self, _: &Upid, answer: Answer| {
-                let pending = me.client.pending.lock().map.remove(&answer.id);
-                if let Some(pending) = pending {
-                    let outcome = match answer.error {
-                        None => Ending::Answered(answer.body),
-                        Some(error) => Ending::Failed(crate::Failure::new(error)),
-                    };
-                    // Completing runs the caller's callbacks here: a panic in one must not end
-                    // the process every later answer of this runtime comes back to.
-                    let completed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        (pending.complete)(outcome)
-                    }));
-                    if completed.is_err() {
-                        tracing::warn!("a callback on a request's answer panicked");
+            .install(|me: &mut Self, from: &Upid, answer: Answer| {
+                let pending = {
+                    let mut pendings = me.client.pending.lock();
+                    match pendings.map.get(&answer.id) {
+                        Some(pending) if pending.target.may_be(from) => {
+                            pendings.map.remove(&answer.id)
+                        }
+                        _ => None,
                     }
+                };
+                let Some(pending) = pending else {
+                    // Nothing asked `from` under this id: a forgery, or a stray from another
+                    // run of this node. Only the process asked answers a request.
+                    if let (Some(handle), Some(me)) = (context::current(), context::current_upid())
+                    {
+                        handle.drop_message(
+                            &me,
+                            Answer::NAME,
+                            "an answer nothing asked its sender for",
+                        );
+                    }
+                    return;
+                };
+                let outcome = match answer.error {
+                    None => Ending::Answered(answer.body),
+                    Some(error) => Ending::Failed(crate::Failure::new(error)),
+                };
+                // Completing runs the caller's callbacks here: a panic in one must not end
+                // the process every later answer of this runtime comes back to.
+                let completed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (pending.complete)(outcome)
+                }));
+                if completed.is_err() {
+                    tracing::warn!("a callback on a request's answer panicked");
                 }
             })
             .and_then(|()| {

@@ -149,6 +149,84 @@ fn a_killed_requester_abandons_its_requests_and_is_replaced() {
     assert_eq!(answered, Some(4));
 }
 
+/// Holds `pid`'s worker in a handler until the returned sender is dropped.
+fn hold<P: Process>(pid: &procession::Pid<P>) -> std::sync::mpsc::Sender<()> {
+    let (gate, held) = std::sync::mpsc::channel::<()>();
+    procession::dispatch(pid, move |_: &mut P| {
+        let _ = held.recv();
+    });
+    gate
+}
+
+#[test]
+fn a_late_answer_to_a_killed_requesters_request_completes_no_later_one() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let adder = rt.spawn(Adder);
+    let _entered = rt.enter();
+    let gate = hold(&adder);
+    let early = request(&adder.upid(), Add(1, 1));
+    terminate(&Upid::new("procession::requester", adder.upid().address()));
+    assert!(early.wait_for(Duration::from_secs(20)));
+    assert!(early.is_abandoned(), "{early:?}");
+    // The next request that a new requester takes; those made while the old one's name is
+    // still taken are abandoned at once.
+    let late = (0..100_000)
+        .map(|_| request(&adder.upid(), Add(2, 2)))
+        .find(|answer| !answer.is_abandoned())
+        .expect("a new requester starts");
+    // The adder answers the abandoned request first; that answer must not be taken for this one.
+    drop(gate);
+    assert!(late.wait_for(Duration::from_secs(20)));
+    assert_eq!(late.get(), Some(4), "{late:?}");
+    rt.shutdown();
+}
+
+/// An `Answer` as it travels, with its body made by hand: an encoded `Answered`.
+#[derive(Serialize, Deserialize, Message)]
+struct ForgedAnswer {
+    id: u64,
+    body: Vec<u8>,
+    error: Option<String>,
+}
+
+/// A response as it travels.
+#[derive(Serialize, Deserialize, Message)]
+struct Answered(u64);
+
+#[test]
+fn an_answer_from_a_process_that_was_not_asked_is_dropped() {
+    let rt = Runtime::new();
+    let mute = rt.spawn(Mute).upid();
+    let _entered = rt.enter();
+    let waiting = request(&mute, Add(1, 1));
+    let address = mute.address();
+    let forged = ForgedAnswer {
+        id: 0,
+        body: procession::message::encode(&Answered(7)).unwrap().to_vec(),
+        error: None,
+    };
+    let forged = procession::message::encode(&forged).unwrap();
+    let dropped = rt.stats().dropped_messages;
+    rt.inbound().deliver(
+        Upid::new("forger", address),
+        &Upid::new("procession::requester", address),
+        "procession::Answer",
+        forged.clone(),
+    );
+    support::pause_and_settle(&rt);
+    assert!(waiting.is_pending(), "{waiting:?}");
+    assert_eq!(rt.stats().dropped_messages, dropped + 1);
+    // The same answer from the process asked is taken: the check is the sender, not the bytes.
+    rt.inbound().deliver(
+        mute.clone(),
+        &Upid::new("procession::requester", address),
+        "procession::Answer",
+        forged,
+    );
+    assert_eq!(rt.block_on(waiting).unwrap(), 7);
+    rt.shutdown();
+}
+
 /// Handles `Add` as a plain message and counts what it got.
 #[derive(Default)]
 struct PlainAdder {
