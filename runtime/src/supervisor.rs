@@ -132,7 +132,7 @@ impl Supervisor {
         // already ended on their own stay ended.
         let running: Vec<usize> = affected
             .into_iter()
-            .filter(|&i| i == index || !self.children[i].cell().has_ended())
+            .filter(|&i| i == index || !self.children[i].cell().has_exited())
             .collect();
         let siblings: Vec<Arc<dyn AnyCell>> = running
             .iter()
@@ -142,11 +142,16 @@ impl Supervisor {
         let restart: Vec<Upid> = running.iter().map(|&i| self.children[i].upid()).collect();
         self.pending.extend(restart.iter().cloned());
         let me = self.me.clone().expect("set in initialize");
+        // The crashed child may still be ending (its notice comes before its end is complete):
+        // the restarts wait for it too, as a restart needs the old instance gone.
+        let crashed = self.children[index].cell().wait();
         end_newest_first(
             siblings,
             Box::new(move || {
-                cast(&me, move |supervisor: &mut Supervisor| {
-                    supervisor.restart(restart)
+                crashed.when_complete(move |_| {
+                    cast(&me, move |supervisor: &mut Supervisor| {
+                        supervisor.restart(restart)
+                    });
                 });
             }),
         );
@@ -190,8 +195,9 @@ impl Process for Supervisor {
         let Some(index) = self.children.iter().position(|c| c.upid() == *upid) else {
             return;
         };
-        if !self.children[index].cell().has_ended() {
-            // A stale notice: the instance that ended was already replaced.
+        if !self.children[index].cell().has_exited() {
+            // A stale notice: the instance that ended was already replaced. (Not `has_ended`:
+            // the notice can arrive while the instance that sent it is still ending.)
             return;
         }
         match reason {

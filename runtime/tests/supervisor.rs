@@ -148,3 +148,36 @@ rt_test!(the_intensity_limit_escalates, |flavor, rt| {
         log.lock()
     );
 });
+
+/// Links to `target` when it starts, so that `target`'s ending has a second linker to tell.
+struct Linker(procession::Upid);
+
+impl Process for Linker {
+    fn initialize(&mut self, _: &mut Context<'_, Self>) {
+        procession::link(&self.0);
+    }
+}
+
+/// The supervisor hears of a crash while the child is still ending (its other linker told, its
+/// monitor's callback running on another worker): the crash must still restart it.
+#[test]
+fn a_crash_heard_while_the_child_is_still_ending_is_restarted() {
+    let rt = Runtime::builder().workers(2).paused().build().unwrap();
+    let log = Log::default();
+    let supervisor = Supervisor::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1));
+    let (_, workers) = supervised(&rt, supervisor, &log);
+    let child = &workers[1];
+    for round in 0..20 {
+        rt.spawn(Linker(child.upid()));
+        rt.clock().settle();
+        // Holds the ending worker inside the ending, after the linkers were told.
+        monitor(child).on_any(|_| std::thread::sleep(Duration::from_millis(20)));
+        crash(&rt, child);
+        let answered = dispatch(child, |w: &mut Worker| w.work);
+        assert!(
+            rt.block_on(answered).is_ok(),
+            "round {round}: the crashed child was not restarted"
+        );
+    }
+    rt.shutdown();
+}
