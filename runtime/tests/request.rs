@@ -206,6 +206,8 @@ fn an_answer_from_a_process_that_was_not_asked_is_dropped() {
         error: None,
     };
     let forged = procession::message::encode(&forged).unwrap();
+    // The request itself is dropped (the target has no handler for it): counted before this.
+    support::pause_and_settle(&rt);
     let dropped = rt.stats().dropped_messages;
     rt.inbound().deliver(
         Upid::new("forger", address),
