@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use procession::request::{request, Request};
-use procession::{terminate, Context, Future, Message, Process, Runtime, Upid};
+use procession::{terminate, wait, Context, Future, Message, Process, Runtime, Upid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Message)]
@@ -136,17 +136,14 @@ fn a_killed_requester_abandons_its_requests_and_is_replaced() {
     let _entered = rt.enter();
     let waiting = request(&mute, Add(1, 1));
     let requester = Upid::new("procession::requester", adder.address());
+    let gone = wait(&requester);
     terminate(&requester);
     assert!(waiting.wait_for(Duration::from_secs(20)));
     assert!(waiting.is_abandoned(), "{waiting:?}");
-    // Later requests start a new requester (one may be abandoned while the old one's name is
-    // still taken).
-    let answered = (0..1000).find_map(|_| {
-        let answer = request(&adder, Add(2, 2));
-        assert!(answer.wait_for(Duration::from_secs(20)));
-        answer.get()
-    });
-    assert_eq!(answered, Some(4));
+    // Once the old requester is gone (its name free), the next request starts a new one.
+    rt.block_on(gone).unwrap();
+    let answered = request(&adder, Add(2, 2));
+    assert_eq!(rt.block_on(answered).unwrap(), 4);
 }
 
 /// Holds `pid`'s worker in a handler until the returned sender is dropped.
@@ -165,15 +162,13 @@ fn a_late_answer_to_a_killed_requesters_request_completes_no_later_one() {
     let _entered = rt.enter();
     let gate = hold(&adder);
     let early = request(&adder.upid(), Add(1, 1));
-    terminate(&Upid::new("procession::requester", adder.upid().address()));
+    let requester = Upid::new("procession::requester", adder.upid().address());
+    let gone = wait(&requester);
+    terminate(&requester);
     assert!(early.wait_for(Duration::from_secs(20)));
     assert!(early.is_abandoned(), "{early:?}");
-    // The next request that a new requester takes; those made while the old one's name is
-    // still taken are abandoned at once.
-    let late = (0..100_000)
-        .map(|_| request(&adder.upid(), Add(2, 2)))
-        .find(|answer| !answer.is_abandoned())
-        .expect("a new requester starts");
+    rt.block_on(gone).unwrap();
+    let late = request(&adder.upid(), Add(2, 2));
     // The adder answers the abandoned request first; that answer must not be taken for this one.
     drop(gate);
     assert!(late.wait_for(Duration::from_secs(20)));
