@@ -90,11 +90,12 @@ impl Clock {
 
     /// Moves paused time forward by `duration`, firing every timer that becomes due, in deadline
     /// order, before returning (their actions run here; the events they queue run on the
-    /// workers, see [`settle`](Self::settle)).
+    /// workers, see [`settle`](Self::settle)). A duration past what the clock can count
+    /// (`Duration::MAX`) moves it a century, firing every timer armed before.
     ///
     /// On a clock that is not paused this does nothing and logs a warning.
     pub fn advance(&self, duration: Duration) {
-        let target = self.now() + duration;
+        let target = crate::timer::later(self.now(), duration);
         self.update(target);
     }
 
@@ -169,7 +170,8 @@ impl fmt::Debug for Clock {
     }
 }
 
-/// A future that becomes ready after `duration` of the current runtime's clock.
+/// A future that becomes ready after `duration` of the current runtime's clock. A duration
+/// past what the clock can count (`Duration::MAX`) is a century: in practice, never.
 ///
 /// # Discard
 ///

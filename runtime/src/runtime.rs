@@ -294,7 +294,7 @@ impl Runtime {
         }
         let _entered = self.enter();
         self.handle.shutting_down.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = crate::timer::later(Instant::now(), self.shutdown_timeout);
         let mut report = ShutdownReport::default();
         // Top-level processes end newest first, each with its subtree; repeat until the table
         // stays empty (a spawn racing the flag may publish one more).

@@ -140,7 +140,7 @@ impl Timers {
         callback: TimerCallback,
         owner: Owner,
     ) -> TimerKey {
-        let deadline = self.now() + duration;
+        let deadline = later(self.now(), duration);
         self.schedule_at(deadline, callback, owner)
     }
 
@@ -288,4 +288,14 @@ impl Timers {
         self.wake_driver.notify_all();
         drop(dropped);
     }
+}
+
+/// `at + by`, or a century after `at` when that is past what an `Instant` can hold: so that
+/// `Duration::MAX`, the usual way to say "no timeout", means a deadline that never comes instead
+/// of a panic.
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    at.checked_add(by)
+        .or_else(|| at.checked_add(CENTURY))
+        .unwrap_or(at)
 }

@@ -258,3 +258,27 @@ fn an_abandoned_await_leaves_nothing_registered_on_a_pending_future() {
     promise.set(3);
     assert_eq!(future.get(), Some(3));
 }
+
+#[test]
+fn duration_max_means_a_deadline_that_never_comes_not_a_panic() {
+    let rt = Runtime::builder()
+        .paused()
+        .shutdown_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let _entered = rt.enter();
+    let never = after(Duration::MAX);
+    let pending = Promise::<u32>::new();
+    let bounded = pending.future().after(Duration::MAX, |_| Future::ready(0));
+    rt.clock().advance(Duration::from_secs(3600 * 24 * 365));
+    rt.clock().settle();
+    assert!(never.is_pending() && bounded.is_pending());
+    assert!(Future::ready(1).wait_for(Duration::MAX));
+    pending.set(5);
+    assert_eq!(bounded.get(), Some(5));
+    // Advancing by the most there is fires what is due, however far.
+    rt.clock().advance(Duration::MAX);
+    assert!(never.is_ready());
+    drop(_entered);
+    assert!(rt.shutdown().is_complete());
+}

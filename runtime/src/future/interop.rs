@@ -106,7 +106,7 @@ impl<T: Send + Sync + 'static> Future<T> {
                 "Future::wait_for inside the current runtime (a worker or a handler) would block it; chain with `then`"
             );
         }
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::timer::later(std::time::Instant::now(), timeout);
         let parker = crate::runtime::Parker::new();
         let waker = Waker::from(parker.clone());
         let key = self
