@@ -282,3 +282,16 @@ fn duration_max_means_a_deadline_that_never_comes_not_a_panic() {
     drop(_entered);
     assert!(rt.shutdown().is_complete());
 }
+
+#[test]
+fn shutdown_after_a_mass_terminate_ends_every_process_on_a_bounded_stack() {
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let pids: Vec<_> = (0..50_000).map(|_| rt.spawn(Idle)).collect();
+    let _entered = rt.enter();
+    for pid in &pids {
+        terminate(pid);
+    }
+    drop(_entered);
+    let report = rt.shutdown();
+    assert!(report.is_complete(), "{report:?}");
+}
