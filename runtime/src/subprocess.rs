@@ -74,6 +74,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -218,7 +219,8 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// Fails when the child cannot start — the program is missing or not executable, an
+    /// Fails when the runtime is shutting down (a child started then could outlive it), or
+    /// when the child cannot start — the program is missing or not executable, an
     /// [`Io::Path`] cannot be opened — with the OS error as the failure's source
     /// (`failure.downcast_ref::<std::io::Error>()`); with a launcher, whatever the launcher
     /// returns.
@@ -228,6 +230,13 @@ impl Command {
     /// Panics if no runtime is current.
     pub fn spawn(self) -> Result<Child, Failure> {
         let handle = context::expect_current("subprocess");
+        if handle.shutting_down.load(Ordering::SeqCst) {
+            // Nothing started now could be reaped: shutdown is killing the runtime's children.
+            return Err(Failure::new(format!(
+                "starting {}: the runtime is shutting down",
+                self.inner.get_program().to_string_lossy()
+            )));
+        }
         if let Some(launcher) = handle.launcher() {
             let child = launcher.launch(&self)?;
             tracing::debug!(

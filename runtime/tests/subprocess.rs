@@ -8,9 +8,11 @@
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use procession::pipe::PipeError;
 use procession::subprocess::{reap, subprocess, Io};
 use procession::{spawn_async, Failure, Future, Runtime};
@@ -217,6 +219,45 @@ fn shutdown_kills_and_reaps_every_child() {
             "child {id} left behind (running or a zombie)"
         );
     }
+}
+
+/// Starts `sleep 1000` and, whenever it ends, another: a keep-alive that shutdown must outrun.
+fn keep_alive(started: Arc<Mutex<Vec<u32>>>) {
+    if let Ok(child) = subprocess("sleep").arg("1000").spawn() {
+        started.lock().push(child.id());
+        child.status().on_any(move |_| keep_alive(started));
+    }
+}
+
+#[test]
+fn a_child_started_as_shutdown_kills_the_others_is_not_left_behind() {
+    let rt = Runtime::builder()
+        .shutdown_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    {
+        let _entered = rt.enter();
+        keep_alive(started.clone());
+    }
+    let report = rt.shutdown();
+    assert!(report.is_complete(), "{report:?}");
+    let started = started.lock();
+    assert_eq!(
+        started.len(),
+        1,
+        "no replacement starts during shutdown: {started:?}"
+    );
+    assert!(!is_our_child(started[0]));
+}
+
+#[test]
+fn starting_a_child_on_a_runtime_that_shut_down_fails() {
+    let rt = Runtime::new();
+    let _entered = rt.enter();
+    rt.shutdown();
+    let refused = subprocess("true").spawn().err().expect("refused");
+    assert!(refused.to_string().contains("shutting down"), "{refused}");
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub(crate) struct Children {
 struct Live {
     next_key: u64,
     by_key: HashMap<u64, (u32, UnboundedSender<()>)>,
+    /// Shutdown is killing every child: one that registers now is killed as it does.
+    closing: bool,
 }
 
 impl Children {
@@ -27,6 +29,10 @@ impl Children {
         let mut live = self.live.lock();
         let key = live.next_key;
         live.next_key += 1;
+        if live.closing {
+            // Started as shutdown began (a status callback's replacement, say): it goes too.
+            let _ = kill.send(());
+        }
         live.by_key.insert(key, (pid, kill));
         key
     }
@@ -36,10 +42,11 @@ impl Children {
         self.reaped.notify_all();
     }
 
-    /// Asks every reaper to kill its child, then waits until all are reaped or `deadline`
-    /// passes; gives the OS ids still not reaped.
+    /// Asks every reaper to kill its child, and every child registered from now on, then waits
+    /// until all are reaped or `deadline` passes; gives the OS ids still not reaped.
     pub(crate) fn kill_all(&self, deadline: Instant) -> Vec<u32> {
         let mut live = self.live.lock();
+        live.closing = true;
         for (_, kill) in live.by_key.values() {
             let _ = kill.send(());
         }
