@@ -29,10 +29,11 @@
 //!   come any more.
 
 use std::fmt;
+use std::mem;
 
 use parking_lot::Mutex;
 
-use crate::future::{undiscardable, Future, Promise};
+use crate::future::{Future, Promise};
 
 /// A one-shot trigger with many waiters: [`trigger`](Self::trigger) fires it once, and every
 /// future from [`future`](Self::future), before or after, becomes ready.
@@ -57,33 +58,44 @@ use crate::future::{undiscardable, Future, Promise};
 /// assert!(waiter.is_ready() && latch.is_triggered());
 /// ```
 pub struct Latch {
-    /// The promise until the first trigger takes it.
-    promise: Mutex<Option<Promise<()>>>,
-    future: Future<()>,
+    state: Mutex<State>,
+}
+
+struct State {
+    triggered: bool,
+    /// A promise per waiter's future, in the order they were asked for; those nobody can see
+    /// complete any more are pruned as the list grows, so a long-lived latch asked for a future
+    /// per event keeps only the live ones.
+    waiters: Vec<Promise<()>>,
 }
 
 impl Latch {
     /// A latch that has not been triggered.
     pub fn new() -> Self {
-        let promise = Promise::new();
         Latch {
-            future: promise.future(),
-            promise: Mutex::new(Some(promise)),
+            state: Mutex::new(State {
+                triggered: false,
+                waiters: Vec::new(),
+            }),
         }
     }
 
     /// Triggers the latch, completing every waiter's future; `true` only for the first call.
     ///
-    /// The waiters' callbacks run here, on this thread, before `trigger` returns.
+    /// The waiters' callbacks run here, on this thread, before `trigger` returns, unless it is
+    /// called from a future's callback: then they run when that callback returns.
     pub fn trigger(&self) -> bool {
-        let promise = self.promise.lock().take();
-        match promise {
-            Some(promise) => {
-                promise.set(());
-                true
+        let waiters = {
+            let mut state = self.state.lock();
+            if mem::replace(&mut state.triggered, true) {
+                return false;
             }
-            None => false,
+            mem::take(&mut state.waiters)
+        };
+        for waiter in waiters {
+            waiter.set(());
         }
+        true
     }
 
     /// A future that becomes ready when the latch is triggered (at once if it already was).
@@ -95,7 +107,8 @@ impl Latch {
     /// # Discard
     ///
     /// Discarding it is recorded on this future alone: the latch and the other waiters do not
-    /// see it, and the future still becomes ready on the trigger. Dropping it does nothing.
+    /// see it, and the future still becomes ready on the trigger. Dropping it (with nothing
+    /// registered on it) lets the latch forget it.
     ///
     /// # Examples
     ///
@@ -111,13 +124,32 @@ impl Latch {
     /// assert!(patient.is_ready() && impatient.is_ready());
     /// ```
     pub fn future(&self) -> Future<()> {
-        undiscardable(&self.future)
+        let mut state = self.state.lock();
+        if state.triggered {
+            return Future::ready(());
+        }
+        let mut forgotten = Vec::new();
+        if state.waiters.len() == state.waiters.capacity() {
+            // Before the list grows: amortized, each waiter is looked at a bounded number of
+            // times. Dropped after the unlock, though nothing observes their abandonment.
+            let (live, dead) = mem::take(&mut state.waiters)
+                .into_iter()
+                .partition(Promise::is_observed);
+            state.waiters = live;
+            forgotten = dead;
+        }
+        let promise = Promise::new();
+        let future = promise.future();
+        state.waiters.push(promise);
+        drop(state);
+        drop(forgotten);
+        future
     }
 
     /// Whether the latch was triggered (true from the moment the first `trigger` wins, possibly
     /// an instant before every waiter's future is ready).
     pub fn is_triggered(&self) -> bool {
-        self.promise.lock().is_none()
+        self.state.lock().triggered
     }
 }
 
@@ -132,5 +164,32 @@ impl fmt::Debug for Latch {
         f.debug_struct("Latch")
             .field("triggered", &self.is_triggered())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(procession_loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_latch_asked_for_many_futures_keeps_only_those_still_watched() {
+        let latch = Latch::new();
+        let kept = latch.future();
+        let called = Arc::new(AtomicBool::new(false));
+        let flag = called.clone();
+        // Only a callback watches this one: its handle is gone, but it must still complete.
+        latch
+            .future()
+            .on_ready(move |()| flag.store(true, Ordering::SeqCst));
+        for _ in 0..100_000 {
+            drop(latch.future());
+        }
+        let waiting = latch.state.lock().waiters.len();
+        assert!(waiting < 64, "{waiting} waiters kept for 2 watched futures");
+        assert!(latch.trigger());
+        assert!(kept.is_ready() && called.load(Ordering::SeqCst));
     }
 }

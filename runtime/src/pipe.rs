@@ -64,9 +64,11 @@
 //!   after it fails with the writer's failure.
 //! - Closing the reader drops what is buffered, fails the held write and every later write with
 //!   [`PipeError::ReaderClosed`], and completes [`Writer::reader_closed`].
-//! - Discard: a pending read whose future is discarded leaves the line and never takes an item;
-//!   a held write whose future is discarded takes its chunk back out (unless reads already let
-//!   it in).
+//! - Discard: a pending read whose future is discarded leaves the line and never takes an item,
+//!   unless the discard comes as a write is handing it one: then the read ends ready with it
+//!   (discard is a request), and a reader that gave up on it (with [`Future::after`], say) finds
+//!   the item in the future it discarded. A held write whose future is discarded takes its chunk
+//!   back out (unless reads already let it in).
 //! - Futures complete on the thread that makes the transition (a write completes a pending
 //!   read, a read completes a held write), after the pipe's lock is released.
 //!
@@ -207,7 +209,9 @@ impl<T: Send + Sync + 'static> Reader<T> {
     /// # Discard
     ///
     /// A pending read whose future is discarded leaves the line and ends discarded; the item it
-    /// would have had goes to the next read. Dropping the future does not withdraw it.
+    /// would have had goes to the next read. A discard that comes as a write is handing the read
+    /// its item is too late: the future ends ready with the item. Dropping the future does not
+    /// withdraw it.
     pub fn read(&mut self) -> Future<Option<T>> {
         self.channel.read()
     }

@@ -94,8 +94,10 @@ impl<T: Send + Sync + 'static> Queue<T> {
 
     /// Adds `item`: the oldest pending get receives it, or it waits in the queue for the next.
     ///
-    /// The get's future completes here, on this thread, so its callbacks run before `put`
-    /// returns. Gets whose discard was requested are passed over (and end discarded).
+    /// The get's future completes here, on this thread, and its callbacks run before `put`
+    /// returns, unless `put` is called from a future's callback: then they run when that
+    /// callback returns (completions inside callbacks queue, so a chain uses constant stack).
+    /// Gets whose discard was requested are passed over (and end discarded).
     pub fn put(&self, item: T) {
         let mut skipped = Vec::new();
         let receiver = {

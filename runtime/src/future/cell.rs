@@ -167,6 +167,12 @@ impl<T: Send + Sync + 'static> Cell<T> {
         self.state.load(Ordering::Acquire) & DISCARD != 0
     }
 
+    /// Whether anything may wait on the outcome: a callback, or (conservatively) anything under
+    /// the mutex.
+    pub(crate) fn has_callbacks(&self) -> bool {
+        self.state.load(Ordering::Acquire) & (WRITING | FIRST | SLOW) != 0
+    }
+
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.
     ///
     /// Inlined, so the caller builds the outcome in the slot: passed through memory to an

@@ -66,6 +66,14 @@ impl<T: Send + Sync + 'static> Promise<T> {
         self.cell.complete(outcome);
     }
 
+    /// Whether anyone could still see the future complete: a handle to it lives besides this
+    /// promise, or a callback waits on it. False means completing it would change nothing
+    /// anyone can observe (no new handle can be made from the promise alone but through
+    /// [`future`](Self::future)).
+    pub(crate) fn is_observed(&self) -> bool {
+        Arc::strong_count(&self.cell) > 1 || self.cell.has_callbacks()
+    }
+
     /// Whether a discard was requested on the future. A producer checks this to stop early.
     pub fn has_discard(&self) -> bool {
         self.cell.has_discard()
