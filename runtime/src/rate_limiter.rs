@@ -110,7 +110,9 @@ struct State {
 
 impl RateLimiter {
     /// A limiter granting at most `permits` acquisitions in any span of `per` of the current
-    /// runtime's clock. A zero `per` limits nothing.
+    /// runtime's clock. A zero `per` limits nothing; one too long for the clock to reach
+    /// (`Duration::MAX`) never ends, so after `permits` grants every later acquisition waits
+    /// forever (until discarded).
     ///
     /// # Panics
     ///

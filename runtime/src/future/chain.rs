@@ -183,7 +183,8 @@ impl<T: Send + Sync + 'static> Future<T> {
     /// # Discard
     ///
     /// Discarding the result requests a discard of this future (and of `f`'s future once `f`
-    /// ran); the timer stays armed until the input completes.
+    /// ran); the timer stays armed until the input completes. If the input is still pending when
+    /// the timer fires after such a discard, `f` is not called: the result ends discarded.
     ///
     /// # Panics
     ///
@@ -230,6 +231,11 @@ impl<T: Send + Sync + 'static> Future<T> {
                 let Some(promise) = on_timeout.lock().take() else {
                     return;
                 };
+                if promise.has_discard() {
+                    // Given up on already: no user code runs on its behalf any more.
+                    promise.discard();
+                    return;
+                }
                 match catch(|| f(input)) {
                     Ok(next) => promise.associate(next),
                     Err(failure) => promise.fail(failure),
