@@ -155,27 +155,6 @@ fn discarding_after_reaches_its_input_and_an_honoured_discard_cancels_the_timer(
 }
 
 #[test]
-fn a_timeout_after_a_discard_the_input_ignored_calls_nothing_and_ends_discarded() {
-    let rt = Runtime::builder().workers(1).paused().build().unwrap();
-    let _g = rt.enter();
-    let (calls, c) = counter();
-    let promise = Promise::<u32>::new();
-    let answer = promise.future().after(Duration::from_secs(10), move |_| {
-        c.fetch_add(1, Ordering::SeqCst);
-        Future::ready(0)
-    });
-    answer.discard();
-    rt.clock().advance(Duration::from_secs(10));
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        0,
-        "given up on: no user code runs"
-    );
-    assert!(answer.is_discarded(), "{answer:?}");
-    assert!(promise.has_discard());
-}
-
-#[test]
 fn discarding_recover_reaches_its_input_and_recover_still_answers() {
     let promise = Promise::<u32>::new();
     let recovered = promise

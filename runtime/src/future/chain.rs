@@ -183,8 +183,9 @@ impl<T: Send + Sync + 'static> Future<T> {
     /// # Discard
     ///
     /// Discarding the result requests a discard of this future (and of `f`'s future once `f`
-    /// ran); the timer stays armed until the input completes. If the input is still pending when
-    /// the timer fires after such a discard, `f` is not called: the result ends discarded.
+    /// ran); the timer stays armed until the input completes. As in libprocess, a discard is
+    /// only a request: if the input ignores it and is still pending when the timer fires, `f`
+    /// is called with it (and sees its `has_discard`).
     ///
     /// # Panics
     ///
@@ -231,11 +232,6 @@ impl<T: Send + Sync + 'static> Future<T> {
                 let Some(promise) = on_timeout.lock().take() else {
                     return;
                 };
-                if promise.has_discard() {
-                    // Given up on already: no user code runs on its behalf any more.
-                    promise.discard();
-                    return;
-                }
                 match catch(|| f(input)) {
                     Ok(next) => promise.associate(next),
                     Err(failure) => promise.fail(failure),
