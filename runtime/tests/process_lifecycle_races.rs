@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -235,4 +236,44 @@ fn after_the_shutdown_deadline_leftovers_answer_instead_of_hanging() {
     );
     assert_eq!(monitor(&stuck).get(), Some(ExitReason::Abandoned));
     release.send(()).unwrap();
+}
+
+#[test]
+fn after_the_shutdown_deadline_the_rest_of_a_stuck_handlers_batch_never_runs() {
+    let rt = Runtime::builder()
+        .workers(1)
+        .shutdown_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let log = Log::default();
+    let stuck = rt.spawn(Node::new("stuck", &log));
+    let other = rt.spawn(Node::new("other", &log));
+    // The one worker waits in `other` while both events are queued to `stuck`, so that its
+    // visit takes them as one batch.
+    let (queued, hold) = mpsc::channel::<()>();
+    let _ = dispatch(&other, move |_: &mut Node| {
+        let _ = hold.recv_timeout(Duration::from_secs(30));
+    });
+    let (release, gate) = mpsc::channel::<()>();
+    let (started, running) = mpsc::channel();
+    let _ = dispatch(&stuck, move |_: &mut Node| {
+        started.send(()).unwrap();
+        let _ = gate.recv_timeout(Duration::from_secs(30));
+    });
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let later = dispatch(&stuck, move |_: &mut Node| {
+        flag.store(true, Ordering::SeqCst)
+    });
+    queued.send(()).unwrap();
+    running.recv().unwrap();
+    let report = rt.shutdown();
+    assert!(!report.is_complete());
+    release.send(()).unwrap();
+    assert!(later.wait_for(Duration::from_secs(20)), "{later:?}");
+    assert!(later.is_abandoned(), "{later:?}");
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "nothing of it runs after the shutdown"
+    );
 }

@@ -43,7 +43,8 @@ pub(crate) trait AnyCell: Runnable {
     fn add_child(&self, child: Arc<dyn AnyCell>) -> bool;
     /// Gives up on a process that did not end in time (shutdown's deadline): it accepts nothing
     /// more, its undelivered events, waiters and monitors are dropped (their futures end
-    /// abandoned) and its id is freed. Its handler, if stuck, is left alone.
+    /// abandoned) and its id is freed. Its handler, if stuck, is left alone; when it returns,
+    /// the rest of its batch ends abandoned too, and nothing more of the process runs.
     fn abandon(&self);
     /// Whether the process has ended: `finalize` ran (or was skipped), linkers were told.
     fn has_ended(&self) -> bool;

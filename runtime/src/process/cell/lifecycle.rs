@@ -118,6 +118,18 @@ impl<P: Process> ProcessCell<P> {
     pub(super) fn begin_ending(self: &Arc<Self>, slot: &mut Slot<P>, ending: Ending) {
         let (children, queue) = {
             let mut mailbox = self.mailbox.lock();
+            if mailbox
+                .extras
+                .as_ref()
+                .is_some_and(|e| e.ended && e.exit == Some(ExitReason::Abandoned))
+            {
+                // Given up on while a handler was stuck (see `abandon_now`), which has returned
+                // now: the rest of its batch ends abandoned, nothing more of it runs.
+                drop(mailbox);
+                self.drop_batch(slot);
+                drop(slot.process.take());
+                return;
+            }
             let children: Vec<Arc<dyn AnyCell>> = match mailbox.extras.as_mut() {
                 Some(extras) => mem::take(&mut extras.children),
                 None => Vec::new(),
@@ -277,6 +289,11 @@ impl<P: Process> ProcessCell<P> {
             .slot
             .try_lock_for(std::time::Duration::from_secs(1))
             .map(|mut slot| (slot.process.take(), std::mem::take(&mut slot.batch)));
+        if state.is_none() {
+            // The handler is stuck: when it returns, its batch ends instead of going on (see
+            // `begin_ending`), so nothing of this process runs after the shutdown.
+            self.inject.store(true, Ordering::Release);
+        }
         drop(state);
     }
 }
