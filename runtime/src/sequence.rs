@@ -104,8 +104,6 @@ struct State {
     /// Set while an item runs or the advance loop is starting one; cleared when the line is
     /// empty.
     busy: bool,
-    /// Set when the `Sequence` is dropped: an item started afterwards gets a discard request.
-    closed: bool,
     queue: VecDeque<(u64, Box<dyn Item>)>,
     /// Completes when the running item's result does; discarding it discards that result.
     running: Option<Future<()>>,
@@ -114,8 +112,10 @@ struct State {
 
 /// A queued closure with the promise of its result, its value type erased.
 trait Item: Send {
-    /// Calls the closure unless a discard was requested; `None` if it was skipped.
-    fn start(self: Box<Self>) -> Option<Future<()>>;
+    /// A future that completes as the result does; discarding it requests the result's discard.
+    fn done(&self) -> Future<()>;
+    /// Calls the closure unless a discard was requested; false if it was skipped.
+    fn start(self: Box<Self>) -> bool;
     /// Ends the item discarded without calling the closure.
     fn skip(self: Box<Self>);
 }
@@ -131,7 +131,11 @@ where
     T: Clone + Send + Sync + 'static,
     F: FnOnce() -> Future<T> + Send + 'static,
 {
-    fn start(self: Box<Self>) -> Option<Future<()>> {
+    fn done(&self) -> Future<()> {
+        self.promise.future().map(|_| ())
+    }
+
+    fn start(self: Box<Self>) -> bool {
         let Job {
             promise,
             f,
@@ -139,14 +143,13 @@ where
         } = *self;
         if promise.has_discard() {
             promise.discard();
-            return None;
+            return false;
         }
-        let done = promise.future().map(|_| ());
         match captured.run(|| catch(f)) {
             Ok(future) => promise.associate(future),
             Err(failure) => promise.fail(failure),
         }
-        Some(done)
+        true
     }
 
     fn skip(self: Box<Self>) {
@@ -161,7 +164,6 @@ impl Sequence {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     busy: false,
-                    closed: false,
                     queue: VecDeque::new(),
                     running: None,
                     next_id: 0,
@@ -258,27 +260,25 @@ fn leave(shared: &Weak<Shared>, id: u64) {
 /// registration continues the loop here instead of nesting a call.
 fn advance(shared: &Arc<Shared>) {
     loop {
-        let item = {
+        let (item, done) = {
             let mut state = shared.state.lock();
-            state.running = None;
             match state.queue.pop_front() {
-                Some((_, item)) => item,
+                Some((_, item)) => {
+                    // Running from here on, under the lock that a drop of the sequence takes:
+                    // a drop from now discards it, so it is skipped if it has not started.
+                    let done = item.done();
+                    state.running = Some(done.clone());
+                    (item, done)
+                }
                 None => {
+                    state.running = None;
                     state.busy = false;
                     return;
                 }
             }
         };
-        let Some(done) = item.start() else {
+        if !item.start() {
             continue;
-        };
-        let closed = {
-            let mut state = shared.state.lock();
-            state.running = Some(done.clone());
-            state.closed
-        };
-        if closed {
-            done.discard();
         }
         let arrived = Arc::new(Mutex::new(false));
         let other = arrived.clone();
@@ -299,7 +299,6 @@ impl Drop for Sequence {
     fn drop(&mut self) {
         let (queued, running) = {
             let mut state = self.shared.state.lock();
-            state.closed = true;
             (mem::take(&mut state.queue), state.running.clone())
         };
         if let Some(running) = running {

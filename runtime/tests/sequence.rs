@@ -6,7 +6,7 @@
 #[macro_use]
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex as Recorder;
@@ -164,6 +164,41 @@ fn dropping_the_sequence_discards_what_has_not_completed() {
     first.set(1);
     assert_eq!(running.get(), Some(1), "the producer decides");
     assert_eq!(*log.lock(), ["first"], "the queued closure never ran");
+}
+
+#[test]
+fn an_item_not_started_when_the_sequence_is_dropped_never_starts() {
+    let rounds = std::env::var("PROCESSION_SEEDS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(5_000);
+    for _ in 0..rounds {
+        let sequence = Sequence::new();
+        let first = Promise::<()>::new();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let late = Arc::new(AtomicBool::new(false));
+        let _ = sequence.add({
+            let first = first.future();
+            move || first
+        });
+        let _ = sequence.add({
+            let (dropped, late) = (dropped.clone(), late.clone());
+            move || {
+                // Started after the drop returned: the drop must have prevented this.
+                late.store(dropped.load(Ordering::SeqCst), Ordering::SeqCst);
+                Future::ready(())
+            }
+        });
+        std::thread::scope(|scope| {
+            scope.spawn(move || first.set(()));
+            drop(sequence);
+            dropped.store(true, Ordering::SeqCst);
+        });
+        assert!(
+            !late.load(Ordering::SeqCst),
+            "an item started after the drop"
+        );
+    }
 }
 
 #[test]
