@@ -34,7 +34,10 @@
 //!
 //! # Contract
 //!
-//! Each link delivers `exited` exactly once, however often it was made. Links are one-way: the
+//! The links a process makes to a live target deliver `exited` exactly once, however often they
+//! were made. A link made once the target has ended is answered on its own (as in libprocess),
+//! so a process that links again, in a handler that ran after the target ended but before its
+//! notice did, hears of the end twice. Links are one-way: the
 //! target is not told when the linker ends. A remote target is watched through the transport; a
 //! broken connection reports [`ExitReason::Lost`].
 
