@@ -372,6 +372,9 @@ impl<T: Send + Sync + 'static> Writer<T> {
 
     /// Completes when the reader closes or is dropped; never fails.
     ///
+    /// Each call registers a watcher of its own, kept until the reader closes: ask once and keep
+    /// the future (clones are free) rather than asking per write.
+    ///
     /// # Errors
     ///
     /// Ends abandoned if the pipe is dropped while the reader is still open.
