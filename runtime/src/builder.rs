@@ -94,7 +94,9 @@ impl Builder {
     }
 
     /// How long (in real time) shutdown waits for the processes to end before it abandons the
-    /// rest and reports them (default 30 s).
+    /// rest and reports them (default 30 s). Child processes get at least a second to be killed
+    /// and reaped. Other code is not bounded: an async task or a timer callback that blocks its
+    /// thread holds the shutdown until it returns.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self

@@ -269,9 +269,7 @@ impl Runtime {
 
     /// Shuts the runtime down (see [Shutdown](self#shutdown)) and waits for it, at most the
     /// builder's [`shutdown_timeout`](crate::Builder::shutdown_timeout) of real time for the
-    /// processes to end. Child processes get that deadline too, but at least a second to be
-    /// killed and reaped. The timeout bounds processes, not other code: an async task or a
-    /// timer callback that blocks its thread holds the shutdown until it returns.
+    /// processes to end (see the builder's docs for what else it waits for).
     ///
     /// # Errors
     ///
