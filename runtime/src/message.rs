@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Weak;
 
-use bincode::config::{Configuration, Fixint, LittleEndian, NoLimit};
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian, NoLimit};
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -229,6 +229,17 @@ fn anonymous(handle: &Handle) -> Upid {
 pub(crate) const CONFIG: Configuration<LittleEndian, Fixint, NoLimit> =
     bincode::config::standard().with_fixed_int_encoding();
 
+/// The most a decoded message may allocate for its strings, vectors and other containers:
+/// 256 MiB, 16 times the transport's default largest frame.
+pub const MAX_DECODED: usize = 256 * 1024 * 1024;
+
+/// [`CONFIG`] for decoding: the same layout, with a bound on what the lengths in the bytes may
+/// make the decoder allocate. Without it a hostile 8-byte length prefix asks for up to 2^64
+/// bytes, which panics (capacity overflow) or aborts the node (allocation failure) before the
+/// read that would find the bytes missing.
+pub(crate) const DECODE: Configuration<LittleEndian, Fixint, Limit<MAX_DECODED>> =
+    CONFIG.with_limit::<MAX_DECODED>();
+
 /// Encodes `message` the way the runtime carries it to another node (serde with bincode 2 and
 /// fixed-width integers), for code that handles message bodies itself: a transport, a test that
 /// feeds [`Inbound::deliver`](crate::Inbound::deliver).
@@ -293,10 +304,10 @@ impl bincode::enc::write::Writer for Appender<'_> {
 ///
 /// # Errors
 ///
-/// Fails if `bytes` is not exactly one encoded `M`: malformed, truncated, or followed by
-/// trailing bytes.
+/// Fails if `bytes` is not exactly one encoded `M`: malformed, truncated, followed by trailing
+/// bytes, or with lengths that would make it allocate more than [`MAX_DECODED`] in all.
 pub fn decode<M: Message>(bytes: &[u8]) -> Result<M, CodecError> {
-    match bincode::serde::decode_from_slice(bytes, CONFIG) {
+    match bincode::serde::decode_from_slice(bytes, DECODE) {
         Ok((message, read)) if read == bytes.len() => Ok(message),
         Ok((_, read)) => Err(CodecError::new(
             M::NAME,

@@ -224,7 +224,7 @@ impl<R: Request> Message for Tail<R> {
 
 /// An encoded request's name, and where the rest of it starts.
 fn name_prefix(bytes: &[u8]) -> Option<(&str, usize)> {
-    bincode::serde::borrow_decode_from_slice(bytes, crate::message::CONFIG).ok()
+    bincode::serde::borrow_decode_from_slice(bytes, crate::message::DECODE).ok()
 }
 
 /// The name of the request a body sent under [`ASKED`] carries, if it is one.
