@@ -225,11 +225,12 @@ pub(crate) fn spawn_on<P: Process>(
     if options.capacity == Some(0) {
         return Err(SpawnError::ZeroCapacity);
     }
+    let generated = options.id.is_none();
     let id: Arc<str> = match options.id {
         Some(id) => id,
         None => handle.table().generate_id(std::any::type_name::<P>()),
     };
-    let cell = Arc::new(ProcessCell::new(
+    let mut cell = Arc::new(ProcessCell::new(
         id.clone(),
         handle.clone(),
         process,
@@ -246,9 +247,16 @@ pub(crate) fn spawn_on<P: Process>(
     }
     // The first visit is counted before the cell is published (see `ProcessCell::start`).
     handle.quiesce().started();
-    if !handle.table().insert(cell.clone()) {
+    while !handle.table().insert(cell.clone()) {
         handle.quiesce().finished();
-        return Err(SpawnError::IdTaken(id));
+        match Arc::get_mut(&mut cell) {
+            // A named process took the generated id (`spawn_named("counter(1)")`): the next.
+            Some(unpublished) if generated => {
+                unpublished.rename(handle.table().generate_id(std::any::type_name::<P>()));
+                handle.quiesce().started();
+            }
+            _ => return Err(SpawnError::IdTaken(id)),
+        }
     }
     let orphaned = parent.is_some_and(|parent| !cell.adopt_by(parent));
     cell.start();

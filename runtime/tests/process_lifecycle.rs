@@ -217,6 +217,31 @@ rt_test!(generated_ids_are_typename_n_and_unique, |flavor, rt| {
 });
 
 rt_test!(
+    a_generated_id_skips_one_a_named_process_took,
+    |flavor, rt| {
+        // The counter is shared by every type: name the next few ids a generated one could take.
+        let probe = rt.spawn(Life::new().0);
+        let n: u64 = probe.id()["life(".len()..probe.id().len() - 1]
+            .parse()
+            .unwrap();
+        let taken: Vec<_> = (n + 1..n + 4)
+            .map(|k| {
+                rt.spawn_named(&format!("life({k})"), Life::new().0)
+                    .unwrap()
+            })
+            .collect();
+        let generated = rt.spawn(Life::new().0);
+        assert!(
+            taken.iter().all(|t| t.id() != generated.id()),
+            "{}",
+            generated.id()
+        );
+        rt.block_on(dispatch(&generated, |l: &mut Life| l.push("answered")))
+            .unwrap();
+    }
+);
+
+rt_test!(
     spawn_named_refuses_a_live_duplicate_and_accepts_it_after,
     |flavor, rt| {
         let (life, _) = Life::new();

@@ -141,6 +141,11 @@ struct Slot<P> {
 }
 
 impl<P: Process> ProcessCell<P> {
+    /// Gives a cell not yet published another id.
+    pub(crate) fn rename(&mut self, id: Arc<str>) {
+        self.id = id;
+    }
+
     pub(crate) fn new(id: Arc<str>, handle: Handle, process: P, pin: Option<usize>) -> Self {
         let pin = pin.map(|worker| {
             let worker = worker % handle.scheduler().workers();
