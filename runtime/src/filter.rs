@@ -127,9 +127,14 @@ pub(crate) struct FilterPoint {
 
 impl FilterPoint {
     pub(crate) fn set(&self, filter: Option<Arc<dyn Filter>>) {
-        let mut slot = self.filter.write();
-        self.installed.store(filter.is_some(), Ordering::Release);
-        *slot = filter;
+        let replaced = {
+            let mut slot = self.filter.write();
+            self.installed.store(filter.is_some(), Ordering::Release);
+            std::mem::replace(&mut *slot, filter)
+        };
+        // Dropped unlocked: the last handle to a filter may complete futures whose callbacks
+        // send, and a send reads this slot.
+        drop(replaced);
     }
 
     pub(crate) fn get(&self) -> Option<Arc<dyn Filter>> {

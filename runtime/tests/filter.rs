@@ -217,3 +217,45 @@ rt_test!(filters_are_per_runtime, |flavor| {
     filtered.shutdown();
     open.shutdown();
 });
+
+/// Sends a `Ping` to `to` when its last handle goes (on the thread that drops it, with its
+/// runtime entered): a filter whose drop completes futures whose callbacks send, as the
+/// testkit's does.
+struct SendsWhenDropped {
+    to: Upid,
+}
+
+impl Filter for SendsWhenDropped {
+    fn filter(&self, _: &EventView<'_>) -> Verdict {
+        Verdict::Deliver
+    }
+}
+
+impl Drop for SendsWhenDropped {
+    fn drop(&mut self) {
+        send(&self.to, Ping(1));
+    }
+}
+
+#[test]
+fn replacing_a_filter_whose_drop_sends_does_not_deadlock() {
+    let rt = Arc::new(Runtime::new());
+    let (target, seen) = target(&rt);
+    rt.set_filter(Some(Arc::new(SendsWhenDropped { to: target.upid() })));
+    let (done, finished) = std::sync::mpsc::channel();
+    let replacing = rt.clone();
+    // On a thread of its own, left behind if it hangs, so that a hang fails the test.
+    std::thread::spawn(move || {
+        let _entered = replacing.enter();
+        replacing.set_filter(None);
+        let _ = done.send(());
+    });
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .is_ok(),
+        "set_filter hung: the old filter was dropped under the slot's lock"
+    );
+    settle(&rt);
+    assert_eq!(*seen.lock(), ["ping 1"]);
+}

@@ -201,10 +201,12 @@ impl Rules {
         registry.retain(|rules| rules.strong_count() > 0);
         let installed = runtime.filter();
         if let Some(installed) = &installed {
+            // Compared without upgrading the others: an upgrade could leave this thread with
+            // another runtime's last handle, dropping its rules here, under the registry's lock.
             let ours = registry
                 .iter()
-                .filter_map(Weak::upgrade)
-                .find(|rules| ptr::addr_eq(Arc::as_ptr(rules), Arc::as_ptr(installed)));
+                .find(|rules| ptr::addr_eq(rules.as_ptr(), Arc::as_ptr(installed)))
+                .and_then(Weak::upgrade);
             if let Some(rules) = ours {
                 return rules;
             }
