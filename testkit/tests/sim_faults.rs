@@ -223,3 +223,23 @@ fn a_clock_drift_beyond_what_the_simulation_models_is_refused() {
 fn a_latency_range_upside_down_is_refused() {
     let _ = Latency::uniform(Duration::from_millis(5), Duration::from_millis(1));
 }
+
+#[test]
+fn faults_more_frequent_than_the_shortest_outage_still_run() {
+    let mut profile = Profile::calm();
+    profile.partition_every = Some(Duration::from_millis(3));
+    let sim = noisy(1, &profile);
+    assert!(sim
+        .trace()
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Partition(..))));
+}
+
+#[test]
+#[should_panic(expected = "cannot be partitioned from itself")]
+fn a_node_cannot_be_partitioned_from_itself() {
+    let mut sim = Sim::builder(1).build();
+    let (a, _, _) = two_nodes(&mut sim);
+    sim.partition(a, a);
+}

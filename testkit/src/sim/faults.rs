@@ -17,7 +17,15 @@ pub(crate) enum Undo {
 impl Sim {
     /// Cuts the connections between `a` and `b`, both ways; see the
     /// [network model](super#network-model).
+    ///
+    /// # Panics
+    ///
+    /// Panics if `a` and `b` are one node: a node is never cut off from itself.
     pub fn partition(&mut self, a: NodeId, b: NodeId) {
+        assert_ne!(
+            a, b,
+            "Sim::partition: a node cannot be partitioned from itself"
+        );
         self.network.cut(a.0, b.0);
         self.network.cut(b.0, a.0);
         self.record(Event::Partition(a, b));
@@ -25,7 +33,15 @@ impl Sim {
 
     /// Cuts the connection from `from` to `to` only: `to` still reaches `from`, and only
     /// `from` learns that its connection broke.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `from` and `to` are one node.
     pub fn partition_one_way(&mut self, from: NodeId, to: NodeId) {
+        assert_ne!(
+            from, to,
+            "Sim::partition_one_way: a node cannot be cut off from itself"
+        );
         self.network.cut(from.0, to.0);
         self.record(Event::Cut(from, to));
     }
@@ -243,7 +259,10 @@ impl Sim {
     /// How long an injected fault lasts: about half the mean time between two of its kind.
     fn outage(&mut self, every: Option<Duration>) -> Duration {
         let mean = every.unwrap_or(Duration::from_secs(1)) / 2;
-        exponential(&mut self.rng, mean).clamp(Duration::from_millis(10), mean * 6)
+        // Not `clamp`: for a mean under 10 ms its bounds cross, and it panics.
+        exponential(&mut self.rng, mean)
+            .min(mean * 6)
+            .max(Duration::from_millis(10))
     }
 
     fn random_partition(&mut self, targets: &[NodeId], every: Option<Duration>) {

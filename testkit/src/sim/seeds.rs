@@ -43,14 +43,15 @@ pub const SEEDS_VAR: &str = "PROCESSION_SEEDS";
 /// Panics if a seed's body panics, or if one of the variables is set to something other than a
 /// number.
 pub fn run_seeds(count: u64, mut body: impl FnMut(u64)) {
-    let seeds = match read(SEED_VAR) {
+    let (first, count) = match read(SEED_VAR) {
         Some(seed) => {
             log_the_replay();
-            seed..seed + 1
+            (seed, 1)
         }
-        None => 0..read(SEEDS_VAR).unwrap_or(count),
+        None => (0, read(SEEDS_VAR).unwrap_or(count)),
     };
-    for seed in seeds {
+    // Counted from `first`, not a range ending at `first + 1`, which overflows for the last seed.
+    for seed in (0..count).map(|n| first.wrapping_add(n)) {
         PROFILE.with(|p| p.borrow_mut().take());
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(seed)));
         if let Err(payload) = outcome {
