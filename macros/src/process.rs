@@ -222,7 +222,8 @@ impl Method {
             ReplaceSelf(self_ty).visit_type_mut(&mut ty);
             args.push(match &*typed.pat {
                 Pat::Ident(pat) if pat.subpat.is_none() => pat.ident.clone(),
-                _ => format_ident!("arg{}", index),
+                // Mixed-site hygiene: cannot clash with an argument the user named `arg1`.
+                _ => Ident::new(&format!("arg{index}"), Span::mixed_site()),
             });
             arg_types.push(ty);
         }
@@ -323,7 +324,9 @@ impl Method {
                 ::procession::dispatch_method(
                     self,
                     ::core::option::Option::Some(#method),
-                    move |#process: &mut #self_ty| #process.#name(#(#args),*),
+                    // A path, not method syntax: a trait's method of that name in scope would be
+                    // found first on `&mut Self` (`Iterator::next` over an inherent `next`).
+                    move |#process: &mut #self_ty| <#self_ty>::#name(#process, #(#args),*),
                 )
                 #flatten
             }

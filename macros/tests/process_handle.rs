@@ -184,3 +184,40 @@ fn generic_processes_get_a_generic_handle() {
     });
     assert_eq!(runtime.block_on(StoreApi::all(&numbers)).unwrap(), [1]);
 }
+
+/// A process that is also an iterator, with an inherent `next` of its own.
+#[derive(Default)]
+struct Ticker {
+    ticks: u8,
+}
+
+impl Process for Ticker {}
+
+impl Iterator for Ticker {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        Some(0xff)
+    }
+}
+
+#[process]
+impl Ticker {
+    /// Shadowed on `&mut Ticker` by `Iterator::next`, which method syntax would call.
+    pub fn next(&self) -> Option<u8> {
+        Some(self.ticks)
+    }
+
+    /// An unnamed argument beside one named as the generated names are.
+    pub fn tick(&mut self, _: u8, arg1: u8) -> u8 {
+        self.ticks += arg1;
+        self.ticks
+    }
+}
+
+#[test]
+fn a_handle_calls_the_inherent_method_and_its_argument_names_never_clash() {
+    let runtime = Runtime::new();
+    let ticker = runtime.spawn(Ticker::default());
+    assert_eq!(runtime.block_on(ticker.tick(0, 3)).unwrap(), 3);
+    assert_eq!(runtime.block_on(ticker.next()).unwrap(), Some(3));
+}
