@@ -343,19 +343,48 @@ impl fmt::Display for CodecError {
 
 impl std::error::Error for CodecError {}
 
-/// `install` found a handler for this message name already.
+/// `install` or `delegate` refused: a handler for this message name is installed already, the
+/// name is the one requests travel under, or a process delegated to itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstallError {
     name: &'static str,
+    why: Refused,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refused {
+    Taken,
+    Reserved,
+    ToItself,
+}
+
+impl InstallError {
+    fn taken(name: &'static str) -> Self {
+        let why = match name == crate::request::ASKED {
+            true => Refused::Reserved,
+            false => Refused::Taken,
+        };
+        InstallError { name, why }
+    }
+
+    pub(crate) fn to_itself(name: &'static str) -> Self {
+        InstallError {
+            name,
+            why: Refused::ToItself,
+        }
+    }
 }
 
 impl fmt::Display for InstallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a handler for message {:?} is already installed",
-            self.name
-        )
+        let name = self.name;
+        match self.why {
+            Refused::Taken => write!(f, "a handler for message {name:?} is already installed"),
+            Refused::Reserved => write!(f, "{name:?} is the name requests travel under"),
+            Refused::ToItself => {
+                write!(f, "message {name:?} delegated to the process itself")
+            }
+        }
     }
 }
 
@@ -404,7 +433,7 @@ impl<P: Process> Handlers<P> {
         let map = &mut self.maps.get_or_insert_with(Default::default).messages;
         // Requests' own name: a plain handler for it could never run.
         if map.contains_key(M::NAME) || M::NAME == crate::request::ASKED {
-            return Err(InstallError { name: M::NAME });
+            return Err(InstallError::taken(M::NAME));
         }
         let erased: Handler<P> = Box::new(move |process, from, body| {
             let message = match body {
@@ -428,7 +457,7 @@ impl<P: Process> Handlers<P> {
     ) -> Result<(), InstallError> {
         let requests = &mut self.maps.get_or_insert_with(Default::default).requests;
         if requests.contains_key(name) {
-            return Err(InstallError { name });
+            return Err(InstallError::taken(name));
         }
         requests.insert(name, handler);
         Ok(())
@@ -441,8 +470,8 @@ impl<P: Process> Handlers<P> {
         to: Upid,
     ) -> Result<(), InstallError> {
         let map = &mut self.maps.get_or_insert_with(Default::default).messages;
-        if map.contains_key(M::NAME) {
-            return Err(InstallError { name: M::NAME });
+        if map.contains_key(M::NAME) || M::NAME == crate::request::ASKED {
+            return Err(InstallError::taken(M::NAME));
         }
         let forward: Handler<P> = Box::new(move |_, from, body| {
             if let Some(handle) = runtime.upgrade() {

@@ -121,7 +121,9 @@ impl<'a, P: Process> Context<'a, P> {
     ///
     /// # Errors
     ///
-    /// Refuses if a handler (or a delegation) for `M`'s name is already installed.
+    /// Refuses if a handler (or a delegation) for `M`'s name is already installed, if the name
+    /// is the one requests travel under, or if `to` is this process (each message would come
+    /// back to it, forever).
     ///
     /// # Examples
     ///
@@ -161,6 +163,10 @@ impl<'a, P: Process> Context<'a, P> {
     /// assert_eq!(jobs, vec![("anonymous".to_owned(), 4)]);
     /// ```
     pub fn delegate<M: Message>(&mut self, to: &Upid) -> Result<(), InstallError> {
+        if self.cell.upid().may_be(to) {
+            // Every such message would come back here, forever.
+            return Err(InstallError::to_itself(M::NAME));
+        }
         let runtime = Arc::downgrade(self.cell.handle());
         self.handlers.delegate::<M>(runtime, to.clone())
     }

@@ -56,6 +56,8 @@ pub enum SpawnError {
     IdTaken(Arc<str>),
     /// A bounded mailbox needs room for at least one event.
     ZeroCapacity,
+    /// An id must not be empty: its Upid's text form could not be read back.
+    EmptyId,
 }
 
 impl fmt::Display for SpawnError {
@@ -65,6 +67,7 @@ impl fmt::Display for SpawnError {
             SpawnError::ZeroCapacity => {
                 f.write_str("a bounded mailbox needs a capacity of at least 1")
             }
+            SpawnError::EmptyId => f.write_str("a process id cannot be empty"),
         }
     }
 }
@@ -144,7 +147,7 @@ pub fn spawn<P: Process>(process: P) -> Pid<P> {
 ///
 /// # Errors
 ///
-/// Fails if the id is taken by a live process of the runtime, or for a zero capacity.
+/// Fails if the id is empty or taken by a live process of the runtime, or for a zero capacity.
 ///
 /// # Panics
 ///
@@ -207,7 +210,7 @@ pub fn spawn_child<P: Process>(process: P) -> Pid<P> {
 ///
 /// # Errors
 ///
-/// Fails if a live process of the runtime has this id.
+/// Fails if the id is empty or a live process of the runtime has it.
 ///
 /// # Panics
 ///
@@ -224,6 +227,9 @@ pub(crate) fn spawn_on<P: Process>(
 ) -> Result<Pid<P>, SpawnError> {
     if options.capacity == Some(0) {
         return Err(SpawnError::ZeroCapacity);
+    }
+    if options.id.as_deref() == Some("") {
+        return Err(SpawnError::EmptyId);
     }
     let generated = options.id.is_none();
     let id: Arc<str> = match options.id {

@@ -89,3 +89,44 @@ fn messages_of_other_types_are_not_delegated() {
     assert!(recorder.0.lock().is_empty());
     assert_eq!(runtime.stats().dropped_messages, 1, "no handler for Other");
 }
+
+/// Tries to delegate `Job` to itself, and `Job` under the requests' name; records what it got.
+#[derive(Default)]
+struct Loopy {
+    refusals: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Message)]
+#[message(name = "procession::Asked")]
+struct Impostor;
+
+impl Process for Loopy {
+    fn initialize(&mut self, ctx: &mut Context<'_, Self>) {
+        let me = ctx.upid();
+        for refused in [ctx.delegate::<Job>(&me), ctx.delegate::<Impostor>(&me)] {
+            self.refusals.push(refused.unwrap_err().to_string());
+        }
+        let elsewhere: Upid = "worker@10.1.2.3:5050".parse().unwrap();
+        let refused = ctx.delegate::<Impostor>(&elsewhere).unwrap_err();
+        self.refusals.push(refused.to_string());
+    }
+}
+
+#[test]
+fn a_delegation_to_itself_or_under_the_requests_name_is_refused() {
+    let runtime = Runtime::new();
+    let loopy = runtime.spawn(Loopy::default());
+    let refusals = runtime
+        .block_on(procession::dispatch(&loopy, |l: &mut Loopy| {
+            l.refusals.clone()
+        }))
+        .unwrap();
+    assert!(
+        refusals[0].contains("delegated to the process itself"),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals[2].contains("the name requests travel under"),
+        "{refusals:?}"
+    );
+}

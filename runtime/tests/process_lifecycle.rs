@@ -216,6 +216,11 @@ rt_test!(generated_ids_are_typename_n_and_unique, |flavor, rt| {
     assert_eq!(rt.stats().processes, 203);
 });
 
+rt_test!(an_empty_id_is_refused, |flavor, rt| {
+    let refused = rt.spawn_named("", Life::new().0).unwrap_err();
+    assert_eq!(refused, procession::SpawnError::EmptyId);
+});
+
 rt_test!(
     a_generated_id_skips_one_a_named_process_took,
     |flavor, rt| {
