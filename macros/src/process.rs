@@ -52,6 +52,8 @@ pub(crate) fn expand(args: TokenStream, input: ItemImpl) -> syn::Result<TokenStr
     let generics = &input.generics;
     let (impl_generics, type_generics, where_clause) = generics.split_for_impl();
     let mut trait_where = where_clause.cloned().unwrap_or_else(|| parse_quote!(where));
+    // In the trait, `Self` is the handle, not the process the impl's clause meant.
+    ReplaceSelf(&self_ty).visit_where_clause_mut(&mut trait_where);
     if !generics.params.is_empty() {
         // What crosses threads must be sendable; with generic types that is a bound, not a fact.
         for method in &methods {

@@ -129,10 +129,12 @@ struct Store<T> {
 
 impl<T: Send + 'static> Process for Store<T> {}
 
+// `Self: Process` means the process in the impl's clause, and so in the handle trait's too.
 #[process(handle = StoreApi)]
 impl<T> Store<T>
 where
     T: Clone + Send + Sync + 'static,
+    Self: Process,
 {
     pub fn push(&mut self, item: T) -> usize {
         self.items.push(item);

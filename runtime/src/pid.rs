@@ -73,7 +73,16 @@ impl Upid {
     }
 
     /// Process `id` of the run `incarnation` (0: any) of the runtime at `address`.
-    pub(crate) fn of_run(id: impl Into<Arc<str>>, address: SocketAddr, incarnation: u64) -> Self {
+    pub(crate) fn of_run(
+        id: impl Into<Arc<str>>,
+        mut address: SocketAddr,
+        incarnation: u64,
+    ) -> Self {
+        // An IPv6 flow label is not part of the text form: kept, a Upid would not equal itself
+        // read back.
+        if let SocketAddr::V6(v6) = &mut address {
+            v6.set_flowinfo(0);
+        }
         Upid {
             id: id.into(),
             address,

@@ -247,6 +247,9 @@ pub(crate) fn spawn_on<P: Process>(
     }
     let shutting_down = || handle.shutting_down.load(SeqCst);
     if shutting_down() {
+        if !generated && handle.table().get(&id).is_some() {
+            return Err(SpawnError::IdTaken(id));
+        }
         tracing::warn!(process = %id, "spawn on a runtime that is shutting down; the process never starts");
         cell.never_started();
         return Ok(Pid { cell });

@@ -448,3 +448,36 @@ fn in_process_addresses_stay_unique_while_a_runtime_lives() {
     }
     first.shutdown();
 }
+
+/// Says when its `finalize` starts, then waits for the gate.
+struct SlowToEnd {
+    finalizing: std::sync::mpsc::Sender<()>,
+    gate: std::sync::mpsc::Receiver<()>,
+}
+
+impl Process for SlowToEnd {
+    fn finalize(&mut self, _: &mut Context<'_, Self>) {
+        let _ = self.finalizing.send(());
+        let _ = self.gate.recv_timeout(std::time::Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn spawn_named_refuses_a_taken_id_during_shutdown_too() {
+    let rt = procession::Runtime::new();
+    let (finalizing, started) = std::sync::mpsc::channel();
+    let (release, gate) = std::sync::mpsc::channel();
+    rt.spawn_named("master", SlowToEnd { finalizing, gate })
+        .unwrap();
+    let _entered = rt.enter();
+    let shutdown = std::thread::spawn(move || rt.shutdown());
+    // Shutting down, and "master" still ending.
+    started.recv().unwrap();
+    let refused = spawn_named("master", Life::new().0).map(|_| ());
+    release.send(()).unwrap();
+    assert!(shutdown.join().unwrap().is_complete());
+    assert!(
+        matches!(refused, Err(procession::SpawnError::IdTaken(_))),
+        "{refused:?}"
+    );
+}

@@ -30,3 +30,11 @@ fn malformed_text_is_a_decoding_error() {
         assert!(serde_json::from_str::<Upid>(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_v6_upid_with_a_flow_label_equals_itself_read_back() {
+    let address = std::net::SocketAddrV6::new(std::net::Ipv6Addr::LOCALHOST, 4000, 7, 0);
+    let upid = Upid::new("agent", address.into());
+    let back: Upid = upid.to_string().parse().unwrap();
+    assert_eq!(back, upid);
+}
