@@ -16,6 +16,10 @@ use proc_macro::TokenStream;
 /// crate name and the type's identifier, not its module path, so moving the type keeps its wire
 /// name), or the name given by `#[message(name = "...")]`.
 ///
+/// Every instantiation of a generic type shares its one name (a constant cannot spell the type
+/// arguments): a process installs a handler for one of them, and the nodes that exchange it
+/// must agree on which, as a `Set<i64>` sent to a handler of `Set<u64>` decodes as one.
+///
 /// ```
 /// use procession::Message;
 ///
