@@ -107,17 +107,14 @@ mod network;
 mod profile;
 #[cfg(unix)]
 mod programs;
+mod run;
 mod seeds;
 mod stuck;
 mod trace;
 
 use std::fmt;
-use std::future::{Future as _, IntoFuture};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use procession::future::Outcomes;
@@ -365,75 +362,6 @@ impl Sim {
         !matches!(self.advance(None), Progress::Idle)
     }
 
-    /// Runs the simulation for `duration` of virtual time: everything due by then happens, and
-    /// the clock reads `now() + duration` afterwards.
-    pub fn run_for(&mut self, duration: Duration) {
-        let target = self.now + duration;
-        while let Progress::Ran = self.advance(Some(target)) {}
-        self.set_time(target);
-    }
-
-    /// Runs until `done` holds (checked before every step), at most the builder's time and step
-    /// limits.
-    ///
-    /// # Errors
-    ///
-    /// [`SimError::Stuck`] if the simulation runs dry first, [`SimError::TimeLimit`] or
-    /// [`SimError::StepLimit`] if a limit passes first.
-    pub fn run_until(&mut self, mut done: impl FnMut(&Sim) -> bool) -> Result<(), SimError> {
-        let limit = self.now + self.time_limit;
-        let mut steps = 0u64;
-        loop {
-            if done(self) {
-                return Ok(());
-            }
-            self.one_more(limit, &mut steps)?;
-        }
-    }
-
-    /// Runs the simulation until `future` completes and returns its output (a procession
-    /// `Future` gives `Result<T, Error>`), at most the builder's time and step limits.
-    ///
-    /// # Errors
-    ///
-    /// As [`run_until`](Self::run_until); when stuck, the error names what is still waiting.
-    pub fn block_on<F: IntoFuture>(&mut self, future: F) -> Result<F::Output, SimError> {
-        let woken = Arc::new(Flag(AtomicBool::new(true)));
-        let waker = Waker::from(woken.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future.into_future());
-        let limit = self.now + self.time_limit;
-        let mut steps = 0u64;
-        loop {
-            if woken.0.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-                    return Ok(output);
-                }
-            }
-            self.one_more(limit, &mut steps)?;
-        }
-    }
-
-    fn one_more(&mut self, limit: Duration, steps: &mut u64) -> Result<(), SimError> {
-        *steps += 1;
-        let (seed, at) = (self.seed, self.now);
-        if *steps > self.step_limit {
-            return Err(SimError::StepLimit { seed, at });
-        }
-        match self.advance(Some(limit)) {
-            Progress::Ran => Ok(()),
-            Progress::Idle => Err(SimError::Stuck {
-                seed,
-                at,
-                waiting: self.waiting(),
-            }),
-            Progress::AtLimit => {
-                self.set_time(limit);
-                Err(SimError::TimeLimit { seed, at: self.now })
-            }
-        }
-    }
-
     /// One step, or a move of time no further than `limit`.
     fn advance(&mut self, limit: Option<Duration>) -> Progress {
         self.counts.clear();
@@ -582,13 +510,5 @@ impl fmt::Debug for Sim {
                 &self.nodes.iter().map(|n| &n.name).collect::<Vec<_>>(),
             )
             .finish()
-    }
-}
-
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::Release);
     }
 }

@@ -243,3 +243,57 @@ fn a_node_cannot_be_partitioned_from_itself() {
     let (a, _, _) = two_nodes(&mut sim);
     sim.partition(a, a);
 }
+
+#[test]
+fn a_clock_set_late_takes_its_offset_and_drift_from_then_on() {
+    let mut sim = Sim::new(6);
+    let (a, b, _) = two_nodes(&mut sim);
+    let now = |sim: &Sim, n| sim.runtime(n).unwrap().clock().now();
+    sim.run_for(Duration::from_secs(100));
+    let fires = {
+        let _entered = sim.runtime(b).unwrap().enter();
+        after(Duration::from_secs(5))
+    };
+    sim.set_clock(b, Duration::ZERO, 100_000);
+    assert_eq!(
+        now(&sim, b),
+        now(&sim, a),
+        "no jump by 10% of the 100 s before"
+    );
+    assert!(fires.is_pending(), "a timer 5 s ahead is not overdue");
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(
+        now(&sim, b) - now(&sim, a),
+        Duration::from_secs(1),
+        "10% fast from then on"
+    );
+    assert!(fires.is_ready());
+
+    // Setting it again (as each fault phase does) starts from that moment too.
+    sim.set_clock(b, Duration::from_secs(2), 0);
+    assert_eq!(now(&sim, b) - now(&sim, a), Duration::from_secs(2));
+    sim.run_for(Duration::from_secs(10));
+    assert_eq!(now(&sim, b) - now(&sim, a), Duration::from_secs(2));
+}
+
+#[test]
+fn a_resumed_node_gets_what_waited_before_what_was_sent_after() {
+    run_seeds(10, |seed| {
+        let mut sim = Sim::builder(seed)
+            .latency(Latency::fixed(Duration::ZERO))
+            .build();
+        let (a, b, recorder) = two_nodes(&mut sim);
+        let send = |sim: &Sim, n| {
+            let _entered = sim.runtime(b).unwrap().enter();
+            procession::send(&recorder.upid(), support::Note(n));
+        };
+        sim.pause(a);
+        send(&sim, 1);
+        sim.run_for(SETTLE); // 1 comes due and waits for the paused node
+        send(&sim, 2); // due at once, queued before the resume
+        sim.resume(a);
+        sim.run_for(SETTLE);
+        let got: Vec<u32> = notes(&mut sim, &recorder).iter().map(|n| n.1).collect();
+        assert_eq!(got, [1, 2], "what waited keeps its place");
+    });
+}

@@ -215,6 +215,55 @@ fn a_livelock_that_never_lets_time_move_fails_at_the_step_limit() {
     );
 }
 
+/// Runs `body` on a thread of its own and fails if it does not return within a minute, so a
+/// livelock the simulation does not catch fails the test instead of hanging it.
+fn within_a_minute<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(body()));
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the simulation was still running after a minute")
+}
+
+/// A simulation whose one process keeps sending to itself: time never moves.
+fn spinning(seed: u64) -> Sim {
+    let mut sim = Sim::builder(seed).step_limit(1_000).build();
+    let node = sim.add_node("spinning", |_, _| {});
+    let spinner = sim.runtime(node).unwrap().spawn(Spinner);
+    spin(spinner);
+    sim
+}
+
+#[test]
+fn a_livelock_under_run_for_fails_at_the_step_limit_naming_the_seed() {
+    let failure = within_a_minute(|| {
+        let mut sim = spinning(5);
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sim.run_for(Duration::from_secs(1))
+        }));
+        ran.map_err(|panic| *panic.downcast::<String>().unwrap())
+    })
+    .unwrap_err();
+    assert!(failure.contains("step limit"), "{failure}");
+    assert!(failure.contains("seed 5"), "{failure}");
+}
+
+#[test]
+fn a_livelock_under_converge_fails_with_the_step_limit() {
+    let error = within_a_minute(|| {
+        let mut sim = spinning(7);
+        sim.converge(Duration::from_secs(1), |_| false)
+    })
+    .unwrap_err();
+    assert_eq!(
+        error,
+        SimError::StepLimit {
+            seed: 7,
+            at: Duration::ZERO
+        }
+    );
+}
+
 #[test]
 fn a_failing_seed_is_named_with_the_command_that_replays_it() {
     let failure = std::panic::catch_unwind(|| {

@@ -177,8 +177,9 @@ impl SimBuilder {
     }
 
     /// The most steps one [`Sim::block_on`] or [`Sim::run_until`] may take before it fails
-    /// with [`SimError::StepLimit`], which catches a livelock that never lets time move
-    /// (default ten million).
+    /// with [`SimError::StepLimit`], and the most [`Sim::run_for`] (so [`Sim::run_faults`]
+    /// and [`Sim::converge`]) may take at one virtual instant before it fails the same way:
+    /// this catches a livelock that never lets time move (default ten million).
     pub fn step_limit(mut self, limit: u64) -> Self {
         self.step_limit = limit;
         self

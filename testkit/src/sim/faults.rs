@@ -118,9 +118,10 @@ impl Sim {
         self.record_losses();
     }
 
-    /// Sets `node`'s clock to read `offset` ahead of the virtual clock and to run `drift_ppm`
-    /// parts per million faster (negative: slower). Its timers follow its own clock. A node's
-    /// clock never runs backwards: a smaller offset than before holds it still until the new
+    /// Sets `node`'s clock to read `offset` ahead of the virtual clock now and to run
+    /// `drift_ppm` parts per million faster (negative: slower) from now on; the drift counts
+    /// from this call, not from the start. Its timers follow its own clock. A node's clock
+    /// never runs backwards: a reading behind the one before holds it still until the new
     /// reading catches up. It keeps the setting across restarts (it is the machine's clock).
     ///
     /// # Panics
@@ -133,7 +134,7 @@ impl Sim {
             "a clock drift of {drift_ppm} ppm is beyond the ±500,000 ppm a simulation models"
         );
         let entry = &mut self.nodes[node.0];
-        entry.clock = super::clock::NodeClock { offset, drift_ppm };
+        entry.clock = super::clock::NodeClock::set(self.now, offset, drift_ppm);
         if let (Some((runtime, _)), false) = (&entry.runtime, entry.paused) {
             runtime
                 .clock()
@@ -165,8 +166,13 @@ impl Sim {
     /// times drawn from the seed — partitions (half of them one-way) between two targets,
     /// crashes, pauses — each undone again after a random while, some within the phase, the
     /// rest by [`heal_everything`](Self::heal_everything). Clock offsets and drift, when the
-    /// profile has them, are set on every target at the start. With a calm profile this is
-    /// [`run_for`](Self::run_for).
+    /// profile has them, are set on every target at the start (the drift counting from there).
+    /// With a calm profile this is [`run_for`](Self::run_for).
+    ///
+    /// # Panics
+    ///
+    /// As [`run_for`](Self::run_for): at the step limit, on a livelock that never lets time
+    /// move.
     pub fn run_faults(&mut self, duration: Duration, targets: &[NodeId]) {
         let end = self.now + duration;
         let profile = self.profile.clone();
@@ -220,7 +226,8 @@ impl Sim {
     /// # Errors
     ///
     /// [`SimError::NoConvergence`], with the seed and the profile, if `holds` is still false
-    /// after `within`.
+    /// after `within`; [`SimError::StepLimit`] if more than the builder's step limit of steps
+    /// run at one virtual instant (a livelock that never lets time move).
     pub fn converge(
         &mut self,
         within: Duration,
@@ -239,7 +246,7 @@ impl Sim {
                 });
             }
             let step = Duration::from_millis(10).min(deadline - self.now);
-            self.run_for(step);
+            self.try_run_for(step)?;
         }
     }
 

@@ -67,17 +67,21 @@ pub(crate) struct Network {
     state: Mutex<State>,
 }
 
+/// A packet's place in the queue: its delivery time, then the order it was sent in.
+type Key = (Duration, u64);
+
 struct State {
     config: NetConfig,
     rng: fastrand::Rng,
     now: Duration,
     addresses: Vec<SocketAddr>,
     up: Vec<bool>,
-    /// Packets that came due for a paused node, in order, until it resumes.
-    held: Vec<Option<Vec<Packet>>>,
+    /// Packets that came due for a paused node, in order, until it resumes, each with its
+    /// queue key.
+    held: Vec<Option<Vec<(Key, Packet)>>>,
     /// Directed pairs `(from, to)` whose connection is cut.
     cut: HashSet<(usize, usize)>,
-    queue: BTreeMap<(Duration, u64), Packet>,
+    queue: BTreeMap<Key, Packet>,
     next_seq: u64,
     /// The latest delivery time per directed pair, so messages keep their order.
     last: HashMap<(usize, usize), Duration>,
@@ -142,9 +146,9 @@ impl Network {
         let mut state = self.state.lock();
         let now = state.now;
         let entry = state.queue.first_entry().filter(|e| e.key().0 <= now)?;
-        let packet = entry.remove();
+        let (key, packet) = entry.remove_entry();
         if let Some(held) = &mut state.held[packet.to_node] {
-            held.push(packet);
+            held.push((key, packet));
             return None;
         }
         if let PacketKind::Lost { peer } = packet.kind {
@@ -159,12 +163,12 @@ impl Network {
         state.held[node].get_or_insert_with(Vec::new);
     }
 
-    /// Makes the packets held for `node` due now, in the order they came due.
+    /// Makes the packets held for `node` due again, under the keys they had: a fresh key would
+    /// queue them behind what their senders sent later and is due now (with zero latency).
     pub(crate) fn resume(&self, node: usize) {
         let mut state = self.state.lock();
-        let now = state.now;
-        for packet in state.held[node].take().unwrap_or_default() {
-            state.push(now, packet);
+        for (key, packet) in state.held[node].take().unwrap_or_default() {
+            state.queue.insert(key, packet);
         }
     }
 
@@ -182,7 +186,7 @@ impl Network {
             .queue
             .retain(|_, p| (p.from_node, p.to_node) != (from, to));
         if let Some(held) = &mut state.held[to] {
-            held.retain(|p| p.from_node != from);
+            held.retain(|(_, p)| p.from_node != from);
         }
         let address = state.addresses[to];
         state.lost(from, address);
@@ -217,7 +221,7 @@ impl Network {
             .queue
             .retain(|_, p| p.to_node != node && p.from_node != node);
         for held in state.held.iter_mut().flatten() {
-            held.retain(|p| p.from_node != node);
+            held.retain(|(_, p)| p.from_node != node);
         }
         state.pending_lost.retain(|(to, _)| *to != node);
         state
