@@ -271,7 +271,7 @@ impl Sim {
         let index = self.nodes.len();
         let host = u16::try_from(index + 1)
             .ok()
-            .filter(|h| *h < 65_000)
+            .filter(|h| *h <= 65_000)
             .expect("a simulation holds at most 65,000 nodes");
         let [high, low] = host.to_be_bytes();
         let address = SocketAddr::from((Ipv4Addr::new(10, 0, high, low), 5050));

@@ -297,3 +297,27 @@ fn a_resumed_node_gets_what_waited_before_what_was_sent_after() {
         assert_eq!(got, [1, 2], "what waited keeps its place");
     });
 }
+
+#[test]
+fn duration_max_is_a_bound_never_reached_not_an_overflow() {
+    let mut sim = Sim::builder(1)
+        .latency(Latency::exponential(
+            Duration::ZERO,
+            Duration::MAX,
+            Duration::from_millis(5),
+        ))
+        .build();
+    let (a, b, _) = two_nodes(&mut sim);
+    sim.run_for(Duration::from_millis(10));
+    let converged = sim.converge(Duration::MAX, |_| true);
+    assert!(converged.is_ok(), "{converged:?}");
+    let _ = (a, b);
+}
+
+#[test]
+#[should_panic(expected = "named twice")]
+fn a_fault_phase_refuses_a_node_named_twice() {
+    let mut sim = Sim::builder(1).build();
+    let (a, _, _) = two_nodes(&mut sim);
+    sim.run_faults(Duration::from_secs(1), &[a, a]);
+}

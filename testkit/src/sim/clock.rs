@@ -23,7 +23,7 @@ impl NodeClock {
     pub(crate) fn set(now: Duration, offset: Duration, drift_ppm: i32) -> NodeClock {
         NodeClock {
             since: now,
-            reading: now + offset,
+            reading: now.saturating_add(offset),
             drift_ppm,
         }
     }

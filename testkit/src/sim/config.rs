@@ -65,7 +65,9 @@ impl Latency {
                 let spread = max.saturating_sub(min).as_nanos() as u64;
                 min + Duration::from_nanos(rng.u64(0..=spread))
             }
-            Latency::Exponential { min, mean, max } => (min + exponential(rng, mean)).min(max),
+            Latency::Exponential { min, mean, max } => {
+                min.saturating_add(exponential(rng, mean)).min(max)
+            }
         }
     }
 }

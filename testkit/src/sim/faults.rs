@@ -172,21 +172,31 @@ impl Sim {
     /// # Panics
     ///
     /// As [`run_for`](Self::run_for): at the step limit, on a livelock that never lets time
-    /// move.
+    /// move. Also if a node is named twice among `targets`, or the profile's clock drift is
+    /// beyond what [`set_clock`](Self::set_clock) models.
     pub fn run_faults(&mut self, duration: Duration, targets: &[NodeId]) {
-        let end = self.now + duration;
+        let mut distinct = targets.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            distinct.len(),
+            targets.len(),
+            "Sim::run_faults: a node is named twice among the targets"
+        );
+        let end = self.now.saturating_add(duration);
         let profile = self.profile.clone();
         if profile.clock_offset > Duration::ZERO || profile.clock_drift_ppm > 0 {
             for &node in targets {
                 let offset_ns = profile.clock_offset.as_nanos() as u64;
                 let offset = Duration::from_nanos(self.rng.u64(0..=offset_ns));
-                let ppm = profile.clock_drift_ppm as i32;
+                // Past `i32::MAX`, set_clock's own check names the limit.
+                let ppm = i32::try_from(profile.clock_drift_ppm).unwrap_or(i32::MAX);
                 let drift = self.rng.i32(-ppm..=ppm);
                 self.set_clock(node, offset, drift);
             }
         }
         let next = |sim: &mut Sim, every: Option<Duration>| {
-            every.map(|mean| sim.now + exponential(&mut sim.rng, mean))
+            every.map(|mean| sim.now.saturating_add(exponential(&mut sim.rng, mean)))
         };
         let mut partition_at = next(self, profile.partition_every);
         let mut crash_at = next(self, profile.crash_every);
@@ -233,7 +243,7 @@ impl Sim {
         within: Duration,
         mut holds: impl FnMut(&mut Sim) -> bool,
     ) -> Result<(), SimError> {
-        let deadline = self.now + within;
+        let deadline = self.now.saturating_add(within);
         loop {
             if holds(self) {
                 return Ok(());
@@ -268,7 +278,7 @@ impl Sim {
         let mean = every.unwrap_or(Duration::from_secs(1)) / 2;
         // Not `clamp`: for a mean under 10 ms its bounds cross, and it panics.
         exponential(&mut self.rng, mean)
-            .min(mean * 6)
+            .min(mean.saturating_mul(6))
             .max(Duration::from_millis(10))
     }
 
@@ -284,7 +294,7 @@ impl Sim {
         } else {
             self.partition(a, b);
         }
-        let until = self.now + self.outage(every);
+        let until = self.now.saturating_add(self.outage(every));
         self.agenda.push((until, Undo::Heal(a, b)));
     }
 
@@ -299,7 +309,7 @@ impl Sim {
         }
         let node = up[self.rng.usize(..up.len())];
         self.crash(node);
-        let until = self.now + self.outage(every);
+        let until = self.now.saturating_add(self.outage(every));
         self.agenda.push((until, Undo::Restart(node)));
     }
 
@@ -314,7 +324,7 @@ impl Sim {
         }
         let node = running[self.rng.usize(..running.len())];
         self.pause(node);
-        let until = self.now + self.outage(every) / 2;
+        let until = self.now.saturating_add(self.outage(every) / 2);
         self.agenda.push((until, Undo::Resume(node)));
     }
 }

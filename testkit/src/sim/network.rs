@@ -278,7 +278,7 @@ impl Network {
         }
         for kind in copy.into_iter().chain(Some(kind)) {
             let latency = state.config.latency.draw(&mut state.rng);
-            let mut at = state.now + latency;
+            let mut at = state.now.saturating_add(latency);
             if !state.config.reorder {
                 let last = state.last.entry((from_node, to_node)).or_default();
                 at = at.max(*last);
@@ -304,7 +304,7 @@ impl State {
     /// Tells `node`, after the failure-detection delay, that its connection to `peer` broke.
     fn lost(&mut self, node: usize, peer: SocketAddr) {
         if self.up[node] && self.pending_lost.insert((node, peer)) {
-            let at = self.now + self.config.detect;
+            let at = self.now.saturating_add(self.config.detect);
             let packet = Packet {
                 to_node: node,
                 from_node: node,

@@ -33,7 +33,7 @@ impl Sim {
 
     /// [`run_for`](Self::run_for), failing with [`SimError::StepLimit`] where it panics.
     pub(super) fn try_run_for(&mut self, duration: Duration) -> Result<(), SimError> {
-        let target = self.now + duration;
+        let target = self.now.saturating_add(duration);
         // Per instant rather than per call: a long run may take any number of steps, but one
         // that keeps stepping while time stands still never ends.
         let (mut instant, mut steps) = (self.now, 0u64);
@@ -62,7 +62,7 @@ impl Sim {
     /// [`SimError::Stuck`] if the simulation runs dry first, [`SimError::TimeLimit`] or
     /// [`SimError::StepLimit`] if a limit passes first.
     pub fn run_until(&mut self, mut done: impl FnMut(&Sim) -> bool) -> Result<(), SimError> {
-        let limit = self.now + self.time_limit;
+        let limit = self.now.saturating_add(self.time_limit);
         let mut steps = 0u64;
         loop {
             if done(self) {
@@ -83,7 +83,7 @@ impl Sim {
         let waker = Waker::from(woken.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future.into_future());
-        let limit = self.now + self.time_limit;
+        let limit = self.now.saturating_add(self.time_limit);
         let mut steps = 0u64;
         loop {
             if woken.0.swap(false, Ordering::AcqRel) {
