@@ -70,9 +70,12 @@
 //! connection breaks; a one-way cut does this for its sending side only. Sending across a cut,
 //! or to a crashed or unknown address, is a failed connect: dropped, and the sender's node
 //! learns the peer is lost. A crash loses everything in flight to and from the node and tells
-//! every other node, after the same delay. A paused node runs nothing and fires no timer; what
-//! arrives for it waits, in order, and its clock goes on, so on [`resume`](Sim::resume) its
-//! overdue timers fire at once.
+//! every other node, after the same delay. Until a node has that notice, its broken connection
+//! is the one it sends on: what it sends to the peer is lost, even after a heal or the peer's
+//! restart, and a link it makes meanwhile is reported `Lost` with the others (the peer never
+//! holds it); only what it sends once the notice is delivered goes over a new connection.
+//! A paused node runs nothing and fires no timer; what arrives for it waits, in order, and its
+//! clock goes on, so on [`resume`](Sim::resume) its overdue timers fire at once.
 //!
 //! # Child processes
 //!
@@ -157,6 +160,10 @@ struct Node {
     disk: Disk,
     clock: NodeClock,
     paused: bool,
+    /// How many times it was paused and crashed: the fault phase undoes a pause or a crash
+    /// only if it is still the one it injected.
+    pauses: u64,
+    crashes: u64,
     runtime: Option<(Runtime, Driver)>,
 }
 
@@ -173,7 +180,7 @@ pub struct Sim {
     /// Set when replaying one seed: every event is logged.
     log: bool,
     profile: Profile,
-    /// Undoing of the faults a fault phase injected: heals, restarts, resumes, by due time.
+    /// Undoing of the faults a fault phase injected: uncuts, restarts, resumes, by due time.
     agenda: Vec<(Duration, faults::Undo)>,
     time_limit: Duration,
     step_limit: u64,
@@ -284,6 +291,8 @@ impl Sim {
             disk: Disk::default(),
             clock: NodeClock::default(),
             paused: false,
+            pauses: 0,
+            crashes: 0,
             runtime: None,
         });
         self.boot(index);

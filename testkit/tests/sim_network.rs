@@ -221,3 +221,77 @@ fn a_message_that_cannot_be_encoded_is_dropped_and_counted_by_the_sender() {
     sim.run_for(SETTLE);
     assert_eq!(notes(&mut sim, &recorder).len(), 1, "the node sends on");
 }
+
+/// A partition (or a crash) of the watched node, mended 10 ms later, long before the watchers'
+/// node notices: a link made before the break and one made before the notice are reported
+/// `Lost`, and the second never reached the peer; one made after the notice holds.
+fn links_around_a_lost_notice(seed: u64, mend_by_restart: bool) {
+    let mut sim = Sim::new(seed);
+    let a = sim.add_node("a", |runtime, _| {
+        runtime
+            .spawn_named("recorder", support::Recorder::default())
+            .unwrap();
+    });
+    let b = sim.add_node("b", |_, _| {});
+    let recorder = procession::Upid::new("recorder", sim.address(a));
+    let watcher = |sim: &mut Sim| sim.runtime(b).unwrap().spawn(Watcher::default());
+    let before = watcher(&mut sim);
+    watch(&mut sim, &before, recorder.clone());
+    sim.run_for(SETTLE);
+    if mend_by_restart {
+        sim.crash(a);
+    } else {
+        sim.partition(a, b);
+    }
+    sim.run_for(Duration::from_millis(10));
+    if mend_by_restart {
+        sim.restart(a);
+    } else {
+        sim.heal(a, b);
+    }
+    let hasty = watcher(&mut sim);
+    watch(&mut sim, &hasty, recorder.clone());
+    sim.run_for(SETTLE);
+    let after = watcher(&mut sim);
+    watch(&mut sim, &after, recorder.clone());
+    sim.run_for(SETTLE * 5);
+
+    let lost = [(recorder.clone(), ExitReason::Lost)];
+    assert_eq!(exits(&mut sim, &before), lost, "the notice still comes");
+    let held = |sim: &Sim, watcher: &procession::Pid<Watcher>| {
+        sim.trace()
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Link { linker, .. } if *linker == watcher.upid()))
+    };
+    assert!(
+        !held(&sim, &hasty),
+        "a link the peer holds was reported lost while its process lives"
+    );
+    assert_eq!(exits(&mut sim, &hasty), lost);
+    assert!(held(&sim, &after));
+    assert!(
+        exits(&mut sim, &after).is_empty(),
+        "a live link reported lost"
+    );
+    {
+        let _entered = sim.runtime(a).unwrap().enter();
+        procession::terminate(&recorder);
+    }
+    sim.run_for(SETTLE);
+    assert_eq!(
+        exits(&mut sim, &after),
+        [(recorder, ExitReason::Normal)],
+        "the link after the notice is the one that counts"
+    );
+}
+
+#[test]
+fn a_lost_notice_in_flight_covers_links_made_before_it_even_after_a_heal() {
+    run_seeds(20, |seed| links_around_a_lost_notice(seed, false));
+}
+
+#[test]
+fn a_lost_notice_in_flight_covers_links_made_before_it_even_after_a_restart() {
+    run_seeds(20, |seed| links_around_a_lost_notice(seed, true));
+}

@@ -6,12 +6,16 @@ use std::time::Duration;
 use super::config::exponential;
 use super::{Event, NodeId, Sim, SimError};
 
-/// Undoing a fault the fault phase injected.
+/// Undoing a fault the fault phase injected, and only that fault: faults that overlap on one
+/// node or pair must not end each other early.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Undo {
-    Heal(NodeId, NodeId),
-    Restart(NodeId),
-    Resume(NodeId),
+    /// Undoes the network's cut with this id, from the first node to the second.
+    Uncut(NodeId, NodeId, u64),
+    /// Restarts the node if it is still down from its crash with this number.
+    Restart(NodeId, u64),
+    /// Resumes the node if it is still in its pause with this number.
+    Resume(NodeId, u64),
 }
 
 impl Sim {
@@ -22,13 +26,18 @@ impl Sim {
     ///
     /// Panics if `a` and `b` are one node: a node is never cut off from itself.
     pub fn partition(&mut self, a: NodeId, b: NodeId) {
+        self.cut_both(a, b);
+    }
+
+    /// [`partition`](Self::partition), returning the ids of its cuts (`a` to `b`, `b` to `a`).
+    fn cut_both(&mut self, a: NodeId, b: NodeId) -> [u64; 2] {
         assert_ne!(
             a, b,
             "Sim::partition: a node cannot be partitioned from itself"
         );
-        self.network.cut(a.0, b.0);
-        self.network.cut(b.0, a.0);
+        let cuts = [self.network.cut(a.0, b.0), self.network.cut(b.0, a.0)];
         self.record(Event::Partition(a, b));
+        cuts
     }
 
     /// Cuts the connection from `from` to `to` only: `to` still reaches `from`, and only
@@ -38,15 +47,24 @@ impl Sim {
     ///
     /// Panics if `from` and `to` are one node.
     pub fn partition_one_way(&mut self, from: NodeId, to: NodeId) {
+        self.cut_one_way(from, to);
+    }
+
+    /// [`partition_one_way`](Self::partition_one_way), returning the id of its cut.
+    fn cut_one_way(&mut self, from: NodeId, to: NodeId) -> u64 {
         assert_ne!(
             from, to,
             "Sim::partition_one_way: a node cannot be cut off from itself"
         );
-        self.network.cut(from.0, to.0);
+        let cut = self.network.cut(from.0, to.0);
         self.record(Event::Cut(from, to));
+        cut
     }
 
-    /// Restores the connections between `a` and `b`, both ways.
+    /// Restores the connections between `a` and `b`, both ways, whatever cut them: every
+    /// partition and one-way cut between the two, by hand or by a fault phase. A side that
+    /// has not yet noticed that its connection broke goes on losing what it sends there
+    /// until it does (see the [network model](super#network-model)).
     pub fn heal(&mut self, a: NodeId, b: NodeId) {
         self.network.heal(a.0, b.0);
         self.record(Event::Heal(a, b));
@@ -70,6 +88,7 @@ impl Sim {
             return;
         };
         self.nodes[node.0].paused = false;
+        self.nodes[node.0].crashes += 1;
         self.network.crash(node.0);
         runtime.crash();
         self.record(Event::Crash(node));
@@ -96,6 +115,7 @@ impl Sim {
             return;
         }
         entry.paused = true;
+        entry.pauses += 1;
         self.network.pause(node.0);
         self.record(Event::Pause(node));
     }
@@ -165,9 +185,11 @@ impl Sim {
     /// Runs a fault phase of `duration`: the profile's node faults strike `targets` at random
     /// times drawn from the seed — partitions (half of them one-way) between two targets,
     /// crashes, pauses — each undone again after a random while, some within the phase, the
-    /// rest by [`heal_everything`](Self::heal_everything). Clock offsets and drift, when the
-    /// profile has them, are set on every target at the start (the drift counting from there).
-    /// With a calm profile this is [`run_for`](Self::run_for).
+    /// rest by [`heal_everything`](Self::heal_everything). Each undo ends its own fault only:
+    /// a connection two faults cut stays cut until both are undone, and a node paused (or
+    /// crashed) again stays so for the whole of its new outage. Clock offsets and drift, when
+    /// the profile has them, are set on every target at the start (the drift counting from
+    /// there). With a calm profile this is [`run_for`](Self::run_for).
     ///
     /// # Panics
     ///
@@ -266,9 +288,21 @@ impl Sim {
         self.agenda = later;
         for (_, undo) in due {
             match undo {
-                Undo::Heal(a, b) => self.heal(a, b),
-                Undo::Restart(node) => self.restart(node),
-                Undo::Resume(node) => self.resume(node),
+                Undo::Uncut(from, to, cut) => {
+                    if self.network.uncut(from.0, to.0, cut) {
+                        self.record(Event::Restored(from, to));
+                    }
+                }
+                Undo::Restart(node, crash) => {
+                    if self.nodes[node.0].crashes == crash {
+                        self.restart(node);
+                    }
+                }
+                Undo::Resume(node, pause) => {
+                    if self.nodes[node.0].pauses == pause {
+                        self.resume(node);
+                    }
+                }
             }
         }
     }
@@ -289,13 +323,29 @@ impl Sim {
         let a = targets[self.rng.usize(..targets.len())];
         let others: Vec<NodeId> = targets.iter().copied().filter(|&n| n != a).collect();
         let b = others[self.rng.usize(..others.len())];
-        if self.rng.bool() {
-            self.partition_one_way(a, b);
+        let one_way = self.rng.bool();
+        let outage = self.outage(every);
+        self.inject_partition(a, b, one_way, outage);
+    }
+
+    /// Partitions `a` from `b` (only `a` to `b` if `one_way`) for `outage`, after which the
+    /// fault phase undoes this partition alone.
+    pub(crate) fn inject_partition(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        one_way: bool,
+        outage: Duration,
+    ) {
+        let until = self.now.saturating_add(outage);
+        if one_way {
+            let cut = self.cut_one_way(a, b);
+            self.agenda.push((until, Undo::Uncut(a, b, cut)));
         } else {
-            self.partition(a, b);
+            let [there, back] = self.cut_both(a, b);
+            self.agenda.push((until, Undo::Uncut(a, b, there)));
+            self.agenda.push((until, Undo::Uncut(b, a, back)));
         }
-        let until = self.now.saturating_add(self.outage(every));
-        self.agenda.push((until, Undo::Heal(a, b)));
     }
 
     fn random_crash(&mut self, targets: &[NodeId], every: Option<Duration>) {
@@ -308,9 +358,20 @@ impl Sim {
             return;
         }
         let node = up[self.rng.usize(..up.len())];
+        let outage = self.outage(every);
+        self.inject_crash(node, outage);
+    }
+
+    /// Crashes `node` for `outage`, after which the fault phase restarts it unless it was
+    /// restarted (and maybe crashed again) meanwhile. A no-op if it is down.
+    pub(crate) fn inject_crash(&mut self, node: NodeId, outage: Duration) {
+        if self.nodes[node.0].runtime.is_none() {
+            return;
+        }
         self.crash(node);
-        let until = self.now.saturating_add(self.outage(every));
-        self.agenda.push((until, Undo::Restart(node)));
+        let until = self.now.saturating_add(outage);
+        let crash = self.nodes[node.0].crashes;
+        self.agenda.push((until, Undo::Restart(node, crash)));
     }
 
     fn random_pause(&mut self, targets: &[NodeId], every: Option<Duration>) {
@@ -323,8 +384,23 @@ impl Sim {
             return;
         }
         let node = running[self.rng.usize(..running.len())];
+        let outage = self.outage(every) / 2;
+        self.inject_pause(node, outage);
+    }
+
+    /// Pauses `node` for `outage`, after which the fault phase resumes it unless it was
+    /// resumed (and maybe paused again) meanwhile. A no-op if it is paused or down.
+    pub(crate) fn inject_pause(&mut self, node: NodeId, outage: Duration) {
+        let entry = &self.nodes[node.0];
+        if entry.paused || entry.runtime.is_none() {
+            return;
+        }
         self.pause(node);
-        let until = self.now.saturating_add(self.outage(every) / 2);
-        self.agenda.push((until, Undo::Resume(node)));
+        let until = self.now.saturating_add(outage);
+        let pause = self.nodes[node.0].pauses;
+        self.agenda.push((until, Undo::Resume(node, pause)));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,9 +4,12 @@
 //! # Model
 //!
 //! See the [simulation's network model](super#network-model). A paused node's packets wait,
-//! in order, until it resumes.
+//! in order, until it resumes. A directed pair stays cut while any cut made on it is in place:
+//! each [`cut`](Network::cut) is undone alone by [`uncut`](Network::uncut), or all together by
+//! [`heal`](Network::heal), so faults that overlap on one pair do not end each other. A node's
+//! connection to a peer stays broken until its `Lost` notice for that peer is delivered.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,8 +82,9 @@ struct State {
     /// Packets that came due for a paused node, in order, until it resumes, each with its
     /// queue key.
     held: Vec<Option<Vec<(Key, Packet)>>>,
-    /// Directed pairs `(from, to)` whose connection is cut.
-    cut: HashSet<(usize, usize)>,
+    /// Directed pairs `(from, to)` whose connection is cut, each with the cuts in place on it.
+    cut: HashMap<(usize, usize), BTreeSet<u64>>,
+    next_cut: u64,
     queue: BTreeMap<Key, Packet>,
     next_seq: u64,
     /// The latest delivery time per directed pair, so messages keep their order.
@@ -101,7 +105,8 @@ impl Network {
                 addresses: Vec::new(),
                 up: Vec::new(),
                 held: Vec::new(),
-                cut: HashSet::new(),
+                cut: HashMap::new(),
+                next_cut: 0,
                 queue: BTreeMap::new(),
                 next_seq: 0,
                 last: HashMap::new(),
@@ -178,10 +183,13 @@ impl Network {
     }
 
     /// Cuts the connection from `from` to `to`: what is in flight that way is lost, and `from`
-    /// learns (after the detection delay) that it lost `to`.
-    pub(crate) fn cut(&self, from: usize, to: usize) {
+    /// learns (after the detection delay) that it lost `to`. Returns the cut's id, for
+    /// [`uncut`](Self::uncut).
+    pub(crate) fn cut(&self, from: usize, to: usize) -> u64 {
         let mut state = self.state.lock();
-        state.cut.insert((from, to));
+        let id = state.next_cut;
+        state.next_cut += 1;
+        state.cut.entry((from, to)).or_default().insert(id);
         state
             .queue
             .retain(|_, p| (p.from_node, p.to_node) != (from, to));
@@ -190,9 +198,30 @@ impl Network {
         }
         let address = state.addresses[to];
         state.lost(from, address);
+        id
     }
 
-    /// Restores the connections between `a` and `b`.
+    /// Undoes the cut `id` from `from` to `to` (a no-op if it was healed already); returns
+    /// whether that restored the connection, no other cut holding it.
+    pub(crate) fn uncut(&self, from: usize, to: usize, id: u64) -> bool {
+        let mut state = self.state.lock();
+        let Some(cuts) = state.cut.get_mut(&(from, to)) else {
+            return false;
+        };
+        if !cuts.remove(&id) || !cuts.is_empty() {
+            return false;
+        }
+        state.cut.remove(&(from, to));
+        true
+    }
+
+    /// Whether the connection from `from` to `to` is cut.
+    #[cfg(test)]
+    pub(crate) fn is_cut(&self, from: usize, to: usize) -> bool {
+        self.state.lock().cut.contains_key(&(from, to))
+    }
+
+    /// Restores the connections between `a` and `b`, whatever cuts made them.
     pub(crate) fn heal(&self, a: usize, b: usize) {
         let mut state = self.state.lock();
         state.cut.remove(&(a, b));
@@ -244,11 +273,16 @@ impl Network {
         let mut guard = self.state.lock();
         // One reborrow, so the generator and the configuration can be borrowed apart.
         let state = &mut *guard;
+        // Until its Lost notice is delivered, the node still writes into the connection that
+        // broke (a heal or a restart does not mend it): what it sends is lost with the rest,
+        // so a link made in the meantime is among those the notice reports, never one that
+        // the peer holds while this side is told it is lost.
+        let noticing = state.pending_lost.contains(&(from_node, to));
         let reachable = state
             .addresses
             .iter()
             .position(|a| *a == to)
-            .filter(|&n| state.up[n] && !state.cut.contains(&(from_node, n)));
+            .filter(|&n| !noticing && state.up[n] && !state.cut.contains_key(&(from_node, n)));
         let Some(to_node) = reachable else {
             state.lost(from_node, to);
             return;

@@ -69,6 +69,9 @@ pub enum Event {
     Cut(NodeId, NodeId),
     /// The connections between two nodes were restored, both ways.
     Heal(NodeId, NodeId),
+    /// A fault phase undid the last cut from the first node to the second: that connection
+    /// works again. (Undoing a cut while another still holds the connection records nothing.)
+    Restored(NodeId, NodeId),
     /// A node crashed.
     Crash(NodeId),
     /// A crashed node started again.
@@ -105,6 +108,7 @@ impl fmt::Display for Event {
             Event::Partition(a, b) => write!(f, "partition between {a} and {b}"),
             Event::Cut(a, b) => write!(f, "one-way cut from {a} to {b}"),
             Event::Heal(a, b) => write!(f, "{a} and {b} healed"),
+            Event::Restored(a, b) => write!(f, "connection from {a} to {b} restored"),
             Event::Crash(node) => write!(f, "{node} crashed"),
             Event::Restart(node) => write!(f, "{node} restarted"),
             Event::Pause(node) => write!(f, "{node} paused"),
