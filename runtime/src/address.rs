@@ -45,8 +45,11 @@ impl Address {
                 let word = u64::from(u32::from(*v4.ip())) | u64::from(v4.port()) << 32;
                 self.word.store(word, Ordering::Release);
             }
-            SocketAddr::V6(_) => {
-                *self.v6.write() = Some(address);
+            SocketAddr::V6(mut v6) => {
+                // As a Upid keeps it (see `Upid::of_run`): no flow label, so that the runtime's
+                // own Upids are local to it.
+                v6.set_flowinfo(0);
+                *self.v6.write() = Some(SocketAddr::V6(v6));
                 self.word.store(V6, Ordering::Release);
             }
         }

@@ -128,7 +128,7 @@ impl Latch {
         if state.triggered {
             return Future::ready(());
         }
-        let mut forgotten = Vec::new();
+        let mut forgotten: Vec<Promise<()>> = Vec::new();
         if state.waiters.len() == state.waiters.capacity() {
             // Before the list grows: amortized, each waiter is looked at a bounded number of
             // times. Dropped after the unlock, though nothing observes their abandonment.
@@ -136,13 +136,18 @@ impl Latch {
                 .into_iter()
                 .partition(Promise::is_observed);
             state.waiters = live;
+            // Room to grow before the next look, so each waiter is looked at a bounded number
+            // of times even when most stay watched.
+            let len = state.waiters.len();
+            state.waiters.reserve(len.max(4));
             forgotten = dead;
         }
         let promise = Promise::new();
         let future = promise.future();
         state.waiters.push(promise);
         drop(state);
-        drop(forgotten);
+        // Not abandoned: nobody could see it, and an abandonment would be counted.
+        forgotten.into_iter().for_each(Promise::release);
         future
     }
 
@@ -186,6 +191,10 @@ mod tests {
             .on_ready(move |()| flag.store(true, Ordering::SeqCst));
         for _ in 0..100_000 {
             drop(latch.future());
+        }
+        // Waited on for a moment, then given up (the callback registered and withdrawn).
+        for _ in 0..1_000 {
+            assert!(!latch.future().wait_for(std::time::Duration::ZERO));
         }
         let waiting = latch.state.lock().waiters.len();
         assert!(waiting < 64, "{waiting} waiters kept for 2 watched futures");

@@ -163,7 +163,7 @@ impl<'a, P: Process> Context<'a, P> {
     /// assert_eq!(jobs, vec![("anonymous".to_owned(), 4)]);
     /// ```
     pub fn delegate<M: Message>(&mut self, to: &Upid) -> Result<(), InstallError> {
-        if self.cell.upid().may_be(to) {
+        if to.id() == self.cell.id() && self.cell.handle().is_local(to.address()) {
             // Every such message would come back here, forever.
             return Err(InstallError::to_itself(M::NAME));
         }

@@ -88,6 +88,15 @@ pub trait Request: Message {
 /// Panics if no runtime is current.
 pub fn request<R: Request>(to: &Upid, request: R) -> Future<R::Response> {
     let handle = context::expect_current("request");
+    // A local target named by the runtime's in-process address (kept from before a transport
+    // started) answers, and ends, under the current one: the one its answer is checked against.
+    let current;
+    let to = if handle.is_local(to.address()) && to.address() != handle.address() {
+        current = Upid::of_run(to.id(), handle.address(), to.incarnation().unwrap_or(0));
+        &current
+    } else {
+        to
+    };
     let promise = Promise::new();
     let answer = promise.future();
     if handle.shutting_down.load(Ordering::SeqCst) {

@@ -303,7 +303,12 @@ fn watch(
         let _ = on_discard.send(());
     });
     let id = child.id().unwrap_or_default();
-    let key = handle.children().started(id, kill.clone());
+    let (key, closing) = handle.children().started(id, kill.clone());
+    if closing {
+        if let Err(error) = child.start_kill() {
+            tracing::debug!(pid = id, %error, "kill of a child started during shutdown failed");
+        }
+    }
     let owner = handle.clone();
     handle.io().spawn(async move {
         let exit = loop {

@@ -301,3 +301,16 @@ fn a_plain_handler_for_the_requests_own_name_is_refused() {
     rt.spawn(Installer(tx));
     assert!(rx.recv_timeout(Duration::from_secs(20)).unwrap());
 }
+
+#[test]
+fn a_process_named_by_its_address_before_a_transport_started_is_answered() {
+    let rt = Runtime::new();
+    let adder = rt.spawn(Adder).upid();
+    // What a transport does when it starts listening: the runtime's Upids take its address.
+    rt.inbound().set_address("127.0.0.1:5050".parse().unwrap());
+    assert_ne!(rt.spawn(Mute).upid().address(), adder.address());
+    let _entered = rt.enter();
+    let answer = request(&adder, Add(1, 2));
+    assert!(answer.wait_for(Duration::from_secs(20)), "{answer:?}");
+    assert_eq!(answer.get(), Some(3));
+}

@@ -167,10 +167,11 @@ impl<T: Send + Sync + 'static> Cell<T> {
         self.state.load(Ordering::Acquire) & DISCARD != 0
     }
 
-    /// Whether anything may wait on the outcome: a callback, or (conservatively) anything under
-    /// the mutex.
+    /// Whether a callback waits on the outcome (one that was registered and withdrawn, as an
+    /// abandoned `.await` leaves, does not count).
     pub(crate) fn has_callbacks(&self) -> bool {
-        self.state.load(Ordering::Acquire) & (WRITING | FIRST | SLOW) != 0
+        let state = self.state.load(Ordering::Acquire);
+        state & (WRITING | FIRST) != 0 || (state & SLOW != 0 && !self.slow.lock().rest.is_empty())
     }
 
     /// Writes the outcome and runs the callbacks; returns false if the cell was already complete.

@@ -71,7 +71,20 @@ impl<T: Send + Sync + 'static> Promise<T> {
     /// anyone can observe (no new handle can be made from the promise alone but through
     /// [`future`](Self::future)).
     pub(crate) fn is_observed(&self) -> bool {
-        Arc::strong_count(&self.cell) > 1 || self.cell.has_callbacks()
+        if Arc::strong_count(&self.cell) > 1 {
+            return true;
+        }
+        // The count's load is relaxed: what the last other handle did before it dropped
+        // (register a callback) must be seen below.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        self.cell.has_callbacks()
+    }
+
+    /// Lets the future go without completing it: for one nobody observes (see
+    /// [`is_observed`](Self::is_observed)), which would otherwise be counted as abandoned.
+    pub(crate) fn release(mut self) {
+        let done = Arc::new(Cell::completed(Err(Error::abandoned())));
+        drop(std::mem::replace(&mut self.cell, done));
     }
 
     /// Whether a discard was requested on the future. A producer checks this to stop early.

@@ -24,17 +24,15 @@ struct Live {
 
 impl Children {
     /// Records a child started with OS id `pid`; its reaper calls [`reaped`](Self::reaped) with
-    /// the key.
-    pub(crate) fn started(&self, pid: u32, kill: UnboundedSender<()>) -> u64 {
+    /// the key. Also says whether shutdown is killing every child: one started as it began (a
+    /// status callback's replacement, say) is to be killed at once, by its starter, as its
+    /// reaper may never run once the I/O driver stops.
+    pub(crate) fn started(&self, pid: u32, kill: UnboundedSender<()>) -> (u64, bool) {
         let mut live = self.live.lock();
         let key = live.next_key;
         live.next_key += 1;
-        if live.closing {
-            // Started as shutdown began (a status callback's replacement, say): it goes too.
-            let _ = kill.send(());
-        }
         live.by_key.insert(key, (pid, kill));
-        key
+        (key, live.closing)
     }
 
     pub(crate) fn reaped(&self, key: u64) {

@@ -34,7 +34,7 @@ impl NodeClock {
         let elapsed = t.as_nanos() as i128 - self.since.as_nanos() as i128;
         let scaled = elapsed + elapsed * i128::from(self.drift_ppm) / MILLION;
         let reading = self.reading.as_nanos() as i128 + scaled;
-        epoch + Duration::from_nanos(reading.max(0) as u64)
+        epoch + Duration::from_nanos(nanos(reading))
     }
 
     /// The earliest virtual time at which the node's clock reads `instant` or later. The
@@ -57,7 +57,7 @@ impl NodeClock {
             ahead * MILLION / rate
         };
         let t = self.since.as_nanos() as i128 + elapsed;
-        let mut t = Duration::from_nanos(t.max(0) as u64);
+        let mut t = Duration::from_nanos(nanos(t));
         let ns = Duration::from_nanos(1);
         while self.local(epoch, t) < instant {
             t += ns;
@@ -67,6 +67,12 @@ impl NodeClock {
         }
         t
     }
+}
+
+/// Nanoseconds as a `u64`, held within its range (a virtual time past 584 years saturates
+/// rather than wrapping behind the epoch).
+fn nanos(ns: i128) -> u64 {
+    ns.clamp(0, i128::from(u64::MAX)) as u64
 }
 
 #[cfg(test)]

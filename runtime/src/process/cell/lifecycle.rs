@@ -285,15 +285,14 @@ impl<P: Process> ProcessCell<P> {
         drop(undelivered);
         // A worker may be finishing a visit of this process right now: wait for it briefly (a
         // visit takes microseconds), but never for a handler that does not return.
+        // Before the wait, so that a handler returning as it times out sees it: if it is stuck,
+        // its batch ends when it returns instead of going on (see `begin_ending`), and nothing
+        // of this process runs after the shutdown. Harmless if the slot is taken below.
+        self.inject.store(true, Ordering::Release);
         let state = self
             .slot
             .try_lock_for(std::time::Duration::from_secs(1))
             .map(|mut slot| (slot.process.take(), std::mem::take(&mut slot.batch)));
-        if state.is_none() {
-            // The handler is stuck: when it returns, its batch ends instead of going on (see
-            // `begin_ending`), so nothing of this process runs after the shutdown.
-            self.inject.store(true, Ordering::Release);
-        }
         drop(state);
     }
 }
