@@ -165,13 +165,20 @@ fn a_crash_heard_while_the_child_is_still_ending_is_restarted() {
     let rt = Runtime::builder().workers(2).paused().build().unwrap();
     let log = Log::default();
     let supervisor = Supervisor::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1));
-    let (_, workers) = supervised(&rt, supervisor, &log);
+    let (sup, workers) = supervised(&rt, supervisor, &log);
     let child = &workers[1];
     for round in 0..20 {
         rt.spawn(Linker(child.upid()));
         rt.clock().settle();
-        // Holds the ending worker inside the ending, after the linkers were told.
-        monitor(child).on_any(|_| std::thread::sleep(Duration::from_millis(20)));
+        // Holds the ending worker inside the ending, after the linkers were told, until the
+        // supervisor (on the other worker) has handled what was queued to it before: its
+        // notice. The bound only keeps a supervisor that never runs there from hanging it.
+        let sup = sup.clone();
+        monitor(child).on_any(move |_| {
+            let (handled, heard) = std::sync::mpsc::channel();
+            let _ = dispatch(&sup, move |_: &mut Supervisor| handled.send(()));
+            let _ = heard.recv_timeout(Duration::from_secs(5));
+        });
         crash(&rt, child);
         let answered = dispatch(child, |w: &mut Worker| w.work);
         assert!(
