@@ -177,7 +177,7 @@ fn a_crash_heard_while_the_child_is_still_ending_is_restarted() {
         monitor(child).on_any(move |_| {
             let (handled, heard) = std::sync::mpsc::channel();
             let _ = dispatch(&sup, move |_: &mut Supervisor| handled.send(()));
-            let _ = heard.recv_timeout(Duration::from_secs(5));
+            let _ = heard.recv_timeout(Duration::from_secs(1));
         });
         crash(&rt, child);
         let answered = dispatch(child, |w: &mut Worker| w.work);
