@@ -82,7 +82,7 @@ impl Builder {
 
     /// Refuses frames longer than `bytes` (default [`DEFAULT_MAX_FRAME`]): the connection that
     /// sends one is closed before its bytes are read. However large a frame this lets in, a
-    /// message decodes with at most [`MAX_DECODED`](procession_runtime::message::MAX_DECODED)
+    /// message decodes with at most [`MAX_DECODED`](procession::message::MAX_DECODED)
     /// of strings, vectors and other containers; a larger one is dropped and counted.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
